@@ -1,0 +1,629 @@
+#include "skiff/objects.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "skiff/mem.h"
+
+/* Field table shorthands: the JSON name is the C member's name. */
+#define FIELD(S, m, t, ...)                                                   \
+    {                                                                         \
+        .name = #m, .type = (t), .offset = offsetof(S, m), __VA_ARGS__        \
+    }
+#define STR(S, m, ...) FIELD(S, m, SK_FT_STR, __VA_ARGS__)
+#define INT(S, m, ...) FIELD(S, m, SK_FT_INT, __VA_ARGS__)
+#define UINT(S, m, ...) FIELD(S, m, SK_FT_UINT, __VA_ARGS__)
+#define BOOL(S, m, ...) FIELD(S, m, SK_FT_BOOL, __VA_ARGS__)
+#define DBL(S, m, ...) FIELD(S, m, SK_FT_DOUBLE, __VA_ARGS__)
+#define ENUM(S, m, tbl, ...) FIELD(S, m, SK_FT_ENUM, .names = (tbl), __VA_ARGS__)
+#define ID(S, m, ...) FIELD(S, m, SK_FT_ID, __VA_ARGS__)
+#define STRS(S, m, ...)                                                       \
+    FIELD(S, m, SK_FT_STRS, .count_offset = offsetof(S, n_##m), __VA_ARGS__)
+#define MAP(S, m, ...)                                                        \
+    FIELD(S, m, SK_FT_MAP, .count_offset = offsetof(S, n_##m), __VA_ARGS__)
+#define OBJ(S, m, sch, ...) FIELD(S, m, SK_FT_OBJ, .sub = &(sch), __VA_ARGS__)
+#define PTR(S, m, sch, ...) FIELD(S, m, SK_FT_PTR, .sub = &(sch), __VA_ARGS__)
+#define OBJS(S, m, sch, ...)                                                  \
+    FIELD(S, m, SK_FT_OBJS, .sub = &(sch),                                    \
+          .count_offset = offsetof(S, n_##m), __VA_ARGS__)
+#define SCHEMA(var, S, label, tbl)                                            \
+    const struct sk_schema var = {label, sizeof(S), tbl,                      \
+                                  sizeof(tbl) / sizeof((tbl)[0])}
+
+#define MS_MAX (10LL * 365 * 24 * 3600 * 1000)
+#define BYTES_MAX (1LL << 50)
+#define NANO_CPUS_MAX (4096LL * 1000000000LL)
+#define NAME_MAX_LEN 63
+
+const char *const sk_node_role_names[] = {"worker", "manager", NULL};
+const char *const sk_availability_names[] = {"active", "pause", "drain",
+                                             NULL};
+const char *const sk_node_state_names[] = {"unknown", "down", "ready",
+                                           "disconnected", NULL};
+const char *const sk_task_state_names[] = {
+    "new",      "pending",  "assigned", "accepted", "preparing",
+    "starting", "running",  "complete", "shutdown", "failed",
+    "rejected", "remove",   "orphaned", NULL};
+const char *const sk_service_mode_names[] = {"replicated", "global", NULL};
+const char *const sk_restart_condition_names[] = {"any", "on-failure", "none",
+                                                  NULL};
+static const char *const failure_action_names[] = {"pause", "continue",
+                                                   "rollback", NULL};
+static const char *const update_order_names[] = {"stop-first", "start-first",
+                                                 NULL};
+static const char *const protocol_names[] = {"tcp", "udp", NULL};
+static const char *const port_mode_names[] = {"host", "ingress", NULL};
+static const char *const endpoint_mode_names[] = {"vip", "dnsrr", NULL};
+static const char *const update_state_names[] = {
+    "none",     "updating",         "paused",          "completed",
+    "rollback_started", "rollback_paused", "rollback_completed", NULL};
+
+/* ---- meta, shared by every kind ---- */
+
+#define META_FIELD(S, m, jname, t)                                            \
+    {                                                                         \
+        .name = jname, .type = (t), .offset = offsetof(S, meta.m)             \
+    }
+#define META_FIELDS(S)                                                        \
+    META_FIELD(S, id, "id", SK_FT_ID),                                        \
+        META_FIELD(S, version, "version", SK_FT_UINT),                        \
+        META_FIELD(S, created_at, "created_at", SK_FT_INT),                   \
+        META_FIELD(S, updated_at, "updated_at", SK_FT_INT)
+
+/* ---- cluster ---- */
+
+static const struct sk_field cluster_spec_fields[] = {
+    STR(struct sk_cluster_spec, name, .def_str = "default",
+        .max_len = NAME_MAX_LEN),
+    INT(struct sk_cluster_spec, heartbeat_period_ms, .min = 100,
+        .max = 60000, .def = SK_DEFAULT_HEARTBEAT_MS),
+    INT(struct sk_cluster_spec, cert_expiry_ms, .min = 60000, .max = MS_MAX,
+        .def = 90LL * 24 * 3600 * 1000),
+    INT(struct sk_cluster_spec, task_history_limit, .min = 0, .max = 100,
+        .def = SK_DEFAULT_TASK_HISTORY),
+    INT(struct sk_cluster_spec, snapshot_interval, .min = 16,
+        .max = 1000000, .def = 1024),
+    BOOL(struct sk_cluster_spec, require_non_root),
+    BOOL(struct sk_cluster_spec, forbid_privileged, .def = 1),
+    BOOL(struct sk_cluster_spec, require_image_digest),
+};
+SCHEMA(sk_cluster_spec_schema, struct sk_cluster_spec, "cluster spec",
+       cluster_spec_fields);
+
+static const struct sk_field cluster_keys_fields[] = {
+    STR(struct sk_cluster_keys, ca_key_sealed),
+    STR(struct sk_cluster_keys, worker_token_hash),
+    STR(struct sk_cluster_keys, manager_token_hash),
+    STR(struct sk_cluster_keys, worker_token_sealed),
+    STR(struct sk_cluster_keys, manager_token_sealed),
+};
+static SCHEMA(cluster_keys_schema, struct sk_cluster_keys, "cluster keys",
+              cluster_keys_fields);
+
+static const struct sk_field cluster_fields[] = {
+    META_FIELDS(struct sk_cluster),
+    OBJ(struct sk_cluster, spec, sk_cluster_spec_schema),
+    STR(struct sk_cluster, ca_cert_pem, .max_len = 16384),
+    STR(struct sk_cluster, ca_digest, .max_len = 64),
+    OBJ(struct sk_cluster, keys, cluster_keys_schema, .flags = SK_FF_SECRET),
+};
+SCHEMA(sk_cluster_schema, struct sk_cluster, "cluster", cluster_fields);
+
+/* ---- node ---- */
+
+static const struct sk_field node_spec_fields[] = {
+    STR(struct sk_node_spec, name, .max_len = NAME_MAX_LEN),
+    ENUM(struct sk_node_spec, role, sk_node_role_names),
+    ENUM(struct sk_node_spec, availability, sk_availability_names),
+    MAP(struct sk_node_spec, labels, .max_len = SK_MAX_LABELS),
+};
+SCHEMA(sk_node_spec_schema, struct sk_node_spec, "node spec",
+       node_spec_fields);
+
+static const struct sk_field node_description_fields[] = {
+    STR(struct sk_node_description, hostname, .max_len = 255),
+    STR(struct sk_node_description, addr, .max_len = 64),
+    STR(struct sk_node_description, data_addr, .max_len = 64),
+    INT(struct sk_node_description, nano_cpus, .min = 0,
+        .max = NANO_CPUS_MAX),
+    INT(struct sk_node_description, memory_bytes, .min = 0,
+        .max = BYTES_MAX),
+    STR(struct sk_node_description, engine_version, .max_len = 64),
+    STR(struct sk_node_description, skiff_version, .max_len = 64),
+};
+static SCHEMA(node_description_schema, struct sk_node_description,
+              "node description", node_description_fields);
+
+static const struct sk_field node_status_fields[] = {
+    ENUM(struct sk_node_status, state, sk_node_state_names),
+    STR(struct sk_node_status, message),
+    INT(struct sk_node_status, state_changed_at),
+    INT(struct sk_node_status, cert_not_after),
+};
+static SCHEMA(node_status_schema, struct sk_node_status, "node status",
+              node_status_fields);
+
+static const struct sk_field node_raft_fields[] = {
+    UINT(struct sk_node_raft, raft_id),
+    STR(struct sk_node_raft, raft_addr, .max_len = 64),
+};
+static SCHEMA(node_raft_schema, struct sk_node_raft, "node raft",
+              node_raft_fields);
+
+static const struct sk_field node_fields[] = {
+    META_FIELDS(struct sk_node),
+    OBJ(struct sk_node, spec, sk_node_spec_schema),
+    OBJ(struct sk_node, description, node_description_schema),
+    OBJ(struct sk_node, status, node_status_schema),
+    OBJ(struct sk_node, raft, node_raft_schema),
+};
+SCHEMA(sk_node_schema, struct sk_node, "node", node_fields);
+
+/* ---- service ---- */
+
+static const struct sk_field healthcheck_fields[] = {
+    STRS(struct sk_healthcheck, test, .max_len = 64),
+    INT(struct sk_healthcheck, interval_ms, .min = 0, .max = MS_MAX,
+        .def = 30000),
+    INT(struct sk_healthcheck, timeout_ms, .min = 0, .max = MS_MAX,
+        .def = 30000),
+    INT(struct sk_healthcheck, retries, .min = 0, .max = 1000, .def = 3),
+    INT(struct sk_healthcheck, start_period_ms, .min = 0, .max = MS_MAX),
+};
+static SCHEMA(healthcheck_schema, struct sk_healthcheck, "health check",
+              healthcheck_fields);
+
+static const struct sk_field file_ref_fields[] = {
+    STR(struct sk_file_ref, name, .max_len = NAME_MAX_LEN,
+        .flags = SK_FF_REQUIRED),
+    ID(struct sk_file_ref, id),
+    STR(struct sk_file_ref, target, .max_len = 255),
+    INT(struct sk_file_ref, uid, .min = 0, .max = 4294967295LL),
+    INT(struct sk_file_ref, gid, .min = 0, .max = 4294967295LL),
+    INT(struct sk_file_ref, mode, .min = 0, .max = 07777, .def = 0444),
+};
+static SCHEMA(file_ref_schema, struct sk_file_ref, "file reference",
+              file_ref_fields);
+
+static const struct sk_field container_fields[] = {
+    STR(struct sk_container_spec, image, .max_len = 512,
+        .flags = SK_FF_REQUIRED),
+    STRS(struct sk_container_spec, command, .max_len = 256),
+    STRS(struct sk_container_spec, entrypoint, .max_len = 64),
+    STRS(struct sk_container_spec, env, .max_len = 256),
+    STR(struct sk_container_spec, workdir, .max_len = 1024),
+    STR(struct sk_container_spec, user, .max_len = 64),
+    STR(struct sk_container_spec, hostname, .max_len = 255),
+    MAP(struct sk_container_spec, labels, .max_len = SK_MAX_LABELS),
+    BOOL(struct sk_container_spec, init),
+    BOOL(struct sk_container_spec, read_only),
+    BOOL(struct sk_container_spec, privileged),
+    STRS(struct sk_container_spec, cap_add, .max_len = 64),
+    STRS(struct sk_container_spec, cap_drop, .max_len = 64),
+    INT(struct sk_container_spec, stop_grace_ms, .min = 0, .max = MS_MAX,
+        .def = 10000),
+    STR(struct sk_container_spec, stop_signal, .max_len = 16),
+    PTR(struct sk_container_spec, healthcheck, healthcheck_schema),
+    OBJS(struct sk_container_spec, secrets, file_ref_schema, .max_len = 64),
+    OBJS(struct sk_container_spec, configs, file_ref_schema, .max_len = 64),
+};
+static SCHEMA(container_schema, struct sk_container_spec, "container spec",
+              container_fields);
+
+static const struct sk_field resources_fields[] = {
+    INT(struct sk_resources, nano_cpus, .min = 0, .max = NANO_CPUS_MAX),
+    INT(struct sk_resources, memory_bytes, .min = 0, .max = BYTES_MAX),
+};
+static SCHEMA(resources_schema, struct sk_resources, "resources",
+              resources_fields);
+
+static const struct sk_field restart_fields[] = {
+    ENUM(struct sk_restart_policy, condition, sk_restart_condition_names),
+    INT(struct sk_restart_policy, delay_ms, .min = 0, .max = MS_MAX,
+        .def = 5000),
+    INT(struct sk_restart_policy, max_attempts, .min = 0, .max = 1000000),
+    INT(struct sk_restart_policy, window_ms, .min = 0, .max = MS_MAX),
+};
+static SCHEMA(restart_schema, struct sk_restart_policy, "restart policy",
+              restart_fields);
+
+static const struct sk_field placement_fields[] = {
+    STRS(struct sk_placement, constraints, .max_len = 32),
+    STRS(struct sk_placement, preferences, .max_len = 8),
+    INT(struct sk_placement, max_replicas, .min = 0, .max = SK_MAX_REPLICAS),
+};
+static SCHEMA(placement_schema, struct sk_placement, "placement",
+              placement_fields);
+
+static const struct sk_field network_ref_fields[] = {
+    STR(struct sk_network_ref, target, .max_len = NAME_MAX_LEN,
+        .flags = SK_FF_REQUIRED),
+    ID(struct sk_network_ref, id),
+    STRS(struct sk_network_ref, aliases, .max_len = 16),
+};
+static SCHEMA(network_ref_schema, struct sk_network_ref, "network reference",
+              network_ref_fields);
+
+static const struct sk_field task_spec_fields[] = {
+    OBJ(struct sk_task_spec, container, container_schema,
+        .flags = SK_FF_REQUIRED),
+    OBJ(struct sk_task_spec, limits, resources_schema),
+    OBJ(struct sk_task_spec, reservations, resources_schema),
+    OBJ(struct sk_task_spec, restart, restart_schema),
+    OBJ(struct sk_task_spec, placement, placement_schema),
+    OBJS(struct sk_task_spec, networks, network_ref_schema, .max_len = 16),
+    INT(struct sk_task_spec, force_update, .min = 0, .max = INT64_MAX),
+};
+static SCHEMA(task_spec_schema, struct sk_task_spec, "task spec",
+              task_spec_fields);
+
+static const struct sk_field update_fields[] = {
+    INT(struct sk_update_config, parallelism, .min = 0,
+        .max = SK_MAX_REPLICAS, .def = 1),
+    INT(struct sk_update_config, delay_ms, .min = 0, .max = MS_MAX),
+    ENUM(struct sk_update_config, failure_action, failure_action_names),
+    INT(struct sk_update_config, monitor_ms, .min = 0, .max = MS_MAX,
+        .def = 5000),
+    DBL(struct sk_update_config, max_failure_ratio, .min = 0, .max = 1),
+    ENUM(struct sk_update_config, order, update_order_names),
+};
+static SCHEMA(update_schema, struct sk_update_config, "update config",
+              update_fields);
+
+static const struct sk_field port_fields[] = {
+    ENUM(struct sk_port, protocol, protocol_names),
+    INT(struct sk_port, target, .min = 1, .max = 65535,
+        .flags = SK_FF_REQUIRED),
+    INT(struct sk_port, published, .min = 0, .max = 65535),
+    ENUM(struct sk_port, mode, port_mode_names),
+};
+static SCHEMA(port_schema, struct sk_port, "port", port_fields);
+
+static const struct sk_field endpoint_fields[] = {
+    ENUM(struct sk_endpoint_spec, mode, endpoint_mode_names),
+    OBJS(struct sk_endpoint_spec, ports, port_schema, .max_len = 64),
+};
+static SCHEMA(endpoint_schema, struct sk_endpoint_spec, "endpoint spec",
+              endpoint_fields);
+
+static const struct sk_field service_spec_fields[] = {
+    STR(struct sk_service_spec, name, .max_len = NAME_MAX_LEN),
+    MAP(struct sk_service_spec, labels, .max_len = SK_MAX_LABELS),
+    ENUM(struct sk_service_spec, mode, sk_service_mode_names),
+    INT(struct sk_service_spec, replicas, .min = 0, .max = SK_MAX_REPLICAS,
+        .def = 1),
+    OBJ(struct sk_service_spec, task, task_spec_schema,
+        .flags = SK_FF_REQUIRED),
+    OBJ(struct sk_service_spec, update, update_schema),
+    OBJ(struct sk_service_spec, rollback, update_schema),
+    OBJ(struct sk_service_spec, endpoint, endpoint_schema),
+};
+SCHEMA(sk_service_spec_schema, struct sk_service_spec, "service spec",
+       service_spec_fields);
+
+static const struct sk_field update_status_fields[] = {
+    ENUM(struct sk_update_status, state, update_state_names),
+    INT(struct sk_update_status, started_at),
+    INT(struct sk_update_status, completed_at),
+    STR(struct sk_update_status, message),
+};
+static SCHEMA(update_status_schema, struct sk_update_status, "update status",
+              update_status_fields);
+
+static const struct sk_field vip_fields[] = {
+    ID(struct sk_vip, network_id),
+    STR(struct sk_vip, addr, .max_len = 64),
+};
+static SCHEMA(vip_schema, struct sk_vip, "virtual IP", vip_fields);
+
+static const struct sk_field service_fields[] = {
+    META_FIELDS(struct sk_service),
+    OBJ(struct sk_service, spec, sk_service_spec_schema),
+    INT(struct sk_service, spec_version, .min = 0, .max = INT64_MAX),
+    PTR(struct sk_service, previous_spec, sk_service_spec_schema),
+    OBJ(struct sk_service, update_status, update_status_schema),
+    OBJS(struct sk_service, vips, vip_schema, .max_len = 16),
+};
+SCHEMA(sk_service_schema, struct sk_service, "service", service_fields);
+
+/* ---- task ---- */
+
+static const struct sk_field task_status_fields[] = {
+    ENUM(struct sk_task_status, state, sk_task_state_names),
+    INT(struct sk_task_status, timestamp),
+    STR(struct sk_task_status, message),
+    STR(struct sk_task_status, err),
+    INT(struct sk_task_status, exit_code),
+    STR(struct sk_task_status, container_id, .max_len = 128),
+    BOOL(struct sk_task_status, healthy),
+};
+static SCHEMA(task_status_schema, struct sk_task_status, "task status",
+              task_status_fields);
+
+static const struct sk_field attachment_fields[] = {
+    ID(struct sk_net_attachment, network_id),
+    STRS(struct sk_net_attachment, addresses, .max_len = 8),
+};
+static SCHEMA(attachment_schema, struct sk_net_attachment,
+              "network attachment", attachment_fields);
+
+static const struct sk_field task_fields[] = {
+    META_FIELDS(struct sk_task),
+    ID(struct sk_task, service_id),
+    INT(struct sk_task, slot, .min = 0, .max = SK_MAX_REPLICAS),
+    ID(struct sk_task, node_id),
+    INT(struct sk_task, spec_version, .min = 0, .max = INT64_MAX),
+    OBJ(struct sk_task, spec, task_spec_schema),
+    ENUM(struct sk_task, desired_state, sk_task_state_names,
+         .def = SK_TASK_RUNNING),
+    OBJ(struct sk_task, status, task_status_schema),
+    OBJS(struct sk_task, networks, attachment_schema, .max_len = 16),
+    INT(struct sk_task, restart_attempts, .min = 0, .max = INT64_MAX),
+    INT(struct sk_task, restart_window_start),
+    INT(struct sk_task, not_before),
+};
+SCHEMA(sk_task_schema, struct sk_task, "task", task_fields);
+
+/* ---- network, secret, config ---- */
+
+static const struct sk_field network_spec_fields[] = {
+    STR(struct sk_network_spec, name, .max_len = NAME_MAX_LEN),
+    MAP(struct sk_network_spec, labels, .max_len = SK_MAX_LABELS),
+    STR(struct sk_network_spec, driver, .def_str = "overlay", .max_len = 32),
+    STR(struct sk_network_spec, subnet, .max_len = 43),
+    STR(struct sk_network_spec, gateway, .max_len = 39),
+    BOOL(struct sk_network_spec, attachable),
+    BOOL(struct sk_network_spec, internal),
+};
+SCHEMA(sk_network_spec_schema, struct sk_network_spec, "network spec",
+       network_spec_fields);
+
+static const struct sk_field network_fields[] = {
+    META_FIELDS(struct sk_network),
+    OBJ(struct sk_network, spec, sk_network_spec_schema),
+    INT(struct sk_network, vni, .min = 0, .max = 16777215),
+    STR(struct sk_network, subnet, .max_len = 43),
+    STR(struct sk_network, gateway, .max_len = 39),
+};
+SCHEMA(sk_network_schema, struct sk_network, "network", network_fields);
+
+/* The value is base64 of at most SK_MAX_SECRET_BYTES, plus sealing
+ * overhead. */
+static const struct sk_field secret_spec_fields[] = {
+    STR(struct sk_secret_spec, name, .max_len = NAME_MAX_LEN),
+    MAP(struct sk_secret_spec, labels, .max_len = SK_MAX_LABELS),
+    STR(struct sk_secret_spec, data, .max_len = SK_MAX_SECRET_BYTES / 3 * 4 + 64,
+        .flags = SK_FF_SECRET),
+};
+SCHEMA(sk_secret_spec_schema, struct sk_secret_spec, "secret spec",
+       secret_spec_fields);
+
+static const struct sk_field config_spec_fields[] = {
+    STR(struct sk_secret_spec, name, .max_len = NAME_MAX_LEN),
+    MAP(struct sk_secret_spec, labels, .max_len = SK_MAX_LABELS),
+    STR(struct sk_secret_spec, data, .max_len = SK_MAX_CONFIG_BYTES / 3 * 4 + 64),
+};
+static SCHEMA(config_spec_schema, struct sk_secret_spec, "config spec",
+              config_spec_fields);
+
+static const struct sk_field secret_fields[] = {
+    META_FIELDS(struct sk_secret),
+    OBJ(struct sk_secret, spec, sk_secret_spec_schema),
+    INT(struct sk_secret, size, .min = 0, .max = SK_MAX_CONFIG_BYTES),
+};
+SCHEMA(sk_secret_schema, struct sk_secret, "secret", secret_fields);
+
+static const struct sk_field config_fields[] = {
+    META_FIELDS(struct sk_config),
+    OBJ(struct sk_config, spec, config_spec_schema),
+    INT(struct sk_config, size, .min = 0, .max = SK_MAX_CONFIG_BYTES),
+};
+SCHEMA(sk_config_schema, struct sk_config, "config", config_fields);
+
+/* ---- the kinds table ---- */
+
+static const struct {
+    const char *name, *plural;
+    const struct sk_schema *schema;
+} kinds[SK_KIND_COUNT] = {
+    [SK_KIND_CLUSTER] = {"cluster", "clusters", &sk_cluster_schema},
+    [SK_KIND_NODE] = {"node", "nodes", &sk_node_schema},
+    [SK_KIND_SERVICE] = {"service", "services", &sk_service_schema},
+    [SK_KIND_TASK] = {"task", "tasks", &sk_task_schema},
+    [SK_KIND_NETWORK] = {"network", "networks", &sk_network_schema},
+    [SK_KIND_SECRET] = {"secret", "secrets", &sk_secret_schema},
+    [SK_KIND_CONFIG] = {"config", "configs", &sk_config_schema},
+};
+
+const char *sk_kind_name(enum sk_kind kind)
+{
+    return (unsigned)kind < SK_KIND_COUNT ? kinds[kind].name : NULL;
+}
+
+const char *sk_kind_plural(enum sk_kind kind)
+{
+    return (unsigned)kind < SK_KIND_COUNT ? kinds[kind].plural : NULL;
+}
+
+bool sk_kind_parse(const char *name, enum sk_kind *out_kind)
+{
+    for (int k = 0; k < SK_KIND_COUNT; k++) {
+        if (strcmp(kinds[k].name, name) == 0) {
+            *out_kind = (enum sk_kind)k;
+            return true;
+        }
+    }
+    return false;
+}
+
+const struct sk_schema *sk_kind_schema(enum sk_kind kind)
+{
+    return (unsigned)kind < SK_KIND_COUNT ? kinds[kind].schema : NULL;
+}
+
+const char *sk_object_name(enum sk_kind kind, const void *obj)
+{
+    switch (kind) {
+    case SK_KIND_CLUSTER: return ((const struct sk_cluster *)obj)->spec.name;
+    case SK_KIND_NODE: return ((const struct sk_node *)obj)->spec.name;
+    case SK_KIND_SERVICE: return ((const struct sk_service *)obj)->spec.name;
+    case SK_KIND_NETWORK: return ((const struct sk_network *)obj)->spec.name;
+    case SK_KIND_SECRET: return ((const struct sk_secret *)obj)->spec.name;
+    case SK_KIND_CONFIG: return ((const struct sk_config *)obj)->spec.name;
+    default: return NULL;
+    }
+}
+
+void *sk_object_new(enum sk_kind kind)
+{
+    return sk_calloc(1, sk_kind_schema(kind)->size);
+}
+
+void sk_object_free(enum sk_kind kind, void *obj)
+{
+    if (!obj)
+        return;
+    sk_schema_free(sk_kind_schema(kind), obj);
+    free(obj);
+}
+
+void *sk_object_dup(enum sk_kind kind, const void *obj)
+{
+    const struct sk_schema *s = sk_kind_schema(kind);
+    void *copy = sk_malloc(s->size);
+    sk_schema_copy(s, copy, obj);
+    return copy;
+}
+
+const char *sk_task_state_name(int state)
+{
+    if (state < 0 || state >= SK_TASK_STATE_COUNT)
+        return "unknown";
+    return sk_task_state_names[state];
+}
+
+bool sk_task_state_terminal(int state)
+{
+    return state >= SK_TASK_COMPLETE;
+}
+
+/* ---- validation ---- */
+
+enum sk_rc sk_name_validate(const char *what, const char *name,
+                            struct sk_err *err)
+{
+    if (!name || !*name)
+        return sk_err_set(err, SK_EINVAL, "%s: a name is required", what);
+    size_t len = strlen(name);
+    if (len > NAME_MAX_LEN)
+        return sk_err_set(err, SK_EINVAL,
+                          "%s: name \"%.20s...\" is longer than %d characters",
+                          what, name, NAME_MAX_LEN);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        bool ok = isalnum(c) || (i > 0 && (c == '_' || c == '.' || c == '-'));
+        if (!ok)
+            return sk_err_set(err, SK_EINVAL,
+                              "%s: invalid name \"%s\": use letters, digits "
+                              "and _.- (not first)",
+                              what, name);
+    }
+    return SK_OK;
+}
+
+static bool valid_label_key(const char *key)
+{
+    for (const char *c = key; *c; c++)
+        if (!isgraph((unsigned char)*c) || *c == '=')
+            return false;
+    return true;
+}
+
+static enum sk_rc validate_labels(const char *path, const struct sk_kv *kv,
+                                  size_t n, struct sk_err *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!valid_label_key(kv[i].key))
+            return sk_err_set(err, SK_EINVAL,
+                              "%s: invalid label key \"%s\" (no spaces or =)",
+                              path, kv[i].key);
+    return SK_OK;
+}
+
+enum sk_rc sk_node_spec_validate(const struct sk_node_spec *spec,
+                                 struct sk_err *err)
+{
+    enum sk_rc rc = sk_name_validate("node", spec->name, err);
+    if (rc != SK_OK)
+        return rc;
+    return validate_labels("node labels", spec->labels, spec->n_labels, err);
+}
+
+enum sk_rc sk_cluster_spec_validate(const struct sk_cluster_spec *spec,
+                                    struct sk_err *err)
+{
+    return sk_name_validate("cluster", spec->name, err);
+}
+
+enum sk_rc sk_service_spec_validate(const struct sk_service_spec *spec,
+                                    struct sk_err *err)
+{
+    enum sk_rc rc = sk_name_validate("service", spec->name, err);
+    if (rc != SK_OK)
+        return rc;
+    if ((rc = validate_labels("service labels", spec->labels,
+                              spec->n_labels, err)) != SK_OK)
+        return rc;
+    const struct sk_container_spec *c = &spec->task.container;
+    if (!c->image || !*c->image)
+        return sk_err_set(err, SK_EINVAL,
+                          "service \"%s\": spec.task.container.image: an "
+                          "image is required",
+                          spec->name);
+    for (const char *p = c->image; *p; p++)
+        if (isspace((unsigned char)*p))
+            return sk_err_set(err, SK_EINVAL,
+                              "service \"%s\": image \"%s\" contains a space",
+                              spec->name, c->image);
+    for (size_t i = 0; i < c->n_env; i++) {
+        const char *eq = strchr(c->env[i], '=');
+        if (!eq || eq == c->env[i])
+            return sk_err_set(err, SK_EINVAL,
+                              "service \"%s\": env \"%s\": want KEY=VALUE",
+                              spec->name, c->env[i]);
+    }
+    if (spec->mode == SK_MODE_GLOBAL && spec->replicas > 1)
+        /* Replicas mean nothing for a global service; refusing a value
+         * that would be ignored avoids a silent surprise. */
+        return sk_err_set(err, SK_EINVAL,
+                          "service \"%s\": replicas cannot be set for a "
+                          "global service",
+                          spec->name);
+    for (size_t i = 0; i < spec->endpoint.n_ports; i++) {
+        const struct sk_port *p = &spec->endpoint.ports[i];
+        if (p->mode == SK_PORT_HOST && p->published == 0)
+            return sk_err_set(err, SK_EINVAL,
+                              "service \"%s\": port %lld: a host-mode port "
+                              "needs a published port",
+                              spec->name, (long long)p->target);
+        for (size_t j = 0; j < i; j++) {
+            const struct sk_port *q = &spec->endpoint.ports[j];
+            if (p->published && p->published == q->published &&
+                p->protocol == q->protocol)
+                return sk_err_set(err, SK_EINVAL,
+                                  "service \"%s\": published port %lld is "
+                                  "given twice",
+                                  spec->name, (long long)p->published);
+        }
+    }
+    for (size_t i = 0; i < c->n_secrets; i++) {
+        const char *t = c->secrets[i].target;
+        if (t && (strchr(t, '/') || strcmp(t, "..") == 0 || !*t))
+            return sk_err_set(err, SK_EINVAL,
+                              "service \"%s\": secret \"%s\": target \"%s\" "
+                              "must be a plain file name",
+                              spec->name, c->secrets[i].name, t);
+    }
+    return SK_OK;
+}
