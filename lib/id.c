@@ -42,3 +42,16 @@ bool sk_id_valid(const char *s)
     size_t n;
     return sk_base32_decode(s, SK_ID_LEN, raw, &n) && n == 16;
 }
+
+uint64_t sk_raft_id_of(const char *node_id)
+{
+    unsigned char raw[17];
+    size_t n = 0;
+    uint64_t id = 0;
+    if (node_id && sk_base32_decode(node_id, strlen(node_id), raw, &n) &&
+        n >= 8) {
+        for (int i = 7; i >= 0; i--)
+            id = (id << 8) | raw[i];
+    }
+    return id ? id : 1;
+}

@@ -144,19 +144,20 @@ static const struct sk_field node_status_fields[] = {
 static SCHEMA(node_status_schema, struct sk_node_status, "node status",
               node_status_fields);
 
-static const struct sk_field node_raft_fields[] = {
-    UINT(struct sk_node_raft, raft_id),
-    STR(struct sk_node_raft, raft_addr, .max_len = 64),
+static const struct sk_field node_manager_fields[] = {
+    UINT(struct sk_node_manager, raft_id),
+    STR(struct sk_node_manager, raft_addr, .max_len = 64),
+    STR(struct sk_node_manager, api_addr, .max_len = 64),
 };
-static SCHEMA(node_raft_schema, struct sk_node_raft, "node raft",
-              node_raft_fields);
+static SCHEMA(node_manager_schema, struct sk_node_manager, "node manager",
+              node_manager_fields);
 
 static const struct sk_field node_fields[] = {
     META_FIELDS(struct sk_node),
     OBJ(struct sk_node, spec, sk_node_spec_schema),
     OBJ(struct sk_node, description, node_description_schema),
     OBJ(struct sk_node, status, node_status_schema),
-    OBJ(struct sk_node, raft, node_raft_schema),
+    OBJ(struct sk_node, manager, node_manager_schema),
 };
 SCHEMA(sk_node_schema, struct sk_node, "node", node_fields);
 

@@ -114,10 +114,12 @@ struct sk_node_status {
     int64_t cert_not_after; /* expiry of the node's current certificate */
 };
 
-/* Set for managers: the node's Raft identity. */
-struct sk_node_raft {
+/* Set for managers: the node's Raft identity and where its API listens
+ * (followers forward writes there when it leads). */
+struct sk_node_manager {
     uint64_t raft_id;
     char *raft_addr; /* "10.77.0.11:7444" */
+    char *api_addr;  /* "10.77.0.11:7443" */
 };
 
 struct sk_node {
@@ -125,7 +127,7 @@ struct sk_node {
     struct sk_node_spec spec;
     struct sk_node_description description;
     struct sk_node_status status;
-    struct sk_node_raft raft;
+    struct sk_node_manager manager;
 };
 
 /* ---- services and tasks ---- */

@@ -75,8 +75,8 @@ static void every_kind_round_trips(void **state)
                "\"description\":{\"hostname\":\"h1\",\"addr\":\"10.77.0.11\","
                "\"nano_cpus\":2000000000,\"memory_bytes\":1024},"
                "\"status\":{\"state\":\"ready\",\"message\":\"ok\"},"
-               "\"raft\":{\"raft_id\":12345678901,\"raft_addr\":"
-               "\"10.77.0.11:7444\"}}");
+               "\"manager\":{\"raft_id\":12345678901,\"raft_addr\":"
+               "\"10.77.0.11:7444\",\"api_addr\":\"10.77.0.11:7443\"}}");
     round_trip(SK_KIND_SERVICE,
                "{\"id\":\"" ID1 "\",\"spec_version\":4,\"spec\":{"
                "\"name\":\"web\",\"labels\":{\"a\":\"b\"},\"mode\":"

@@ -1,0 +1,337 @@
+#include "skiff/ca.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "skiff/base32.h"
+#include "skiff/mem.h"
+
+static char *digest_text(const unsigned char d[SK_DIGEST_SIZE])
+{
+    char *out = sk_malloc(sk_base32_encoded_len(SK_DIGEST_SIZE) + 1);
+    sk_base32_encode(d, SK_DIGEST_SIZE, out);
+    return out;
+}
+
+/* Makes a token for the CA digest; fills the hash and sealed fields. */
+static char *new_token(const unsigned char digest[SK_DIGEST_SIZE],
+                       const unsigned char key[SK_DATA_KEY_SIZE],
+                       char **hash, char **sealed)
+{
+    struct sk_token t;
+    char text[SK_TOKEN_MAX_LEN], hex[65];
+    sk_token_new(digest, &t);
+    sk_token_format(&t, text);
+    sk_token_secret_hash(&t, hex);
+    free(*hash);
+    free(*sealed);
+    *hash = sk_strdup(hex);
+    *sealed = sk_seal(key, text, strlen(text));
+    return sk_strdup(text);
+}
+
+enum sk_rc sk_ca_init_cluster(const char *cluster_id,
+                              const struct sk_cluster_spec *spec,
+                              const unsigned char data_key[SK_DATA_KEY_SIZE],
+                              struct sk_cluster_init *out, struct sk_err *err)
+{
+    memset(out, 0, sizeof *out);
+    char *cert = NULL, *key = NULL;
+    enum sk_rc rc = sk_pki_ca_new(cluster_id, &cert, &key, err);
+    if (rc != SK_OK)
+        return rc;
+    unsigned char digest[SK_DIGEST_SIZE];
+    if ((rc = sk_pki_cert_digest(cert, digest, err)) != SK_OK) {
+        free(cert);
+        free(key);
+        return rc;
+    }
+    struct sk_cluster *c = sk_object_new(SK_KIND_CLUSTER);
+    snprintf(c->meta.id, sizeof c->meta.id, "%s", cluster_id);
+    if (spec)
+        sk_schema_copy(&sk_cluster_spec_schema, &c->spec, spec);
+    else
+        sk_schema_defaults(&sk_cluster_spec_schema, &c->spec);
+    c->ca_cert_pem = cert;
+    c->ca_digest = digest_text(digest);
+    c->keys.ca_key_sealed = sk_seal(data_key, key, strlen(key));
+    out->worker_token = new_token(digest, data_key, &c->keys.worker_token_hash,
+                                  &c->keys.worker_token_sealed);
+    out->manager_token =
+        new_token(digest, data_key, &c->keys.manager_token_hash,
+                  &c->keys.manager_token_sealed);
+    out->cluster = c;
+    out->ca_key_pem = key;
+    return SK_OK;
+}
+
+void sk_cluster_init_free(struct sk_cluster_init *init)
+{
+    sk_object_free(SK_KIND_CLUSTER, init->cluster);
+    if (init->ca_key_pem) {
+        /* The CA key in clear does not linger in freed memory. */
+        memset(init->ca_key_pem, 0, strlen(init->ca_key_pem));
+        free(init->ca_key_pem);
+    }
+    free(init->worker_token);
+    free(init->manager_token);
+    memset(init, 0, sizeof *init);
+}
+
+static enum sk_rc ca_key(const struct sk_cluster *c,
+                         const unsigned char key[SK_DATA_KEY_SIZE],
+                         char **out_pem, struct sk_err *err)
+{
+    unsigned char *plain;
+    size_t len;
+    if (!c->keys.ca_key_sealed)
+        return sk_err_set(err, SK_EINTERNAL, "cluster has no CA key");
+    enum sk_rc rc = sk_unseal(key, c->keys.ca_key_sealed, &plain, &len, err);
+    if (rc != SK_OK)
+        return sk_err_wrap(err, "CA key");
+    *out_pem = (char *)plain;
+    return SK_OK;
+}
+
+static void wipe_free(char *s)
+{
+    if (s) {
+        memset(s, 0, strlen(s));
+        free(s);
+    }
+}
+
+static bool valid_ipv4(const char *s)
+{
+    struct in_addr a;
+    return s && inet_pton(AF_INET, s, &a) == 1;
+}
+
+static bool valid_host_port(const char *s)
+{
+    if (!s)
+        return false;
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s || (size_t)(colon - s) > 15)
+        return false;
+    char host[16];
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    return valid_ipv4(host) && *end == '\0' && port > 0 && port <= 65535;
+}
+
+static enum sk_rc sign(const struct sk_cluster *c,
+                       const unsigned char key[SK_DATA_KEY_SIZE],
+                       const char *csr, const char *node_id, const char *role,
+                       const char *addr, int64_t now_ms, char **out_cert,
+                       struct sk_err *err)
+{
+    char *ca_pem = NULL;
+    enum sk_rc rc = ca_key(c, key, &ca_pem, err);
+    if (rc != SK_OK)
+        return rc;
+    const char *sans[] = {addr, NULL};
+    struct sk_pki_sign_req req = {
+        .ca_cert_pem = c->ca_cert_pem,
+        .ca_key_pem = ca_pem,
+        .csr_pem = csr,
+        .node_id = node_id,
+        .role = role,
+        .cluster_id = c->meta.id,
+        .ip_sans = addr ? sans : NULL,
+        .now_ms = now_ms,
+        .validity_ms = c->spec.cert_expiry_ms,
+    };
+    rc = sk_pki_sign(&req, out_cert, err);
+    wipe_free(ca_pem);
+    return rc;
+}
+
+enum sk_rc sk_ca_admit(const struct sk_store *s,
+                       const unsigned char data_key[SK_DATA_KEY_SIZE],
+                       const struct sk_join_request *req, int64_t now_ms,
+                       struct sk_join_grant *out, struct sk_err *err)
+{
+    const struct sk_cluster *c = sk_store_cluster(s);
+    if (!c)
+        return sk_err_set(err, SK_EUNAVAIL,
+                          "the cluster is not initialised yet");
+    if (!req->token || !*req->token)
+        return sk_err_set(err, SK_EINVAL, "a join token is required");
+    struct sk_token t;
+    enum sk_rc rc = sk_token_parse(req->token, &t, err);
+    if (rc != SK_OK)
+        return rc;
+    char *digest = digest_text(t.ca_digest);
+    bool same_ca = c->ca_digest && strcmp(digest, c->ca_digest) == 0;
+    free(digest);
+    if (!same_ca)
+        return sk_err_set(err, SK_EAUTH,
+                          "join token is not valid for this cluster: it was "
+                          "made for another CA");
+    int role;
+    if (sk_token_secret_matches(&t, c->keys.manager_token_hash))
+        role = SK_ROLE_MANAGER;
+    else if (sk_token_secret_matches(&t, c->keys.worker_token_hash))
+        role = SK_ROLE_WORKER;
+    else
+        return sk_err_set(err, SK_EAUTH,
+                          "join token is not valid for this cluster: unknown "
+                          "secret (rotated or mistyped)");
+
+    if ((rc = sk_name_validate("node", req->hostname, err)) != SK_OK)
+        return rc;
+    if (!valid_ipv4(req->addr))
+        return sk_err_set(err, SK_EINVAL,
+                          "node \"%s\": advertise address \"%s\" is not an "
+                          "IPv4 address",
+                          req->hostname, req->addr ? req->addr : "");
+    if (!valid_ipv4(req->data_addr))
+        return sk_err_set(err, SK_EINVAL,
+                          "node \"%s\": data path address \"%s\" is not an "
+                          "IPv4 address",
+                          req->hostname, req->data_addr ? req->data_addr : "");
+    if (role == SK_ROLE_MANAGER &&
+        (!valid_host_port(req->api_addr) || !valid_host_port(req->raft_addr)))
+        return sk_err_set(err, SK_EINVAL,
+                          "node \"%s\": a manager must give its API and Raft "
+                          "addresses as IP:PORT",
+                          req->hostname);
+    if (!req->csr_pem)
+        return sk_err_set(err, SK_EINVAL, "node \"%s\": no CSR",
+                          req->hostname);
+    const struct sk_node *holder =
+        sk_store_get_by_name(s, SK_KIND_NODE, req->hostname);
+    if (holder)
+        return sk_err_set(
+            err, SK_EEXIST,
+            "a node named \"%s\" already exists (%s, %s): remove it first "
+            "with `skiff node rm %s`",
+            req->hostname, holder->meta.id,
+            sk_node_state_names[holder->status.state], req->hostname);
+
+    struct sk_node *n = sk_object_new(SK_KIND_NODE);
+    sk_id_new(n->meta.id);
+    n->spec.name = sk_strdup(req->hostname);
+    n->spec.role = role;
+    n->spec.availability = SK_AVAIL_ACTIVE;
+    n->description.hostname = sk_strdup(req->hostname);
+    n->description.addr = sk_strdup(req->addr);
+    n->description.data_addr = sk_strdup(req->data_addr);
+    n->description.nano_cpus = req->nano_cpus;
+    n->description.memory_bytes = req->memory_bytes;
+    if (req->engine_version)
+        n->description.engine_version = sk_strdup(req->engine_version);
+    if (req->skiff_version)
+        n->description.skiff_version = sk_strdup(req->skiff_version);
+    n->status.state = SK_NODE_UNKNOWN;
+    n->status.message = sk_strdup("joined");
+    n->status.state_changed_at = now_ms;
+    if (role == SK_ROLE_MANAGER) {
+        n->manager.raft_id = sk_raft_id_of(n->meta.id);
+        n->manager.raft_addr = sk_strdup(req->raft_addr);
+        n->manager.api_addr = sk_strdup(req->api_addr);
+    }
+    char *cert = NULL;
+    rc = sign(c, data_key, req->csr_pem, n->meta.id,
+              sk_node_role_names[role], req->addr, now_ms, &cert, err);
+    if (rc != SK_OK) {
+        sk_object_free(SK_KIND_NODE, n);
+        return sk_err_wrap(err, "node \"%s\"", req->hostname);
+    }
+    struct sk_cert_info info;
+    if (sk_pki_cert_info(cert, &info, NULL) == SK_OK)
+        n->status.cert_not_after = info.not_after_ms;
+    out->node = n;
+    out->cert_pem = cert;
+    return SK_OK;
+}
+
+void sk_join_grant_free(struct sk_join_grant *g)
+{
+    sk_object_free(SK_KIND_NODE, g->node);
+    free(g->cert_pem);
+    memset(g, 0, sizeof *g);
+}
+
+enum sk_rc sk_ca_issue(const struct sk_store *s,
+                       const unsigned char data_key[SK_DATA_KEY_SIZE],
+                       const struct sk_node *node, const char *csr_pem,
+                       int64_t now_ms, char **out_cert, struct sk_err *err)
+{
+    const struct sk_cluster *c = sk_store_cluster(s);
+    if (!c)
+        return sk_err_set(err, SK_EUNAVAIL,
+                          "the cluster is not initialised yet");
+    enum sk_rc rc = sign(c, data_key, csr_pem, node->meta.id,
+                         sk_node_role_names[node->spec.role],
+                         node->description.addr, now_ms, out_cert, err);
+    if (rc != SK_OK)
+        return sk_err_wrap(err, "node \"%s\"", node->spec.name);
+    return SK_OK;
+}
+
+enum sk_rc sk_ca_issue_admin(const char *ca_cert_pem, const char *ca_key_pem,
+                             const char *cluster_id, const char *csr_pem,
+                             int64_t now_ms, int64_t validity_ms,
+                             char **out_cert, struct sk_err *err)
+{
+    char id[SK_ID_SIZE + 8];
+    char rnd[SK_ID_SIZE];
+    sk_id_new(rnd);
+    snprintf(id, sizeof id, "admin-%.8s", rnd);
+    struct sk_pki_sign_req req = {
+        .ca_cert_pem = ca_cert_pem,
+        .ca_key_pem = ca_key_pem,
+        .csr_pem = csr_pem,
+        .node_id = id,
+        .role = "admin",
+        .cluster_id = cluster_id,
+        .now_ms = now_ms,
+        .validity_ms = validity_ms,
+    };
+    return sk_pki_sign(&req, out_cert, err);
+}
+
+enum sk_rc sk_ca_token(const struct sk_cluster *c,
+                       const unsigned char data_key[SK_DATA_KEY_SIZE],
+                       int role, char **out_token, struct sk_err *err)
+{
+    const char *sealed = role == SK_ROLE_MANAGER ? c->keys.manager_token_sealed
+                                                 : c->keys.worker_token_sealed;
+    if (!sealed)
+        return sk_err_set(err, SK_EINTERNAL, "cluster has no %s token",
+                          sk_node_role_names[role]);
+    unsigned char *plain;
+    size_t len;
+    enum sk_rc rc = sk_unseal(data_key, sealed, &plain, &len, err);
+    if (rc != SK_OK)
+        return sk_err_wrap(err, "%s join token", sk_node_role_names[role]);
+    *out_token = (char *)plain;
+    return SK_OK;
+}
+
+enum sk_rc sk_ca_rotate_token(const struct sk_cluster *c,
+                              const unsigned char data_key[SK_DATA_KEY_SIZE],
+                              int role, struct sk_cluster **out_cluster,
+                              char **out_token, struct sk_err *err)
+{
+    unsigned char digest[SK_DIGEST_SIZE];
+    enum sk_rc rc = sk_pki_cert_digest(c->ca_cert_pem, digest, err);
+    if (rc != SK_OK)
+        return rc;
+    struct sk_cluster *copy = sk_object_dup(SK_KIND_CLUSTER, c);
+    if (role == SK_ROLE_MANAGER)
+        *out_token = new_token(digest, data_key,
+                               &copy->keys.manager_token_hash,
+                               &copy->keys.manager_token_sealed);
+    else
+        *out_token = new_token(digest, data_key, &copy->keys.worker_token_hash,
+                               &copy->keys.worker_token_sealed);
+    *out_cluster = copy;
+    return SK_OK;
+}
