@@ -1,6 +1,7 @@
 #include "skiff/id.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,5 +54,7 @@ uint64_t sk_raft_id_of(const char *node_id)
         for (int i = 7; i >= 0; i--)
             id = (id << 8) | raw[i];
     }
+    /* 63 bits: the ID travels as a JSON integer, which is signed. */
+    id &= INT64_MAX;
     return id ? id : 1;
 }

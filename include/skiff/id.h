@@ -13,7 +13,7 @@
 void sk_id_new(char out[SK_ID_SIZE]);
 /* True for a string that has the shape of an ID. */
 bool sk_id_valid(const char *s);
-/* The Raft ID of a manager node: the first 8 bytes of its ID, never 0. */
+/* The Raft ID of a manager node: the first 63 bits of its ID, never 0. */
 uint64_t sk_raft_id_of(const char *node_id);
 /* Fills buf with n random bytes from the OS CSPRNG (aborts as above). */
 void sk_random_bytes(void *buf, unsigned long n);

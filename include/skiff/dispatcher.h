@@ -1,0 +1,51 @@
+/* Node liveness from heartbeats, on the leader.
+ *
+ * Agents send a heartbeat every heartbeat period (a cluster setting). The
+ * dispatcher remembers when it last heard from each node -- in memory only:
+ * heartbeats never enter the Raft log -- and decides which nodes changed
+ * state: a node heard from within 3 periods is ready; one silent for longer
+ * is down. A leader that just took over has heard from nobody yet, so it
+ * gives every node a grace of 5 periods from the moment it became leader
+ * before calling anything down (agents need a moment to find it).
+ *
+ * Pure: time is passed in; the caller proposes the state changes. */
+#ifndef SKIFF_DISPATCHER_H
+#define SKIFF_DISPATCHER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "skiff/map.h"
+#include "skiff/store.h"
+
+#define SK_DOWN_AFTER_PERIODS 3
+#define SK_LEADER_GRACE_PERIODS 5
+
+struct sk_dispatcher {
+    struct sk_map last_seen; /* node id -> heap int64_t (ms) */
+    int64_t leader_since;
+};
+
+struct sk_node_change {
+    char node_id[SK_ID_SIZE];
+    int state; /* enum sk_node_state */
+    char message[96];
+};
+
+void sk_dispatcher_init(struct sk_dispatcher *d);
+void sk_dispatcher_free(struct sk_dispatcher *d);
+/* This manager became leader at now_ms: forget what an earlier term saw. */
+void sk_dispatcher_reset(struct sk_dispatcher *d, int64_t now_ms);
+void sk_dispatcher_heartbeat(struct sk_dispatcher *d, const char *node_id,
+                             int64_t now_ms);
+/* The node said goodbye (stopping on purpose). */
+void sk_dispatcher_forget(struct sk_dispatcher *d, const char *node_id);
+int64_t sk_dispatcher_last_seen(const struct sk_dispatcher *d,
+                                const char *node_id);
+/* Compares what the store says with what was heard; fills up to max
+ * changes (heap array in *out, free()); returns how many. */
+size_t sk_dispatcher_check(const struct sk_dispatcher *d,
+                           const struct sk_store *s, int64_t now_ms,
+                           int64_t period_ms, struct sk_node_change **out);
+
+#endif

@@ -1,0 +1,115 @@
+#include "skiff/dispatcher.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "skiff/mem.h"
+
+void sk_dispatcher_init(struct sk_dispatcher *d)
+{
+    sk_map_init(&d->last_seen);
+    d->leader_since = 0;
+}
+
+static void clear_seen(struct sk_dispatcher *d)
+{
+    struct sk_map_iter it;
+    void *v;
+    sk_map_iter_init(&it, &d->last_seen);
+    while (sk_map_iter_next(&it, NULL, &v))
+        free(v);
+    sk_map_clear(&d->last_seen);
+}
+
+void sk_dispatcher_free(struct sk_dispatcher *d)
+{
+    clear_seen(d);
+}
+
+void sk_dispatcher_reset(struct sk_dispatcher *d, int64_t now_ms)
+{
+    clear_seen(d);
+    d->leader_since = now_ms;
+}
+
+void sk_dispatcher_heartbeat(struct sk_dispatcher *d, const char *node_id,
+                             int64_t now_ms)
+{
+    int64_t *t = sk_map_get(&d->last_seen, node_id);
+    if (!t) {
+        t = sk_malloc(sizeof *t);
+        sk_map_put(&d->last_seen, node_id, t);
+    }
+    *t = now_ms;
+}
+
+void sk_dispatcher_forget(struct sk_dispatcher *d, const char *node_id)
+{
+    free(sk_map_del(&d->last_seen, node_id));
+}
+
+int64_t sk_dispatcher_last_seen(const struct sk_dispatcher *d,
+                                const char *node_id)
+{
+    const int64_t *t = sk_map_get(&d->last_seen, node_id);
+    return t ? *t : 0;
+}
+
+struct check {
+    const struct sk_dispatcher *d;
+    int64_t now, period;
+    struct sk_node_change *out;
+    size_t n, cap;
+};
+
+static bool check_node(const void *obj, void *ctx)
+{
+    const struct sk_node *node = obj;
+    struct check *c = ctx;
+    int64_t seen = sk_dispatcher_last_seen(c->d, node->meta.id);
+    int64_t limit = SK_DOWN_AFTER_PERIODS * c->period;
+    int want = -1;
+    char msg[96] = "";
+    if (seen && c->now - seen <= limit) {
+        if (node->status.state != SK_NODE_READY) {
+            want = SK_NODE_READY;
+            snprintf(msg, sizeof msg, "heartbeat received");
+        }
+    } else if (node->status.state != SK_NODE_DOWN) {
+        bool grace = c->now - c->d->leader_since <
+                     SK_LEADER_GRACE_PERIODS * c->period;
+        /* A node that left on purpose stays disconnected until it is back. */
+        if (!grace && node->status.state != SK_NODE_DISCONNECTED) {
+            want = SK_NODE_DOWN;
+            if (seen)
+                snprintf(msg, sizeof msg,
+                         "no heartbeat for %lld ms (limit %lld ms)",
+                         (long long)(c->now - seen), (long long)limit);
+            else
+                snprintf(msg, sizeof msg,
+                         "no heartbeat since this leader took over");
+        }
+    }
+    if (want < 0)
+        return true;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 8;
+        c->out = sk_realloc(c->out, c->cap * sizeof *c->out);
+    }
+    struct sk_node_change *ch = &c->out[c->n++];
+    memcpy(ch->node_id, node->meta.id, SK_ID_SIZE);
+    ch->state = want;
+    snprintf(ch->message, sizeof ch->message, "%s", msg);
+    return true;
+}
+
+size_t sk_dispatcher_check(const struct sk_dispatcher *d,
+                           const struct sk_store *s, int64_t now_ms,
+                           int64_t period_ms, struct sk_node_change **out)
+{
+    struct check c = {.d = d, .now = now_ms, .period = period_ms};
+    sk_store_each(s, SK_KIND_NODE, check_node, &c);
+    *out = c.out;
+    return c.n;
+}
