@@ -1,28 +1,622 @@
-/* skiffd: the daemon, one per host. Flag parsing and wiring only. */
+/* skiffd: the daemon, one per host. Flag parsing, the node's data dir, and
+ * wiring of the manager and agent roles; nothing else.
+ *
+ *   skiffd --data-dir D --advertise-addr A [--data-path-addr B] --init
+ *   skiffd --data-dir D --advertise-addr A [--data-path-addr B] \
+ *          --join HOST:PORT --token T
+ *   skiffd --data-dir D                      (resume)
+ *
+ * A data dir that already holds a membership resumes it and ignores
+ * --init/--join, so restarts are idempotent. A role change (promote/demote)
+ * is applied by saving the new credentials and re-executing the daemon. */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
 
+#include <jansson.h>
+
+#include "skiff/agent.h"
+#include "skiff/ca.h"
+#include "skiff/datadir.h"
+#include "skiff/flags.h"
+#include "skiff/http_client.h"
+#include "skiff/join.h"
+#include "skiff/log.h"
+#include "skiff/manager.h"
+#include "skiff/mem.h"
+#include "skiff/objects.h"
 #include "skiff/version.h"
+
+enum {
+    F_DATA_DIR,
+    F_ADVERTISE,
+    F_DATA_PATH,
+    F_LISTEN,
+    F_API_PORT,
+    F_RAFT_PORT,
+    F_INIT,
+    F_JOIN,
+    F_TOKEN,
+    F_FORCE_NEW,
+    F_HOSTNAME,
+    F_HEARTBEAT,
+    F_CERT_EXPIRY,
+    F_ELECTION,
+    F_ADMIN_CONFIG,
+    F_DOCKER_HOST,
+    F_LOG_LEVEL,
+    F_VERSION,
+    F_HELP,
+    F_COUNT
+};
+
+static struct sk_flag flags[F_COUNT] = {
+    [F_DATA_DIR] = {.name = "data-dir", .type = SK_FLAG_STRING,
+                    .metavar = "DIR",
+                    .help = "node state (default /var/lib/skiff)"},
+    [F_ADVERTISE] = {.name = "advertise-addr", .type = SK_FLAG_STRING,
+                     .metavar = "IP",
+                     .help = "control-plane address others reach this node at"},
+    [F_DATA_PATH] = {.name = "data-path-addr", .type = SK_FLAG_STRING,
+                     .metavar = "IP",
+                     .help = "data-plane (VXLAN) address (default: advertise)"},
+    [F_LISTEN] = {.name = "listen-addr", .type = SK_FLAG_STRING,
+                  .metavar = "IP",
+                  .help = "address to listen on (default: advertise)"},
+    [F_API_PORT] = {.name = "api-port", .type = SK_FLAG_INT, .min = 1,
+                    .max = 65535, .help = "HTTPS API port (default 7443)"},
+    [F_RAFT_PORT] = {.name = "raft-port", .type = SK_FLAG_INT, .min = 1,
+                     .max = 65535, .help = "Raft port (default 7444)"},
+    [F_INIT] = {.name = "init", .type = SK_FLAG_BOOL,
+                .help = "create a new cluster with this node as manager"},
+    [F_JOIN] = {.name = "join", .type = SK_FLAG_STRING,
+                .metavar = "HOST:PORT", .help = "join the cluster of a manager"},
+    [F_TOKEN] = {.name = "token", .type = SK_FLAG_STRING, .metavar = "TOKEN",
+                 .help = "join token (SKF1-...)"},
+    [F_FORCE_NEW] = {.name = "force-new-cluster", .type = SK_FLAG_BOOL,
+                     .help = "after losing quorum: continue as the only "
+                             "manager, keeping the state"},
+    [F_HOSTNAME] = {.name = "hostname", .type = SK_FLAG_STRING,
+                    .metavar = "NAME",
+                    .help = "node name (default: the host name)"},
+    [F_HEARTBEAT] = {.name = "heartbeat-period", .type = SK_FLAG_DURATION,
+                     .help = "with --init: agents' heartbeat (default 1s)"},
+    [F_CERT_EXPIRY] = {.name = "cert-expiry", .type = SK_FLAG_DURATION,
+                       .help = "with --init: node certificate life (default "
+                               "90 days)"},
+    [F_ELECTION] = {.name = "election-timeout", .type = SK_FLAG_DURATION,
+                    .help = "Raft election timeout (default 1s)"},
+    [F_ADMIN_CONFIG] = {.name = "admin-config", .type = SK_FLAG_STRING,
+                        .metavar = "FILE",
+                        .help = "with --init: where to write the admin "
+                                "credentials (default DIR/admin.json)"},
+    [F_DOCKER_HOST] = {.name = "docker-host", .type = SK_FLAG_STRING,
+                       .metavar = "SOCKET",
+                       .help = "dockerd socket (default "
+                               "/var/run/docker.sock)"},
+    [F_LOG_LEVEL] = {.name = "log-level", .type = SK_FLAG_ENUM,
+                     .choices = (const char *const[]){"debug", "info", "warn",
+                                                      "error", NULL},
+                     .help = "log level (default info)"},
+    [F_VERSION] = {.name = "version", .type = SK_FLAG_BOOL,
+                   .help = "print versions and exit"},
+    [F_HELP] = {.name = "help", .short_name = 'h', .type = SK_FLAG_BOOL,
+                .help = "this help"},
+};
+
+struct daemon {
+    uv_loop_t *loop;
+    char *dir;
+    char *raft_dir;
+    struct sk_local_node node;
+    struct sk_manager *manager;
+    struct sk_agent *agent;
+    uv_signal_t sigterm, sigint;
+    char **argv;
+    bool stopping;
+    bool reexec;   /* after stopping, re-execute (role change) */
+    unsigned running; /* manager + agent still to stop */
+};
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "skiffd: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(1);
+}
+
+static const char *flag_str(int f, const char *def)
+{
+    return flags[f].set ? flags[f].str : def;
+}
+
+static int64_t host_memory(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (int64_t)pages * size : 0;
+}
+
+static int64_t host_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int64_t)n * 1000000000LL : 0;
+}
+
+/* dockerd's version, or NULL if it does not answer. */
+static char *engine_version(const char *socket)
+{
+    struct sk_http_call call = {
+        .url = "http://localhost/version",
+        .unix_socket = socket,
+        .connect_timeout_ms = 1000,
+        .timeout_ms = 2000,
+        .max_response_bytes = 64 * 1024,
+    };
+    char *v = NULL;
+    if (sk_http_call_sync(&call) == SK_OK && call.status == 200) {
+        json_t *j = json_loads(call.resp_body, 0, NULL);
+        const char *s = json_string_value(json_object_get(j, "Version"));
+        if (s)
+            v = sk_strdup(s);
+        json_decref(j);
+    }
+    sk_http_call_reset(&call);
+    return v;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static char *host_port(const char *host, int port)
+{
+    return sk_printf("%s:%d", host, port);
+}
+
+static void save_state(struct daemon *d)
+{
+    struct sk_err err;
+    if (sk_local_node_save(d->dir, &d->node, &err) != SK_OK)
+        SK_ERROR("skiffd", "saving node state: %s", err.msg);
+}
+
+/* ---- --init ---- */
+
+static void do_init(struct daemon *d, const char *hostname,
+                    const char *engine)
+{
+    struct sk_local_node *n = &d->node;
+    struct sk_cluster_spec spec = {0};
+    sk_schema_defaults(&sk_cluster_spec_schema, &spec);
+    if (flags[F_HEARTBEAT].set)
+        spec.heartbeat_period_ms = flags[F_HEARTBEAT].num;
+    if (flags[F_CERT_EXPIRY].set)
+        spec.cert_expiry_ms = flags[F_CERT_EXPIRY].num;
+    struct sk_err err;
+    if (sk_cluster_spec_validate(&spec, &err) != SK_OK ||
+        spec.heartbeat_period_ms < 100 || spec.cert_expiry_ms < 60000)
+        die("--heartbeat-period must be at least 100ms and --cert-expiry at "
+            "least 1m");
+    unsigned char key[SK_DATA_KEY_SIZE];
+    sk_data_key_new(key);
+    char *api = host_port(n->advertise_addr, n->api_port);
+    char *raft = host_port(n->advertise_addr, n->raft_port);
+    struct sk_bootstrap_request req = {
+        .hostname = hostname,
+        .addr = n->advertise_addr,
+        .data_addr = n->data_addr,
+        .api_addr = api,
+        .raft_addr = raft,
+        .nano_cpus = host_cpus(),
+        .memory_bytes = host_memory(),
+        .engine_version = engine,
+        .spec = &spec,
+    };
+    struct sk_bootstrap b;
+    if (sk_ca_bootstrap(&req, key, now_ms(), &b, &err) != SK_OK)
+        die("init: %s", err.msg);
+    sk_schema_free(&sk_cluster_spec_schema, &spec);
+
+    memcpy(n->node_id, b.node->meta.id, SK_ID_SIZE);
+    memcpy(n->cluster_id, b.init.cluster->meta.id, SK_ID_SIZE);
+    n->role = SK_ROLE_MANAGER;
+    n->ca_pem = sk_strdup(b.init.cluster->ca_cert_pem);
+    n->cert_pem = sk_strdup(b.node_cert);
+    n->key_pem = sk_strdup(b.node_key);
+    memcpy(n->data_key, key, sizeof key);
+    n->has_data_key = true;
+    char *managers[] = {api};
+    sk_local_node_set_managers(n, managers, 1);
+
+    /* The first change goes to disk before the membership does: a crash in
+     * between leaves no node.json, and --init simply runs again. */
+    char *init_path = sk_printf("%s/init.json", d->dir);
+    if (sk_write_file_atomic(init_path, b.command, strlen(b.command), 0600,
+                             &err) != SK_OK)
+        die("%s", err.msg);
+    struct sk_admin_creds admin = {
+        .cluster_id = n->cluster_id,
+        .ca_pem = n->ca_pem,
+        .cert_pem = b.admin_cert,
+        .key_pem = b.admin_key,
+        .managers = managers,
+        .n_managers = 1,
+    };
+    char *admin_path = flags[F_ADMIN_CONFIG].set
+                           ? sk_strdup(flags[F_ADMIN_CONFIG].str)
+                           : sk_printf("%s/admin.json", d->dir);
+    if (sk_admin_creds_save(admin_path, &admin, &err) != SK_OK)
+        die("admin credentials: %s", err.msg);
+    save_state(d);
+    printf("skiffd: cluster %s initialised; this node (%s) is its first "
+           "manager.\n"
+           "  admin credentials: %s\n"
+           "  join a worker:  skiffd --join %s --token %s ...\n"
+           "  join a manager: skiffd --join %s --token %s ...\n",
+           n->cluster_id, n->node_id, admin_path, api, b.init.worker_token,
+           api, b.init.manager_token);
+    fflush(stdout);
+    free(admin_path);
+    free(init_path);
+    free(api);
+    free(raft);
+    memset(key, 0, sizeof key);
+    sk_bootstrap_free(&b);
+}
+
+/* ---- --join ---- */
+
+static void do_join(struct daemon *d, const char *hostname,
+                    const char *engine)
+{
+    struct sk_local_node *n = &d->node;
+    if (!flags[F_TOKEN].set)
+        die("--join needs --token");
+    char *api = host_port(n->advertise_addr, n->api_port);
+    char *raft = host_port(n->advertise_addr, n->raft_port);
+    struct sk_join_config cfg = {
+        .manager = flags[F_JOIN].str,
+        .token = flags[F_TOKEN].str,
+        .hostname = hostname,
+        .addr = n->advertise_addr,
+        .data_addr = n->data_addr,
+        .api_addr = api,
+        .raft_addr = raft,
+        .nano_cpus = host_cpus(),
+        .memory_bytes = host_memory(),
+        .engine_version = engine,
+    };
+    struct sk_err err;
+    if (sk_join_cluster(&cfg, n, &err) != SK_OK)
+        die("join %s: %s", flags[F_JOIN].str, err.msg);
+    save_state(d);
+    SK_INFO("skiffd", "joined cluster %s as %s %s", n->cluster_id,
+            sk_node_role_names[n->role], n->node_id);
+    free(api);
+    free(raft);
+}
+
+/* ---- running ---- */
+
+static void stopped_one(void *ctx)
+{
+    struct daemon *d = ctx;
+    if (--d->running > 0)
+        return;
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+}
+
+static void stop(struct daemon *d, bool leave)
+{
+    if (d->stopping)
+        return;
+    d->stopping = true;
+    d->running = 1;
+    if (d->agent) {
+        d->running++;
+        sk_agent_stop(d->agent, leave, stopped_one, d);
+        d->agent = NULL;
+    }
+    if (d->manager) {
+        d->running++;
+        sk_manager_stop(d->manager, true, stopped_one, d);
+        d->manager = NULL;
+    }
+    stopped_one(d);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct daemon *d = s->data;
+    SK_INFO("skiffd", "%s: stopping", strsignal(signum));
+    stop(d, true);
+}
+
+static void init_done(void *ctx)
+{
+    struct daemon *d = ctx;
+    char *path = sk_printf("%s/init.json", d->dir);
+    unlink(path);
+    free(path);
+}
+
+static void on_credentials(void *ctx, const char *cert, const char *key)
+{
+    struct daemon *d = ctx;
+    free(d->node.cert_pem);
+    free(d->node.key_pem);
+    d->node.cert_pem = sk_strdup(cert);
+    d->node.key_pem = sk_strdup(key);
+    save_state(d);
+    if (d->manager) {
+        struct sk_err err;
+        if (sk_manager_set_credentials(d->manager, cert, key, &err) != SK_OK)
+            SK_ERROR("skiffd", "new certificate: %s", err.msg);
+    }
+}
+
+static void on_role(void *ctx, int role, const char *cert, const char *key,
+                    const unsigned char *data_key)
+{
+    struct daemon *d = ctx;
+    free(d->node.cert_pem);
+    free(d->node.key_pem);
+    d->node.cert_pem = sk_strdup(cert);
+    d->node.key_pem = sk_strdup(key);
+    d->node.role = role;
+    if (data_key) {
+        memcpy(d->node.data_key, data_key, SK_DATA_KEY_SIZE);
+        d->node.has_data_key = true;
+    } else {
+        memset(d->node.data_key, 0, SK_DATA_KEY_SIZE);
+        d->node.has_data_key = false;
+    }
+    save_state(d);
+    SK_INFO("skiffd", "role is now %s: restarting in that role",
+            sk_node_role_names[role]);
+    d->reexec = true;
+    stop(d, false);
+}
+
+static void on_managers(void *ctx, char *const *addrs, size_t n)
+{
+    struct daemon *d = ctx;
+    sk_local_node_set_managers(&d->node, addrs, n);
+    save_state(d);
+}
+
+static void start_roles(struct daemon *d, const char *hostname,
+                        const char *engine, const char *init_command)
+{
+    struct sk_local_node *n = &d->node;
+    struct sk_err err;
+    char *api = host_port(n->advertise_addr, n->api_port);
+    char *raft = host_port(n->advertise_addr, n->raft_port);
+    if (n->role == SK_ROLE_MANAGER) {
+        if (!n->has_data_key)
+            die("%s/node.json: a manager without the data key", d->dir);
+        if (sk_mkdirs(d->raft_dir, 0700, &err) != SK_OK)
+            die("%s", err.msg);
+        struct sk_manager_config mc = {
+            .loop = d->loop,
+            .raft_dir = d->raft_dir,
+            .node_id = n->node_id,
+            .cluster_id = n->cluster_id,
+            .listen_addr = n->listen_addr,
+            .api_addr = api,
+            .raft_addr = raft,
+            .api_port = n->api_port,
+            .raft_port = n->raft_port,
+            .ca_pem = n->ca_pem,
+            .cert_pem = n->cert_pem,
+            .key_pem = n->key_pem,
+            .bootstrap = init_command != NULL,
+            .force_new_cluster = flags[F_FORCE_NEW].on,
+            .init_command = init_command,
+            .election_timeout_ms =
+                flags[F_ELECTION].set ? (unsigned)flags[F_ELECTION].num : 0,
+            .init_done_cb = init_done,
+            .ctx = d,
+        };
+        memcpy(mc.data_key, n->data_key, SK_DATA_KEY_SIZE);
+        d->manager = sk_manager_start(&mc, &err);
+        memset(mc.data_key, 0, sizeof mc.data_key);
+        if (!d->manager)
+            die("manager: %s", err.msg);
+        SK_INFO("skiffd", "manager of cluster %s: API %s, Raft %s",
+                n->cluster_id, api, raft);
+    }
+    struct sk_agent_config ac = {
+        .loop = d->loop,
+        .node_id = n->node_id,
+        .role = n->role,
+        .ca_pem = n->ca_pem,
+        .cert_pem = n->cert_pem,
+        .key_pem = n->key_pem,
+        .managers = n->managers,
+        .n_managers = n->n_managers,
+        .hostname = hostname,
+        .addr = n->advertise_addr,
+        .data_addr = n->data_addr,
+        .nano_cpus = host_cpus(),
+        .memory_bytes = host_memory(),
+        .engine_version = engine,
+        .api_addr = api,
+        .raft_addr = raft,
+        .credentials_cb = on_credentials,
+        .role_cb = on_role,
+        .managers_cb = on_managers,
+        .ctx = d,
+    };
+    d->agent = sk_agent_start(&ac, &err);
+    if (!d->agent)
+        die("agent: %s", err.msg);
+    free(api);
+    free(raft);
+}
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: skiffd --data-dir DIR --advertise-addr ADDR "
-               "--data-path-addr ADDR (--init | --join HOST:PORT --token T)\n"
-               "       skiffd --version\n");
+    fprintf(f,
+            "usage: skiffd [--data-dir DIR] --advertise-addr IP "
+            "[--data-path-addr IP] --init\n"
+            "       skiffd [--data-dir DIR] --advertise-addr IP "
+            "[--data-path-addr IP] --join HOST:PORT --token TOKEN\n"
+            "       skiffd [--data-dir DIR]        (resume)\n\n");
+    sk_flags_usage(f, flags, F_COUNT);
 }
 
 int main(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--version") == 0) {
-            sk_version_print(stdout, "skiffd");
-            return 0;
-        }
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return 0;
+    sk_log_init_from_env();
+    signal(SIGPIPE, SIG_IGN);
+    struct sk_flags_result res;
+    struct sk_err err;
+    if (sk_flags_parse(flags, F_COUNT, argc - 1, argv + 1, false, &res,
+                       &err) != SK_OK) {
+        fprintf(stderr, "skiffd: %s\n", err.msg);
+        usage(stderr);
+        return 2;
+    }
+    if (flags[F_HELP].on) {
+        usage(stdout);
+        return 0;
+    }
+    if (flags[F_VERSION].on) {
+        sk_version_print(stdout, "skiffd");
+        return 0;
+    }
+    if (res.n_positional > 0) {
+        fprintf(stderr, "skiffd: unexpected argument \"%s\"\n",
+                res.positional[0]);
+        return 2;
+    }
+    if (flags[F_LOG_LEVEL].set) {
+        enum sk_log_level lvl;
+        sk_log_level_parse(flags[F_LOG_LEVEL].str, &lvl);
+        sk_log_set_level(lvl);
+    }
+
+    struct daemon d = {.argv = argv};
+    d.dir = sk_strdup(flag_str(F_DATA_DIR, "/var/lib/skiff"));
+    d.raft_dir = sk_printf("%s/raft", d.dir);
+    if (sk_mkdirs(d.dir, 0700, &err) != SK_OK)
+        die("%s", err.msg);
+
+    char hostbuf[HOST_NAME_MAX + 1] = "";
+    gethostname(hostbuf, sizeof hostbuf);
+    const char *docker = flag_str(F_DOCKER_HOST, "/var/run/docker.sock");
+    if (strncmp(docker, "unix://", 7) == 0)
+        docker += 7;
+    char *engine = engine_version(docker);
+
+    char *init_command = NULL;
+    enum sk_rc loaded = sk_local_node_load(d.dir, &d.node, &err);
+    if (loaded == SK_OK) {
+        if (flags[F_INIT].on || flags[F_JOIN].set)
+            SK_INFO("skiffd", "%s holds a membership (node %s of cluster "
+                              "%s): resuming, ignoring --init/--join",
+                    d.dir, d.node.node_id, d.node.cluster_id);
+        char *path = sk_printf("%s/init.json", d.dir);
+        if (sk_read_file(path, 8u << 20, &init_command, NULL, &err) != SK_OK)
+            init_command = NULL;
+        free(path);
+    } else if (loaded != SK_ENOTFOUND) {
+        die("%s", err.msg);
+    } else {
+        if (!flags[F_INIT].on && !flags[F_JOIN].set)
+            die("%s holds no membership: start with --init (new cluster) "
+                "or --join HOST:PORT --token TOKEN",
+                d.dir);
+        if (flags[F_INIT].on && flags[F_JOIN].set)
+            die("--init and --join exclude each other");
+        if (!flags[F_ADVERTISE].set)
+            die("--advertise-addr is required to create or join a cluster");
+        if (flags[F_FORCE_NEW].on)
+            die("--force-new-cluster needs a data dir with a membership");
+        d.node.advertise_addr = sk_strdup(flags[F_ADVERTISE].str);
+        d.node.data_addr =
+            sk_strdup(flag_str(F_DATA_PATH, flags[F_ADVERTISE].str));
+        d.node.listen_addr =
+            sk_strdup(flag_str(F_LISTEN, flags[F_ADVERTISE].str));
+        d.node.api_port =
+            flags[F_API_PORT].set ? (int)flags[F_API_PORT].num : 7443;
+        d.node.raft_port =
+            flags[F_RAFT_PORT].set ? (int)flags[F_RAFT_PORT].num : 7444;
+        d.node.hostname = sk_strdup(flag_str(F_HOSTNAME, hostbuf));
+        if (flags[F_INIT].on) {
+            do_init(&d, d.node.hostname, engine);
+            char *path = sk_printf("%s/init.json", d.dir);
+            if (sk_read_file(path, 8u << 20, &init_command, NULL, &err) !=
+                SK_OK)
+                die("%s", err.msg);
+            free(path);
+        } else {
+            do_join(&d, d.node.hostname, engine);
         }
     }
-    usage(stderr);
-    return 2;
+    if (!d.node.listen_addr)
+        d.node.listen_addr = sk_strdup(d.node.advertise_addr);
+    if (!d.node.data_addr)
+        d.node.data_addr = sk_strdup(d.node.advertise_addr);
+    if (!d.node.api_port)
+        d.node.api_port = 7443;
+    if (!d.node.raft_port)
+        d.node.raft_port = 7444;
+    if (!d.node.hostname)
+        d.node.hostname = sk_strdup(flag_str(F_HOSTNAME, hostbuf));
+    /* A worker holds no Raft state: a demoted manager's is wiped. */
+    if (d.node.role == SK_ROLE_WORKER) {
+        struct stat st;
+        if (stat(d.raft_dir, &st) == 0 &&
+            sk_remove_tree(d.raft_dir, &err) != SK_OK)
+            SK_WARN("skiffd", "removing old Raft state: %s", err.msg);
+    }
+
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    d.loop = &loop;
+    uv_signal_init(&loop, &d.sigterm);
+    uv_signal_init(&loop, &d.sigint);
+    d.sigterm.data = d.sigint.data = &d;
+    uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&d.sigint, on_signal, SIGINT);
+
+    start_roles(&d, d.node.hostname, engine, init_command);
+    free(init_command);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    int rc = uv_loop_close(&loop);
+    if (rc != 0)
+        SK_WARN("skiffd", "loop closed with handles open: %s",
+                uv_strerror(rc));
+    bool reexec = d.reexec;
+    sk_local_node_free(&d.node);
+    free(d.dir);
+    free(d.raft_dir);
+    free(engine);
+    sk_flags_free(flags, F_COUNT, &res);
+    if (reexec) {
+        execv("/proc/self/exe", argv);
+        fprintf(stderr, "skiffd: re-exec: %s\n", strerror(errno));
+        return 1;
+    }
+    SK_INFO("skiffd", "stopped");
+    return 0;
 }

@@ -132,8 +132,8 @@ static const struct sk_field node_description_fields[] = {
     STR(struct sk_node_description, engine_version, .max_len = 64),
     STR(struct sk_node_description, skiff_version, .max_len = 64),
 };
-static SCHEMA(node_description_schema, struct sk_node_description,
-              "node description", node_description_fields);
+SCHEMA(sk_node_description_schema, struct sk_node_description,
+       "node description", node_description_fields);
 
 static const struct sk_field node_status_fields[] = {
     ENUM(struct sk_node_status, state, sk_node_state_names),
@@ -149,15 +149,15 @@ static const struct sk_field node_manager_fields[] = {
     STR(struct sk_node_manager, raft_addr, .max_len = 64),
     STR(struct sk_node_manager, api_addr, .max_len = 64),
 };
-static SCHEMA(node_manager_schema, struct sk_node_manager, "node manager",
-              node_manager_fields);
+SCHEMA(sk_node_manager_schema, struct sk_node_manager, "node manager",
+       node_manager_fields);
 
 static const struct sk_field node_fields[] = {
     META_FIELDS(struct sk_node),
     OBJ(struct sk_node, spec, sk_node_spec_schema),
-    OBJ(struct sk_node, description, node_description_schema),
+    OBJ(struct sk_node, description, sk_node_description_schema),
     OBJ(struct sk_node, status, node_status_schema),
-    OBJ(struct sk_node, manager, node_manager_schema),
+    OBJ(struct sk_node, manager, sk_node_manager_schema),
 };
 SCHEMA(sk_node_schema, struct sk_node, "node", node_fields);
 

@@ -335,3 +335,119 @@ enum sk_rc sk_ca_rotate_token(const struct sk_cluster *c,
     *out_cluster = copy;
     return SK_OK;
 }
+
+static enum sk_rc key_and_csr(const char *cn, char **key, char **csr,
+                              struct sk_err *err)
+{
+    enum sk_rc rc = sk_pki_key_new(key, err);
+    if (rc == SK_OK)
+        rc = sk_pki_csr_new(*key, cn, csr, err);
+    if (rc != SK_OK) {
+        wipe_free(*key);
+        *key = NULL;
+    }
+    return rc;
+}
+
+enum sk_rc sk_ca_bootstrap(const struct sk_bootstrap_request *req,
+                           const unsigned char data_key[SK_DATA_KEY_SIZE],
+                           int64_t now_ms, struct sk_bootstrap *out,
+                           struct sk_err *err)
+{
+    memset(out, 0, sizeof *out);
+    enum sk_rc rc;
+    if ((rc = sk_name_validate("node", req->hostname, err)) != SK_OK)
+        return rc;
+    if (!valid_ipv4(req->addr) || !valid_ipv4(req->data_addr) ||
+        !valid_host_port(req->api_addr) || !valid_host_port(req->raft_addr))
+        return sk_err_set(err, SK_EINVAL,
+                          "init: advertise and data path addresses must be "
+                          "IPv4 addresses");
+    char cluster_id[SK_ID_SIZE];
+    sk_id_new(cluster_id);
+    if ((rc = sk_ca_init_cluster(cluster_id, req->spec, data_key, &out->init,
+                                 err)) != SK_OK)
+        return rc;
+    const struct sk_cluster *c = out->init.cluster;
+
+    struct sk_node *n = sk_object_new(SK_KIND_NODE);
+    out->node = n;
+    sk_id_new(n->meta.id);
+    n->spec.name = sk_strdup(req->hostname);
+    n->spec.role = SK_ROLE_MANAGER;
+    n->spec.availability = SK_AVAIL_ACTIVE;
+    n->description.hostname = sk_strdup(req->hostname);
+    n->description.addr = sk_strdup(req->addr);
+    n->description.data_addr = sk_strdup(req->data_addr);
+    n->description.nano_cpus = req->nano_cpus;
+    n->description.memory_bytes = req->memory_bytes;
+    if (req->engine_version)
+        n->description.engine_version = sk_strdup(req->engine_version);
+    n->status.state = SK_NODE_UNKNOWN;
+    n->status.message = sk_strdup("initialised the cluster");
+    n->status.state_changed_at = now_ms;
+    n->manager.raft_id = sk_raft_id_of(n->meta.id);
+    n->manager.raft_addr = sk_strdup(req->raft_addr);
+    n->manager.api_addr = sk_strdup(req->api_addr);
+
+    char *csr = NULL;
+    if ((rc = key_and_csr(n->meta.id, &out->node_key, &csr, err)) != SK_OK)
+        goto fail;
+    const char *sans[] = {req->addr, NULL};
+    struct sk_pki_sign_req sr = {
+        .ca_cert_pem = c->ca_cert_pem,
+        .ca_key_pem = out->init.ca_key_pem,
+        .csr_pem = csr,
+        .node_id = n->meta.id,
+        .role = "manager",
+        .cluster_id = c->meta.id,
+        .ip_sans = sans,
+        .now_ms = now_ms,
+        .validity_ms = c->spec.cert_expiry_ms,
+    };
+    rc = sk_pki_sign(&sr, &out->node_cert, err);
+    free(csr);
+    csr = NULL;
+    if (rc != SK_OK)
+        goto fail;
+    struct sk_cert_info info;
+    if (sk_pki_cert_info(out->node_cert, &info, NULL) == SK_OK)
+        n->status.cert_not_after = info.not_after_ms;
+
+    if ((rc = key_and_csr("admin", &out->admin_key, &csr, err)) != SK_OK)
+        goto fail;
+    rc = sk_ca_issue_admin(c->ca_cert_pem, out->init.ca_key_pem, c->meta.id,
+                           csr, now_ms,
+                           req->admin_validity_ms ? req->admin_validity_ms
+                                                  : 365LL * 24 * 3600 * 1000,
+                           &out->admin_cert, err);
+    free(csr);
+    if (rc != SK_OK)
+        goto fail;
+
+    struct sk_txn *t = sk_txn_new();
+    sk_txn_create(t, SK_KIND_CLUSTER, c);
+    sk_txn_create(t, SK_KIND_NODE, n);
+    size_t len;
+    out->command = sk_txn_encode(t, now_ms, &len);
+    sk_txn_free(t);
+    return SK_OK;
+fail:
+    sk_bootstrap_free(out);
+    return rc;
+}
+
+void sk_bootstrap_free(struct sk_bootstrap *b)
+{
+    sk_cluster_init_free(&b->init);
+    sk_object_free(SK_KIND_NODE, b->node);
+    free(b->node_cert);
+    wipe_free(b->node_key);
+    free(b->admin_cert);
+    wipe_free(b->admin_key);
+    if (b->command) {
+        /* The command holds sealed keys only, but no need to keep it. */
+        free(b->command);
+    }
+    memset(b, 0, sizeof *b);
+}

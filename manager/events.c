@@ -101,7 +101,8 @@ static void deliver(struct sk_events *e, const struct line *l)
     /* Copy the list: a sink may unsubscribe itself. */
     size_t n = e->n_subs;
     struct sub *copy = sk_malloc((n ? n : 1) * sizeof *copy);
-    memcpy(copy, e->subs, n * sizeof *copy);
+    if (n)
+        memcpy(copy, e->subs, n * sizeof *copy);
     for (size_t i = 0; i < n; i++) {
         bool still = false;
         for (size_t k = 0; k < e->n_subs; k++)

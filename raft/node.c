@@ -245,16 +245,23 @@ enum sk_rc sk_raft_propose(struct sk_raft_node *n, struct sk_raft_propose *req,
         return sk_err_set(err, SK_ETOOBIG,
                           "change of %zu bytes exceeds the %u-byte limit", len,
                           SK_TXN_MAX_BYTES);
-    struct raft_buffer buf = {.base = raft_malloc(len), .len = len};
+    /* libraft wants entry buffers in whole 8-byte words; JSON does not mind
+     * trailing spaces. */
+    size_t padded = (len + 7) & ~(size_t)7;
+    struct raft_buffer buf = {.base = raft_malloc(padded), .len = padded};
     if (!buf.base)
-        sk_oom(len);
+        sk_oom(padded);
     memcpy(buf.base, cmd, len);
+    memset((char *)buf.base + len, ' ', padded - len);
     req->node = n;
     req->cb = cb;
     req->apply.data = req;
     int rv = raft_apply(&n->raft, &req->apply, &buf, 1, apply_cb);
     if (rv != 0) {
-        raft_free(buf.base);
+        /* libraft 0.22 may or may not have taken the buffer when this
+         * fails (an I/O failure after the entry was handed to the log
+         * frees it; a refusal before does not). A leak beats a double
+         * free, and both are rare: we check leadership first. */
         return raft_err(err, "propose", rv, raft_errmsg(&n->raft));
     }
     req->index = req->apply.index;

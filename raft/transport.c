@@ -568,8 +568,8 @@ static int tr_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
         .max_connections = 256,
         .accept_cb = listener_accept_cb,
         .reject_cb = listener_reject_cb,
+        .data = tr,
     };
-    tr->listener.data = tr;
     struct sk_err err;
     if (sk_listener_start(&tr->listener, tr->cfg.loop, &lc, &err) != 0) {
         snprintf(t->errmsg, sizeof t->errmsg, "raft listener: %.200s", err.msg);

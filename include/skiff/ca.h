@@ -35,6 +35,36 @@ enum sk_rc sk_ca_init_cluster(const char *cluster_id,
                               struct sk_cluster_init *out, struct sk_err *err);
 void sk_cluster_init_free(struct sk_cluster_init *init);
 
+/* Everything `skiffd --init` makes: the cluster (CA, tokens), this first
+ * manager's node object, certificate and key, an admin client certificate
+ * and key, and the first Raft command (create cluster + node). */
+struct sk_bootstrap {
+    struct sk_cluster_init init;
+    struct sk_node *node;
+    char *node_cert, *node_key;
+    char *admin_cert, *admin_key;
+    char *command; /* JSON text of the first change */
+};
+
+struct sk_bootstrap_request {
+    const char *hostname;
+    const char *addr;
+    const char *data_addr;
+    const char *api_addr;
+    const char *raft_addr;
+    int64_t nano_cpus;
+    int64_t memory_bytes;
+    const char *engine_version;
+    const struct sk_cluster_spec *spec; /* NULL: defaults */
+    int64_t admin_validity_ms;          /* 0: one year */
+};
+
+enum sk_rc sk_ca_bootstrap(const struct sk_bootstrap_request *req,
+                           const unsigned char data_key[SK_DATA_KEY_SIZE],
+                           int64_t now_ms, struct sk_bootstrap *out,
+                           struct sk_err *err);
+void sk_bootstrap_free(struct sk_bootstrap *b);
+
 /* A node asking to join. */
 struct sk_join_request {
     const char *token;

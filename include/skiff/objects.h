@@ -404,6 +404,8 @@ extern const struct sk_schema sk_cluster_schema;
 extern const struct sk_schema sk_cluster_spec_schema;
 extern const struct sk_schema sk_node_schema;
 extern const struct sk_schema sk_node_spec_schema;
+extern const struct sk_schema sk_node_description_schema;
+extern const struct sk_schema sk_node_manager_schema;
 extern const struct sk_schema sk_service_schema;
 extern const struct sk_schema sk_service_spec_schema;
 extern const struct sk_schema sk_task_schema;

@@ -1,0 +1,480 @@
+#include "skiff/agent.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "skiff/http_client.h"
+#include "skiff/id.h"
+#include "skiff/log.h"
+#include "skiff/mem.h"
+#include "skiff/objects.h"
+#include "skiff_config.h"
+
+#define DEFAULT_PERIOD_MS 1000
+#define RETRY_MS 200
+#define REMOVED_RETRY_MS 10000
+
+struct sk_agent {
+    uv_loop_t *loop;
+    struct sk_agent_config cfg; /* strings below are our copies */
+    char *node_id, *ca_pem, *cert_pem, *key_pem, *hostname, *addr, *data_addr,
+        *engine_version, *api_addr, *raft_addr;
+    char **managers;
+    size_t n_managers, current;
+    char *leader; /* API address of the leader, when a reply named it */
+    int role;
+    int64_t period_ms;
+
+    struct sk_http_client http;
+    struct sk_tls_creds creds;
+    uv_timer_t timer;
+
+    /* One heartbeat and one certificate request at a time. */
+    struct sk_http_call beat;
+    bool beat_inflight;
+    char *beat_url, *beat_body;
+    struct sk_http_call certreq;
+    bool cert_inflight;
+    char *cert_url, *cert_body, *cert_key;
+    int cert_role_wanted;
+    size_t failures_in_round;
+    uint64_t last_ok;
+    bool removed_logged;
+
+    /* Renewal: when the current certificate should be replaced. */
+    int64_t renew_at_ms;
+
+    bool stopping;
+    struct sk_http_call leave;
+    char *leave_url;
+    void (*stop_cb)(void *);
+    void *stop_ctx;
+};
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? sk_strdup(s) : NULL;
+}
+
+/* Plans the renewal at a random point 50-80% into the certificate's life,
+ * so that a fleet issued at once does not renew at once. */
+static void plan_renewal(struct sk_agent *a)
+{
+    struct sk_cert_info info;
+    if (sk_pki_cert_info(a->cert_pem, &info, NULL) != SK_OK) {
+        a->renew_at_ms = 0;
+        return;
+    }
+    unsigned char r;
+    sk_random_bytes(&r, 1);
+    int64_t life = info.not_after_ms - info.not_before_ms;
+    int pct = 50 + (r % 31);
+    a->renew_at_ms = info.not_before_ms + life / 100 * pct;
+}
+
+static void timer_cb(uv_timer_t *t);
+
+static void schedule_beat(struct sk_agent *a, uint64_t ms)
+{
+    if (!a->stopping)
+        uv_timer_start(&a->timer, timer_cb, ms, 0);
+}
+
+static const char *target(const struct sk_agent *a)
+{
+    if (a->leader)
+        return a->leader;
+    if (a->n_managers == 0)
+        return NULL;
+    return a->managers[a->current % a->n_managers];
+}
+
+static void set_managers(struct sk_agent *a, const json_t *arr)
+{
+    size_t n = json_array_size(arr);
+    if (n == 0)
+        return;
+    bool same = n == a->n_managers;
+    for (size_t i = 0; same && i < n; i++)
+        same = strcmp(a->managers[i],
+                      json_string_value(json_array_get(arr, i))
+                          ? json_string_value(json_array_get(arr, i))
+                          : "") == 0;
+    if (same)
+        return;
+    for (size_t i = 0; i < a->n_managers; i++)
+        free(a->managers[i]);
+    free(a->managers);
+    a->managers = sk_calloc(n, sizeof *a->managers);
+    a->n_managers = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = json_string_value(json_array_get(arr, i));
+        if (s)
+            a->managers[a->n_managers++] = sk_strdup(s);
+    }
+    if (a->cfg.managers_cb)
+        a->cfg.managers_cb(a->cfg.ctx, a->managers, a->n_managers);
+}
+
+/* ---- certificates ---- */
+
+static void cert_cb(struct sk_http_call *h)
+{
+    struct sk_agent *a = h->data;
+    a->cert_inflight = false;
+    struct sk_err err;
+    json_t *reply = NULL;
+    if (sk_http_call_api_error(h, &err) != SK_OK) {
+        SK_WARN("agent", "certificate request: %s", err.msg);
+        goto out;
+    }
+    reply = json_loads(h->resp_body ? h->resp_body : "", 0, NULL);
+    const char *cert = json_string_value(json_object_get(reply, "cert_pem"));
+    const char *role = json_string_value(json_object_get(reply, "role"));
+    int r = role ? sk_enum_index(sk_node_role_names, role) : -1;
+    if (!cert || r < 0 || !sk_pki_key_matches(cert, a->cert_key)) {
+        SK_WARN("agent", "certificate request: malformed reply");
+        goto out;
+    }
+    if (r != a->role) {
+        unsigned char key[SK_DATA_KEY_SIZE], *dk = NULL;
+        const char *dk64 =
+            json_string_value(json_object_get(reply, "data_key"));
+        if (r == SK_ROLE_MANAGER) {
+            unsigned char *raw = NULL;
+            size_t n = 0;
+            if (!dk64 || !sk_base64_decode(dk64, &raw, &n) ||
+                n != SK_DATA_KEY_SIZE) {
+                free(raw);
+                SK_WARN("agent", "promotion: the reply lacks the data key");
+                goto out;
+            }
+            memcpy(key, raw, sizeof key);
+            memset(raw, 0, n);
+            free(raw);
+            dk = key;
+        }
+        SK_INFO("agent", "this node is now a %s", role);
+        if (a->cfg.role_cb)
+            a->cfg.role_cb(a->cfg.ctx, r, cert, a->cert_key, dk);
+        memset(key, 0, sizeof key);
+    } else {
+        free(a->cert_pem);
+        free(a->key_pem);
+        a->cert_pem = sk_strdup(cert);
+        a->key_pem = sk_strdup(a->cert_key);
+        a->creds.cert_pem = a->cert_pem;
+        a->creds.key_pem = a->key_pem;
+        plan_renewal(a);
+        SK_INFO("agent", "certificate renewed");
+        if (a->cfg.credentials_cb)
+            a->cfg.credentials_cb(a->cfg.ctx, a->cert_pem, a->key_pem);
+    }
+out:
+    json_decref(reply);
+    sk_http_call_reset(h);
+    free(a->cert_url);
+    free(a->cert_body);
+    if (a->cert_key)
+        memset(a->cert_key, 0, strlen(a->cert_key));
+    free(a->cert_key);
+    a->cert_url = a->cert_body = a->cert_key = NULL;
+}
+
+static void request_certificate(struct sk_agent *a, int role)
+{
+    if (a->cert_inflight || !target(a))
+        return;
+    struct sk_err err;
+    char *key = NULL, *csr = NULL;
+    if (sk_pki_key_new(&key, &err) != SK_OK ||
+        sk_pki_csr_new(key, a->node_id, &csr, &err) != SK_OK) {
+        free(key);
+        SK_WARN("agent", "certificate request: %s", err.msg);
+        return;
+    }
+    json_t *body = json_pack("{s:s}", "csr", csr);
+    free(csr);
+    if (role == SK_ROLE_MANAGER && a->api_addr && a->raft_addr) {
+        json_object_set_new(body, "api_addr", json_string(a->api_addr));
+        json_object_set_new(body, "raft_addr", json_string(a->raft_addr));
+    }
+    a->cert_body = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    a->cert_key = key;
+    a->cert_role_wanted = role;
+    a->cert_url = sk_printf("https://%s/v1/node/certificate", target(a));
+    memset(&a->certreq, 0, sizeof a->certreq);
+    a->certreq.method = "POST";
+    a->certreq.url = a->cert_url;
+    a->certreq.body = a->cert_body;
+    a->certreq.body_len = strlen(a->cert_body);
+    a->certreq.tls = &a->creds;
+    a->certreq.connect_timeout_ms = 2000;
+    a->certreq.timeout_ms = 10000;
+    a->certreq.cb = cert_cb;
+    a->certreq.data = a;
+    if (sk_http_call_start(&a->http, &a->certreq) != 0) {
+        free(a->cert_url);
+        free(a->cert_body);
+        free(a->cert_key);
+        a->cert_url = a->cert_body = a->cert_key = NULL;
+        return;
+    }
+    a->cert_inflight = true;
+}
+
+/* ---- heartbeats ---- */
+
+static void beat_cb(struct sk_http_call *h)
+{
+    struct sk_agent *a = h->data;
+    a->beat_inflight = false;
+    struct sk_err err;
+    enum sk_rc rc = sk_http_call_api_error(h, &err);
+    json_t *reply = NULL;
+    uint64_t next = (uint64_t)a->period_ms;
+    if (a->stopping)
+        goto out;
+    if (rc == SK_EPERM || rc == SK_EAUTH) {
+        if (!a->removed_logged)
+            SK_ERROR("agent", "%s refused this node: %s", target(a), err.msg);
+        a->removed_logged = true;
+        next = REMOVED_RETRY_MS;
+        goto out;
+    }
+    if (rc != SK_OK) {
+        /* Try the next manager; once every manager failed in a row, wait a
+         * full period before the next round. */
+        SK_DEBUG("agent", "heartbeat to %s: %s", target(a), err.msg);
+        if (a->leader) {
+            free(a->leader);
+            a->leader = NULL;
+        } else {
+            a->current++;
+        }
+        a->failures_in_round++;
+        next = a->failures_in_round >= a->n_managers ? next : RETRY_MS;
+        if (a->failures_in_round >= a->n_managers)
+            a->failures_in_round = 0;
+        goto out;
+    }
+    a->failures_in_round = 0;
+    a->removed_logged = false;
+    a->last_ok = uv_now(a->loop);
+    reply = json_loads(h->resp_body ? h->resp_body : "", 0, NULL);
+    int64_t period =
+        json_integer_value(json_object_get(reply, "heartbeat_period_ms"));
+    if (period >= 100 && period <= 60000)
+        a->period_ms = period;
+    next = (uint64_t)a->period_ms;
+    set_managers(a, json_object_get(reply, "managers"));
+    const char *leader = json_string_value(json_object_get(reply, "leader"));
+    if (leader && (!a->leader || strcmp(leader, a->leader) != 0)) {
+        free(a->leader);
+        a->leader = sk_strdup(leader);
+    }
+    const json_t *node = json_object_get(reply, "node");
+    const char *want = json_string_value(
+        json_object_get(json_object_get(node, "spec"), "role"));
+    int want_role = want ? sk_enum_index(sk_node_role_names, want) : -1;
+    if (want_role >= 0 && want_role != a->role)
+        request_certificate(a, want_role);
+    else if (a->renew_at_ms && wall_ms() >= a->renew_at_ms)
+        request_certificate(a, a->role);
+out:
+    json_decref(reply);
+    sk_http_call_reset(h);
+    free(a->beat_url);
+    free(a->beat_body);
+    a->beat_url = a->beat_body = NULL;
+    schedule_beat(a, next);
+}
+
+static void send_heartbeat(struct sk_agent *a)
+{
+    const char *to = target(a);
+    if (!to || a->beat_inflight) {
+        schedule_beat(a, (uint64_t)a->period_ms);
+        return;
+    }
+    json_t *desc = json_pack(
+        "{s:s?, s:s?, s:s?, s:I, s:I, s:s?, s:s}", "hostname", a->hostname,
+        "addr", a->addr, "data_addr", a->data_addr, "nano_cpus",
+        (json_int_t)a->cfg.nano_cpus, "memory_bytes",
+        (json_int_t)a->cfg.memory_bytes, "engine_version", a->engine_version,
+        "skiff_version", SKIFF_VERSION);
+    json_t *body = json_pack("{s:o}", "description", desc);
+    a->beat_body = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    a->beat_url = sk_printf("https://%s/v1/node/heartbeat", to);
+    memset(&a->beat, 0, sizeof a->beat);
+    a->beat.method = "POST";
+    a->beat.url = a->beat_url;
+    a->beat.body = a->beat_body;
+    a->beat.body_len = strlen(a->beat_body);
+    a->beat.tls = &a->creds;
+    /* A manager that lost its network must not hold the agent for long. */
+    a->beat.connect_timeout_ms = 1000;
+    a->beat.timeout_ms =
+        (unsigned)(a->period_ms * 2 < 1000   ? 1000
+                   : a->period_ms * 2 > 5000 ? 5000
+                                             : a->period_ms * 2);
+    a->beat.cb = beat_cb;
+    a->beat.data = a;
+    if (sk_http_call_start(&a->http, &a->beat) != 0) {
+        free(a->beat_url);
+        free(a->beat_body);
+        a->beat_url = a->beat_body = NULL;
+        schedule_beat(a, (uint64_t)a->period_ms);
+        return;
+    }
+    a->beat_inflight = true;
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+    send_heartbeat(t->data);
+}
+
+struct sk_agent *sk_agent_start(const struct sk_agent_config *cfg,
+                                struct sk_err *err)
+{
+    if (cfg->n_managers == 0) {
+        sk_err_set(err, SK_EINVAL, "agent: no manager to talk to");
+        return NULL;
+    }
+    struct sk_agent *a = sk_calloc(1, sizeof *a);
+    a->loop = cfg->loop;
+    a->cfg = *cfg;
+    a->node_id = sk_strdup(cfg->node_id);
+    a->ca_pem = sk_strdup(cfg->ca_pem);
+    a->cert_pem = sk_strdup(cfg->cert_pem);
+    a->key_pem = sk_strdup(cfg->key_pem);
+    a->hostname = dup_or_null(cfg->hostname);
+    a->addr = dup_or_null(cfg->addr);
+    a->data_addr = dup_or_null(cfg->data_addr);
+    a->engine_version = dup_or_null(cfg->engine_version);
+    a->api_addr = dup_or_null(cfg->api_addr);
+    a->raft_addr = dup_or_null(cfg->raft_addr);
+    a->role = cfg->role;
+    a->period_ms = DEFAULT_PERIOD_MS;
+    a->managers = sk_calloc(cfg->n_managers, sizeof *a->managers);
+    for (size_t i = 0; i < cfg->n_managers; i++)
+        a->managers[i] = sk_strdup(cfg->managers[i]);
+    a->n_managers = cfg->n_managers;
+    a->creds = (struct sk_tls_creds){.ca_pem = a->ca_pem,
+                                     .cert_pem = a->cert_pem,
+                                     .key_pem = a->key_pem,
+                                     .expect_role = "manager"};
+    if (sk_http_client_init(&a->http, a->loop, err) != 0) {
+        free(a);
+        return NULL;
+    }
+    plan_renewal(a);
+    uv_timer_init(a->loop, &a->timer);
+    a->timer.data = a;
+    schedule_beat(a, 0);
+    return a;
+}
+
+static void free_agent(struct sk_agent *a)
+{
+    void (*cb)(void *) = a->stop_cb;
+    void *ctx = a->stop_ctx;
+    free(a->node_id);
+    free(a->ca_pem);
+    free(a->cert_pem);
+    if (a->key_pem)
+        memset(a->key_pem, 0, strlen(a->key_pem));
+    free(a->key_pem);
+    free(a->hostname);
+    free(a->addr);
+    free(a->data_addr);
+    free(a->engine_version);
+    free(a->api_addr);
+    free(a->raft_addr);
+    free(a->leader);
+    for (size_t i = 0; i < a->n_managers; i++)
+        free(a->managers[i]);
+    free(a->managers);
+    free(a->leave_url);
+    free(a);
+    if (cb)
+        cb(ctx);
+}
+
+static void http_closed(struct sk_http_client *c)
+{
+    struct sk_agent *a =
+        (struct sk_agent *)((char *)c - offsetof(struct sk_agent, http));
+    free_agent(a);
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    struct sk_agent *a = h->data;
+    /* Cancels calls in flight; their callbacks run before http_closed. */
+    sk_http_client_close(&a->http, http_closed);
+}
+
+static void finish_stop(struct sk_agent *a)
+{
+    uv_close((uv_handle_t *)&a->timer, timer_closed);
+}
+
+static void leave_cb(struct sk_http_call *h)
+{
+    struct sk_agent *a = h->data;
+    if (h->err.code != SK_OK)
+        SK_DEBUG("agent", "leave: %s", h->err.msg);
+    sk_http_call_reset(h);
+    finish_stop(a);
+}
+
+void sk_agent_stop(struct sk_agent *a, bool leave, void (*cb)(void *ctx),
+                   void *ctx)
+{
+    a->stopping = true;
+    a->stop_cb = cb;
+    a->stop_ctx = ctx;
+    uv_timer_stop(&a->timer);
+    const char *to = target(a);
+    if (leave && to) {
+        a->leave_url = sk_printf("https://%s/v1/node/leave", to);
+        memset(&a->leave, 0, sizeof a->leave);
+        a->leave.method = "POST";
+        a->leave.url = a->leave_url;
+        a->leave.body = "{}";
+        a->leave.body_len = 2;
+        a->leave.tls = &a->creds;
+        a->leave.connect_timeout_ms = 1000;
+        a->leave.timeout_ms = 2000;
+        a->leave.cb = leave_cb;
+        a->leave.data = a;
+        if (sk_http_call_start(&a->http, &a->leave) == 0)
+            return;
+    }
+    finish_stop(a);
+}
+
+const char *sk_agent_manager(const struct sk_agent *a)
+{
+    return target(a);
+}
+
+uint64_t sk_agent_last_ok(const struct sk_agent *a)
+{
+    return a->last_ok;
+}

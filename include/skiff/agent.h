@@ -1,0 +1,72 @@
+/* The agent: every node's link to the managers.
+ *
+ * It sends a heartbeat to a manager every heartbeat period (the cluster's
+ * setting, learned from the replies), preferring the leader (replies name
+ * it) and moving on to the next manager in its list when one does not
+ * answer -- so losing a manager, even the leader, never stops it. Replies
+ * also carry the current managers (kept in the data dir by the daemon) and
+ * this node's object: when its desired role differs from the role of the
+ * node's certificate (promote/demote), the agent asks for a certificate of
+ * the new role and hands it to the daemon, which switches roles. Before the
+ * certificate runs out (at a random point between 50% and 80% of its life,
+ * like Swarm) the agent renews it, without a restart.
+ *
+ * All on the loop thread. Callbacks run from the loop, never inside the
+ * agent's own functions. */
+#ifndef SKIFF_AGENT_H
+#define SKIFF_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "skiff/err.h"
+#include "skiff/pki.h"
+
+struct sk_agent;
+
+struct sk_agent_config {
+    uv_loop_t *loop;
+    const char *node_id;
+    int role; /* enum sk_node_role of the current certificate */
+    const char *ca_pem;
+    const char *cert_pem;
+    const char *key_pem;
+    char *const *managers; /* API "ip:port"s to try */
+    size_t n_managers;
+    /* What the node reports about itself. */
+    const char *hostname;
+    const char *addr;
+    const char *data_addr;
+    int64_t nano_cpus;
+    int64_t memory_bytes;
+    const char *engine_version;
+    /* Where this node's manager would listen, sent when it is promoted. */
+    const char *api_addr;
+    const char *raft_addr;
+    /* A renewed certificate of the same role: use it from now on. */
+    void (*credentials_cb)(void *ctx, const char *cert_pem,
+                           const char *key_pem);
+    /* A certificate of a new role (data_key is set for a manager). The
+     * daemon saves it and restarts in the new role. */
+    void (*role_cb)(void *ctx, int role, const char *cert_pem,
+                    const char *key_pem, const unsigned char *data_key);
+    /* The list of managers changed. */
+    void (*managers_cb)(void *ctx, char *const *addrs, size_t n);
+    void *ctx;
+};
+
+struct sk_agent *sk_agent_start(const struct sk_agent_config *cfg,
+                                struct sk_err *err);
+/* Stops; with `leave`, first tells the managers this node stops on purpose
+ * (it shows as disconnected, not down). cb runs when all is closed. */
+void sk_agent_stop(struct sk_agent *a, bool leave, void (*cb)(void *ctx),
+                   void *ctx);
+
+/* For tests and status: the manager the agent talks to now, and when it
+ * last got a heartbeat through (uv_now ms, 0 never). */
+const char *sk_agent_manager(const struct sk_agent *a);
+uint64_t sk_agent_last_ok(const struct sk_agent *a);
+
+#endif

@@ -1,0 +1,1083 @@
+/* The manager runtime: listeners, routing and authorisation, forwarding of
+ * writes to the leader, proposals, and the leader loops. The handlers are
+ * in api.c. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "manager_internal.h"
+#include "skiff/log.h"
+#include "skiff/membership.h"
+#include "skiff/mem.h"
+
+#define TICK_MS 100
+#define FORWARD_TIMEOUT_MS 10000
+#define EVENT_HISTORY 4096
+#define CATCH_UP_SLACK 64
+
+int64_t mgr_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- responding ---- */
+
+static void call_free(struct call *c)
+{
+    json_decref(c->body);
+    free(c);
+}
+
+void call_json(struct call *c, int status, json_t *body)
+{
+    sk_http_respond_json(c->req, status, body);
+    call_free(c);
+}
+
+void call_error(struct call *c, const struct sk_err *err)
+{
+    sk_http_respond_error(c->req, err);
+    call_free(c);
+}
+
+void call_errorf(struct call *c, enum sk_rc code, const char *fmt, ...)
+{
+    struct sk_err err = {.code = code};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err.msg, sizeof err.msg, fmt, ap);
+    va_end(ap);
+    call_error(c, &err);
+}
+
+bool call_body(struct call *c)
+{
+    if (c->body)
+        return true;
+    json_error_t jerr;
+    c->body = json_loadb(c->req->body ? c->req->body : "", c->req->body_len,
+                         0, &jerr);
+    if (!c->body || !json_is_object(c->body)) {
+        if (c->body)
+            call_errorf(c, SK_EINVAL, "request body must be a JSON object");
+        else
+            call_errorf(c, SK_EINVAL, "request body is not JSON: %s (line %d)",
+                        jerr.text, jerr.line);
+        return false;
+    }
+    return true;
+}
+
+/* ---- proposals ---- */
+
+struct proposal {
+    struct sk_raft_propose req;
+    struct sk_manager *m;
+    propose_done done;
+    void *ctx;
+};
+
+static void proposal_cb(struct sk_raft_propose *req, enum sk_rc rc,
+                        const struct sk_err *err)
+{
+    struct proposal *p = req->data;
+    p->done(p->m, p->ctx, rc, err);
+    free(p);
+}
+
+bool mgr_propose(struct sk_manager *m, struct sk_txn *t, propose_done done,
+                 void *ctx, struct sk_err *err)
+{
+    size_t len;
+    char *cmd = sk_txn_encode(t, mgr_now_ms(), &len);
+    sk_txn_free(t);
+    struct proposal *p = sk_calloc(1, sizeof *p);
+    p->m = m;
+    p->done = done;
+    p->ctx = ctx;
+    p->req.data = p;
+    enum sk_rc rc = sk_raft_propose(&m->raft, &p->req, cmd, len, proposal_cb,
+                                    err);
+    free(cmd);
+    if (rc != SK_OK) {
+        free(p);
+        return false;
+    }
+    return true;
+}
+
+struct call_reply {
+    struct call *c;
+    json_t *reply;
+};
+
+static void call_propose_done(struct sk_manager *m, void *ctx, enum sk_rc rc,
+                              const struct sk_err *err)
+{
+    struct call_reply *r = ctx;
+    if (rc == SK_OK) {
+        call_json(r->c, 200, r->reply ? r->reply : json_pack("{s:b}", "ok", 1));
+    } else {
+        json_decref(r->reply);
+        call_error(r->c, err);
+    }
+    free(r);
+}
+
+void call_propose(struct call *c, struct sk_txn *t, json_t *reply)
+{
+    struct call_reply *r = sk_calloc(1, sizeof *r);
+    r->c = c;
+    r->reply = reply;
+    struct sk_err err;
+    if (!mgr_propose(c->m, t, call_propose_done, r, &err)) {
+        json_decref(reply);
+        free(r);
+        call_error(c, &err);
+    }
+}
+
+/* ---- helpers for handlers ---- */
+
+struct find_raft {
+    uint64_t id;
+    const struct sk_node *node;
+};
+
+static bool find_by_raft(const void *obj, void *ctx)
+{
+    const struct sk_node *n = obj;
+    struct find_raft *f = ctx;
+    if (f->id && n->manager.raft_id == f->id) {
+        f->node = n;
+        return false;
+    }
+    return true;
+}
+
+const struct sk_node *mgr_leader_node(const struct sk_manager *m)
+{
+    struct find_raft f = {.id = sk_raft_leader(&m->raft, NULL)};
+    if (!f.id)
+        return NULL;
+    sk_store_each(m->store, SK_KIND_NODE, find_by_raft, &f);
+    return f.node;
+}
+
+static bool add_addr(const void *obj, void *ctx)
+{
+    const struct sk_node *n = obj;
+    if (n->spec.role == SK_ROLE_MANAGER && n->manager.api_addr)
+        json_array_append_new(ctx, json_string(n->manager.api_addr));
+    return true;
+}
+
+json_t *mgr_manager_addrs(const struct sk_manager *m)
+{
+    json_t *arr = json_array();
+    sk_store_each(m->store, SK_KIND_NODE, add_addr, arr);
+    return arr;
+}
+
+json_t *mgr_node_json(const struct sk_manager *m, const struct sk_node *n)
+{
+    json_t *j = sk_schema_encode(&sk_node_schema, n, SK_VIEW_PUBLIC);
+    if (n->spec.role == SK_ROLE_MANAGER || n->manager.raft_id) {
+        uint64_t leader = sk_raft_leader(&m->raft, NULL);
+        const char *status = "unreachable";
+        if (leader && leader == n->manager.raft_id)
+            status = "leader";
+        else if (n->status.state == SK_NODE_READY)
+            status = "reachable";
+        json_object_set_new(j, "manager_status", json_string(status));
+    }
+    return j;
+}
+
+static void tick_cb(uv_timer_t *t);
+
+void mgr_kick(struct sk_manager *m)
+{
+    if (m->tick_inited && !m->stopping)
+        uv_timer_start(&m->tick, tick_cb, 0, TICK_MS);
+}
+
+/* ---- authorisation and routing ---- */
+
+enum auth { AUTH_NONE, AUTH_NODE, AUTH_ADMIN };
+
+struct route {
+    const char *method;
+    const char *pattern; /* "*" segments capture a parameter */
+    enum auth auth;
+    bool forward; /* handled by the leader */
+    void (*fn)(struct call *c);
+};
+
+static const struct route routes[] = {
+    {"GET", "/v1/health", AUTH_NONE, false, api_health},
+    {"GET", "/v1/ca", AUTH_NONE, false, api_ca},
+    {"POST", "/v1/join", AUTH_NONE, true, api_join},
+    {"GET", "/v1/cluster", AUTH_ADMIN, true, api_cluster},
+    {"GET", "/v1/join-tokens", AUTH_ADMIN, false, api_tokens},
+    {"POST", "/v1/join-tokens/rotate", AUTH_ADMIN, true, api_tokens_rotate},
+    {"GET", "/v1/nodes", AUTH_ADMIN, false, api_nodes},
+    {"GET", "/v1/nodes/*", AUTH_ADMIN, false, api_node_get},
+    {"POST", "/v1/nodes/*/update", AUTH_ADMIN, true, api_node_update},
+    {"POST", "/v1/nodes/*/promote", AUTH_ADMIN, true, api_node_promote},
+    {"POST", "/v1/nodes/*/demote", AUTH_ADMIN, true, api_node_demote},
+    {"DELETE", "/v1/nodes/*", AUTH_ADMIN, true, api_node_remove},
+    {"POST", "/v1/node/heartbeat", AUTH_NODE, true, api_self_heartbeat},
+    {"POST", "/v1/node/certificate", AUTH_NODE, true, api_self_certificate},
+    {"POST", "/v1/node/leave", AUTH_NODE, true, api_self_leave},
+    {"GET", "/v1/events", AUTH_ADMIN, false, api_events},
+    {"GET", "/metrics", AUTH_ADMIN, false, api_metrics},
+};
+
+/* Matches path against pattern; fills up to two parameters. */
+static bool match(const char *pattern, const char *path, struct call *c)
+{
+    int np = 0;
+    while (*pattern && *path) {
+        if (*pattern == '*') {
+            const char *end = strchr(path, '/');
+            size_t len = end ? (size_t)(end - path) : strlen(path);
+            if (len == 0 || len >= sizeof c->param[0] || np >= 2)
+                return false;
+            memcpy(c->param[np], path, len);
+            c->param[np++][len] = '\0';
+            path += len;
+            pattern++;
+            continue;
+        }
+        if (*pattern++ != *path++)
+            return false;
+    }
+    return *pattern == '\0' && *path == '\0';
+}
+
+/* A known node's certificate: which node, and is it still in the
+ * cluster? */
+static bool known_node(const struct sk_manager *m, const struct sk_peer *p,
+                       const struct sk_node **out)
+{
+    const struct sk_node *n = sk_store_get(m->store, SK_KIND_NODE, p->node_id);
+    if (out)
+        *out = n;
+    return n != NULL;
+}
+
+/* Works out who is calling; responds and returns false if they may not. */
+static bool authorise(struct call *c, enum auth need)
+{
+    struct sk_manager *m = c->m;
+    const struct sk_peer *peer = c->req->peer;
+    const char *fwd = sk_http_header(c->req, "x-skiff-principal");
+    c->who.kind = WHO_NONE;
+
+    if (peer->authenticated) {
+        snprintf(c->who.role, sizeof c->who.role, "%s", peer->role);
+        const struct sk_node *n = NULL;
+        if (strcmp(peer->role, "admin") == 0) {
+            c->who.kind = WHO_ADMIN;
+        } else if (!known_node(m, peer, &n)) {
+            /* A fresh manager that has not received the log yet knows no
+             * one; the leader will answer for it. */
+            if (sk_store_cluster(m->store)) {
+                m->refused++;
+                call_errorf(c, SK_EPERM,
+                            "node %s is not a member of this cluster (removed?)",
+                            peer->node_id);
+                return false;
+            }
+        }
+        if (n || (!sk_store_cluster(m->store) &&
+                  strcmp(peer->role, "admin") != 0)) {
+            c->who.kind = WHO_NODE;
+            snprintf(c->who.node_id, sizeof c->who.node_id, "%s",
+                     peer->node_id);
+        }
+        /* A manager forwarding someone else's call speaks for them. */
+        if (fwd && strcmp(peer->role, "manager") == 0) {
+            if (strcmp(fwd, "admin") == 0) {
+                c->who.kind = WHO_ADMIN;
+            } else if (strncmp(fwd, "node ", 5) == 0) {
+                c->who.kind = WHO_NODE;
+                snprintf(c->who.node_id, sizeof c->who.node_id, "%s", fwd + 5);
+            } else {
+                c->who.kind = WHO_NONE;
+            }
+            snprintf(c->who.role, sizeof c->who.role, "forwarded");
+        }
+    }
+
+    switch (need) {
+    case AUTH_NONE:
+        return true;
+    case AUTH_NODE:
+        if (c->who.kind == WHO_NODE)
+            return true;
+        m->refused++;
+        call_errorf(c, c->who.kind == WHO_NONE ? SK_EAUTH : SK_EPERM,
+                    "%s", c->who.kind == WHO_NONE
+                              ? "a node certificate is required"
+                              : "only a node may call this");
+        return false;
+    case AUTH_ADMIN:
+        if (c->who.kind == WHO_ADMIN)
+            return true;
+        if (c->who.kind == WHO_NODE && !fwd &&
+            strcmp(peer->role, "manager") == 0)
+            return true; /* managers may read and forward */
+        m->refused++;
+        if (c->who.kind == WHO_NONE)
+            call_errorf(c, SK_EAUTH,
+                        "a client certificate of this cluster is required "
+                        "(use the admin credentials from `skiffd --init`)");
+        else
+            call_errorf(c, SK_EPERM,
+                        "role %s may not use the control API (admin only)",
+                        peer->role);
+        return false;
+    }
+    return false;
+}
+
+/* ---- forwarding to the leader ---- */
+
+struct forward {
+    struct sk_http_call http;
+    struct call *c;
+    char *url;
+    char principal[128];
+    const char *headers[2];
+};
+
+static void forward_cb(struct sk_http_call *h)
+{
+    struct forward *f = h->data;
+    struct call *c = f->c;
+    if (h->err.code != SK_OK) {
+        struct sk_err err;
+        sk_err_copy(&err, &h->err);
+        err.code = SK_EUNAVAIL;
+        sk_err_wrap(&err, "leader unreachable");
+        call_error(c, &err);
+    } else {
+        sk_http_respond(c->req, (int)h->status, "application/json",
+                        h->resp_body ? h->resp_body : "", h->resp_len);
+        call_free(c);
+    }
+    sk_http_call_reset(h);
+    free(f->url);
+    free(f);
+}
+
+static bool safe_path(const char *s)
+{
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              (*s >= '0' && *s <= '9') || strchr("/-_.~", *s)))
+            return false;
+    return true;
+}
+
+static void forward(struct call *c)
+{
+    struct sk_manager *m = c->m;
+    if (c->req->peer->authenticated &&
+        sk_http_header(c->req, "x-skiff-principal")) {
+        /* Already forwarded once: the leader moved meanwhile. */
+        call_errorf(c, SK_ENOTLEADER,
+                    "this manager is no longer the leader; retry");
+        return;
+    }
+    const struct sk_node *leader = mgr_leader_node(m);
+    if (!leader || !leader->manager.api_addr) {
+        call_errorf(c, SK_EUNAVAIL,
+                    "no leader is known right now (election in progress, "
+                    "or a majority of managers is unreachable)");
+        return;
+    }
+    if (!safe_path(c->req->path) || !safe_path(c->req->query)) {
+        call_errorf(c, SK_EINVAL, "path cannot be forwarded");
+        return;
+    }
+    struct forward *f = sk_calloc(1, sizeof *f);
+    f->c = c;
+    f->url = sk_printf("https://%s%s%s%s", leader->manager.api_addr,
+                       c->req->path, *c->req->query ? "?" : "",
+                       c->req->query);
+    if (c->who.kind == WHO_ADMIN)
+        snprintf(f->principal, sizeof f->principal, "X-Skiff-Principal: admin");
+    else if (c->who.kind == WHO_NODE)
+        snprintf(f->principal, sizeof f->principal,
+                 "X-Skiff-Principal: node %s", c->who.node_id);
+    else
+        snprintf(f->principal, sizeof f->principal,
+                 "X-Skiff-Principal: anonymous");
+    f->headers[0] = f->principal;
+    f->headers[1] = NULL;
+    f->http.method = c->req->method;
+    f->http.url = f->url;
+    f->http.body = c->req->body_len ? c->req->body : NULL;
+    f->http.body_len = c->req->body_len;
+    f->http.headers = f->headers;
+    f->http.tls = &m->creds;
+    f->http.connect_timeout_ms = 2000;
+    f->http.timeout_ms = FORWARD_TIMEOUT_MS;
+    f->http.cb = forward_cb;
+    f->http.data = f;
+    m->forwarded++;
+    if (sk_http_call_start(&m->client, &f->http) != 0) {
+        struct sk_err err = f->http.err;
+        free(f->url);
+        free(f);
+        call_error(c, &err);
+    }
+}
+
+static void handle(struct sk_http_req *req)
+{
+    struct sk_manager *m = req->server->data;
+    struct call *c = sk_calloc(1, sizeof *c);
+    c->m = m;
+    c->req = req;
+    m->requests++;
+    const struct route *r = NULL;
+    bool path_known = false;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (!match(routes[i].pattern, req->path, c))
+            continue;
+        path_known = true;
+        if (strcmp(routes[i].method, req->method) == 0) {
+            r = &routes[i];
+            break;
+        }
+    }
+    if (!r) {
+        if (path_known)
+            call_errorf(c, SK_EINVAL, "%s is not allowed on %s", req->method,
+                        req->path);
+        else
+            call_errorf(c, SK_ENOTFOUND, "no such endpoint: %s %s",
+                        req->method, req->path);
+        return;
+    }
+    if (!authorise(c, r->auth))
+        return;
+    char consistent[8];
+    bool want_consistent = sk_http_query(req, "consistent", consistent,
+                                         sizeof consistent) &&
+                           strcmp(consistent, "0") != 0;
+    if ((r->forward || want_consistent) && !sk_raft_is_leader(&m->raft)) {
+        forward(c);
+        return;
+    }
+    r->fn(c);
+}
+
+/* ---- raft hooks ---- */
+
+static bool raft_authorize(void *ctx, const struct sk_peer *peer, uint64_t id)
+{
+    struct sk_manager *m = ctx;
+    /* Until this manager has the log, it cannot know the others: the CA
+     * chain and the manager role (checked already) must do. */
+    if (!sk_store_cluster(m->store))
+        return true;
+    const struct sk_node *n = sk_store_get(m->store, SK_KIND_NODE,
+                                           peer->node_id);
+    return n && n->spec.role == SK_ROLE_MANAGER;
+}
+
+static void raft_reject(void *ctx, const struct sk_err *err)
+{
+    struct sk_manager *m = ctx;
+    m->refused++;
+    SK_WARN("raft", "%s", err->msg);
+}
+
+static void raft_state_cb(void *ctx)
+{
+    struct sk_manager *m = ctx;
+    const char *addr;
+    uint64_t leader = sk_raft_leader(&m->raft, &addr);
+    SK_INFO("raft", "%s, term %llu, leader %s", sk_raft_state_name(&m->raft),
+            (unsigned long long)sk_raft_term(&m->raft),
+            leader ? addr : "unknown");
+    mgr_kick(m);
+}
+
+static void store_watch(const struct sk_event *ev, void *ctx)
+{
+    struct sk_manager *m = ctx;
+    sk_events_record(m->events, ev, mgr_now_ms());
+    if (ev->type == SK_EV_RESET || ev->kind == SK_KIND_NODE ||
+        ev->kind == SK_KIND_CLUSTER)
+        mgr_kick(m);
+}
+
+/* ---- leader loops ---- */
+
+static void init_done(struct sk_manager *m, void *ctx, enum sk_rc rc,
+                      const struct sk_err *err)
+{
+    m->init_inflight = false;
+    if (rc == SK_OK || rc == SK_EEXIST) {
+        SK_INFO("manager", "cluster %s initialised", m->cluster_id);
+        free(m->init_command);
+        m->init_command = NULL;
+        if (m->cfg.init_done_cb)
+            m->cfg.init_done_cb(m->cfg.ctx);
+    } else {
+        SK_WARN("manager", "initialising the cluster: %s (will retry)",
+                err->msg);
+    }
+    mgr_kick(m);
+}
+
+static void propose_init(struct sk_manager *m)
+{
+    if (m->init_inflight || !m->init_command)
+        return;
+    size_t len = strlen(m->init_command);
+    struct proposal *p = sk_calloc(1, sizeof *p);
+    p->m = m;
+    p->done = init_done;
+    p->req.data = p;
+    struct sk_err err;
+    if (sk_raft_propose(&m->raft, &p->req, m->init_command, len, proposal_cb,
+                        &err) != SK_OK) {
+        SK_WARN("manager", "initialising the cluster: %s", err.msg);
+        free(p);
+        return;
+    }
+    m->init_inflight = true;
+}
+
+static void change_cb(struct sk_raft_change *req, enum sk_rc rc,
+                      const char *msg)
+{
+    struct sk_manager *m = req->data;
+    m->change_inflight = false;
+    if (rc == SK_OK)
+        SK_INFO("raft", "membership change for %llu done",
+                (unsigned long long)req->id);
+    else
+        SK_WARN("raft", "membership change for %llu: %s",
+                (unsigned long long)req->id, msg);
+    mgr_kick(m);
+}
+
+static void reconcile_membership(struct sk_manager *m)
+{
+    if (m->change_inflight)
+        return;
+    const struct raft_configuration *conf = sk_raft_configuration(&m->raft);
+    struct sk_member servers[16];
+    size_t n = 0;
+    for (unsigned i = 0; i < conf->n && n < 16; i++) {
+        servers[n].id = conf->servers[i].id;
+        servers[n].role = conf->servers[i].role;
+        servers[n].match_index =
+            conf->servers[i].id == m->raft.raft.id
+                ? sk_raft_last_index(&m->raft)
+                : sk_raft_match_index(&m->raft, conf->servers[i].id);
+        n++;
+    }
+    struct sk_member_action a = sk_membership_next(
+        m->store, servers, n, m->raft.raft.id, sk_raft_last_index(&m->raft),
+        CATCH_UP_SLACK);
+    enum sk_raft_change_type type;
+    switch (a.type) {
+    case SK_MEMBER_NOTHING: return;
+    case SK_MEMBER_ADD: type = SK_RAFT_ADD_SPARE; break;
+    case SK_MEMBER_PROMOTE: type = SK_RAFT_MAKE_VOTER; break;
+    case SK_MEMBER_REMOVE: type = SK_RAFT_REMOVE; break;
+    case SK_MEMBER_TRANSFER: type = SK_RAFT_TRANSFER; break;
+    default: return;
+    }
+    SK_INFO("raft", "membership: %s %llu (%s)",
+            type == SK_RAFT_ADD_SPARE    ? "add"
+            : type == SK_RAFT_MAKE_VOTER ? "make voter"
+            : type == SK_RAFT_REMOVE     ? "remove"
+                                         : "transfer leadership to",
+            (unsigned long long)a.id, a.why);
+    m->change.data = m;
+    struct sk_err err;
+    if (sk_raft_change(&m->raft, &m->change, type, a.id, a.addr, change_cb,
+                       &err) != SK_OK) {
+        SK_WARN("raft", "membership change: %s", err.msg);
+        return;
+    }
+    m->change_inflight = true;
+}
+
+static void liveness_done(struct sk_manager *m, void *ctx, enum sk_rc rc,
+                          const struct sk_err *err)
+{
+    m->liveness_inflight = false;
+    if (rc != SK_OK && rc != SK_ECONFLICT)
+        SK_WARN("dispatcher", "node state update: %s", err->msg);
+}
+
+static void check_liveness(struct sk_manager *m, int64_t period)
+{
+    if (m->liveness_inflight)
+        return;
+    uint64_t now = uv_now(m->loop);
+    if (now - m->last_liveness_ms < (uint64_t)(period / 4 + 1))
+        return;
+    m->last_liveness_ms = now;
+    struct sk_node_change *changes;
+    size_t n = sk_dispatcher_check(&m->dispatcher, m->store, mgr_now_ms(),
+                                   period, &changes);
+    if (n == 0) {
+        free(changes);
+        return;
+    }
+    struct sk_txn *t = sk_txn_new();
+    for (size_t i = 0; i < n; i++) {
+        const struct sk_node *cur =
+            sk_store_get(m->store, SK_KIND_NODE, changes[i].node_id);
+        if (!cur)
+            continue;
+        struct sk_node *u = sk_object_dup(SK_KIND_NODE, cur);
+        u->status.state = changes[i].state;
+        free(u->status.message);
+        u->status.message = sk_strdup(changes[i].message);
+        u->status.state_changed_at = mgr_now_ms();
+        SK_INFO("dispatcher", "node %s is %s: %s", u->spec.name,
+                sk_node_state_names[u->status.state], changes[i].message);
+        sk_trace("node", u->meta.id, sk_node_state_names[cur->status.state],
+                 sk_node_state_names[u->status.state], changes[i].message);
+        sk_txn_update(t, SK_KIND_NODE, u, cur->meta.version);
+        sk_object_free(SK_KIND_NODE, u);
+    }
+    free(changes);
+    struct sk_err err;
+    m->liveness_inflight = true;
+    if (!mgr_propose(m, t, liveness_done, NULL, &err))
+        m->liveness_inflight = false;
+}
+
+static void forced_cleanup_done(struct sk_manager *m, void *ctx, enum sk_rc rc,
+                                const struct sk_err *err)
+{
+    m->forced_cleanup_inflight = false;
+    if (rc == SK_OK)
+        m->forced_cleanup_done = true;
+    else
+        SK_WARN("manager", "--force-new-cluster cleanup: %s", err->msg);
+}
+
+struct demote_others {
+    struct sk_txn *t;
+    const char *self;
+    size_t n;
+};
+
+static bool demote_other(const void *obj, void *ctx)
+{
+    const struct sk_node *n = obj;
+    struct demote_others *d = ctx;
+    if (n->spec.role != SK_ROLE_MANAGER || strcmp(n->meta.id, d->self) == 0)
+        return true;
+    struct sk_node *u = sk_object_dup(SK_KIND_NODE, n);
+    u->spec.role = SK_ROLE_WORKER;
+    free(u->status.message);
+    u->status.message = sk_strdup(
+        "left the managers with --force-new-cluster: promote it again");
+    sk_txn_update(d->t, SK_KIND_NODE, u, n->meta.version);
+    sk_object_free(SK_KIND_NODE, u);
+    d->n++;
+    return true;
+}
+
+/* After --force-new-cluster, the other managers' Raft state belongs to the
+ * old configuration: they become workers (and wipe it), and the operator
+ * promotes them again. */
+static void forced_cleanup(struct sk_manager *m)
+{
+    if (m->forced_cleanup_done || m->forced_cleanup_inflight)
+        return;
+    struct demote_others d = {.t = sk_txn_new(), .self = m->node_id};
+    sk_store_each(m->store, SK_KIND_NODE, demote_other, &d);
+    if (d.n == 0) {
+        sk_txn_free(d.t);
+        m->forced_cleanup_done = true;
+        return;
+    }
+    SK_INFO("manager", "--force-new-cluster: %zu other managers become "
+                       "workers",
+            d.n);
+    struct sk_err err;
+    m->forced_cleanup_inflight = true;
+    if (!mgr_propose(m, d.t, forced_cleanup_done, NULL, &err))
+        m->forced_cleanup_inflight = false;
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+    struct sk_manager *m = t->data;
+    if (m->stopping)
+        return;
+    bool leader = sk_raft_is_leader(&m->raft);
+    if (leader != m->leader) {
+        m->leader = leader;
+        if (leader) {
+            m->leader_since = mgr_now_ms();
+            sk_dispatcher_reset(&m->dispatcher, m->leader_since);
+            m->last_liveness_ms = uv_now(m->loop);
+            SK_INFO("manager", "this manager leads now");
+        }
+    }
+    if (!leader)
+        return;
+    const struct sk_cluster *cluster = sk_store_cluster(m->store);
+    if (!cluster) {
+        propose_init(m);
+        return;
+    }
+    if (m->cfg.force_new_cluster)
+        forced_cleanup(m);
+    reconcile_membership(m);
+    check_liveness(m, cluster->spec.heartbeat_period_ms);
+}
+
+/* ---- start and stop ---- */
+
+static void accept_cb(struct sk_listener *l, struct sk_stream *s)
+{
+    struct sk_manager *m = l->data;
+    sk_http_server_adopt(&m->http, s);
+}
+
+static void reject_cb(struct sk_listener *l, const struct sk_err *err)
+{
+    struct sk_manager *m = l->data;
+    m->refused++;
+    SK_INFO("api", "refused %s", err->msg);
+}
+
+static enum sk_rc make_tls(struct sk_manager *m, const char *cert,
+                           const char *key, struct sk_err *err)
+{
+    struct sk_tls_config api = {.ca_pem = m->ca_pem,
+                                .cert_pem = cert,
+                                .key_pem = key,
+                                .server = true,
+                                .require_peer_cert = false};
+    struct sk_tls_config rs = api;
+    rs.require_peer_cert = true;
+    struct sk_tls_config cl = api;
+    cl.server = false;
+    struct sk_tls_ctx *a = sk_tls_ctx_new(&api, err);
+    struct sk_tls_ctx *r = a ? sk_tls_ctx_new(&rs, err) : NULL;
+    struct sk_tls_ctx *c = r ? sk_tls_ctx_new(&cl, err) : NULL;
+    if (!c) {
+        sk_tls_ctx_unref(a);
+        sk_tls_ctx_unref(r);
+        return err->code;
+    }
+    sk_tls_ctx_unref(m->api_tls);
+    sk_tls_ctx_unref(m->raft_server_tls);
+    sk_tls_ctx_unref(m->client_tls);
+    m->api_tls = a;
+    m->raft_server_tls = r;
+    m->client_tls = c;
+    return SK_OK;
+}
+
+static void free_manager(struct sk_manager *m)
+{
+    sk_tls_ctx_unref(m->api_tls);
+    sk_tls_ctx_unref(m->raft_server_tls);
+    sk_tls_ctx_unref(m->client_tls);
+    if (m->store && m->watch_id)
+        sk_store_unwatch(m->store, m->watch_id);
+    sk_store_free(m->store);
+    sk_events_free(m->events);
+    sk_dispatcher_free(&m->dispatcher);
+    free(m->raft_dir);
+    free(m->node_id);
+    free(m->cluster_id);
+    free(m->listen_addr);
+    free(m->api_addr);
+    free(m->raft_addr);
+    free(m->ca_pem);
+    free(m->cert_pem);
+    if (m->key_pem) {
+        memset(m->key_pem, 0, strlen(m->key_pem));
+        free(m->key_pem);
+    }
+    free(m->init_command);
+    memset(m->data_key, 0, sizeof m->data_key);
+    free(m);
+}
+
+static void closed_one(struct sk_manager *m)
+{
+    if (--m->closes_pending > 0)
+        return;
+    void (*cb)(void *) = m->stop_cb;
+    void *ctx = m->stop_ctx;
+    free_manager(m);
+    if (cb)
+        cb(ctx);
+}
+
+static void http_closed(struct sk_http_server *s)
+{
+    closed_one(s->data);
+}
+
+static void listener_closed(struct sk_listener *l)
+{
+    closed_one(l->data);
+}
+
+static void client_closed(struct sk_http_client *c)
+{
+    closed_one((struct sk_manager *)((char *)c -
+                                     offsetof(struct sk_manager, client)));
+}
+
+static void raft_closed(struct sk_raft_node *n)
+{
+    struct sk_manager *m = (struct sk_manager *)((char *)n -
+                                                 offsetof(struct sk_manager,
+                                                          raft));
+    closed_one(m);
+}
+
+static void tick_closed(uv_handle_t *h)
+{
+    closed_one(h->data);
+}
+
+/* Closes whatever is open, counting what must call back. */
+static void close_all(struct sk_manager *m)
+{
+    m->stopping = true;
+    m->closes_pending = 1;
+    if (m->tick_inited) {
+        m->closes_pending++;
+        uv_close((uv_handle_t *)&m->tick, tick_closed);
+    }
+    if (m->listening) {
+        m->closes_pending++;
+        sk_listener_close(&m->listener, listener_closed);
+    }
+    if (m->http_inited) {
+        m->closes_pending++;
+        sk_http_server_close(&m->http, http_closed);
+    }
+    if (m->client_inited) {
+        m->closes_pending++;
+        sk_http_client_close(&m->client, client_closed);
+    }
+    if (m->raft_inited) {
+        m->closes_pending++;
+        sk_raft_node_close(&m->raft, raft_closed);
+    }
+    closed_one(m);
+}
+
+struct sk_manager *sk_manager_start(const struct sk_manager_config *cfg,
+                                    struct sk_err *err)
+{
+    struct sk_manager *m = sk_calloc(1, sizeof *m);
+    m->loop = cfg->loop;
+    m->cfg = *cfg;
+    m->raft_dir = sk_strdup(cfg->raft_dir);
+    m->node_id = sk_strdup(cfg->node_id);
+    m->cluster_id = sk_strdup(cfg->cluster_id);
+    m->listen_addr = sk_strdup(cfg->listen_addr);
+    m->api_addr = sk_strdup(cfg->api_addr);
+    m->raft_addr = sk_strdup(cfg->raft_addr);
+    m->ca_pem = sk_strdup(cfg->ca_pem);
+    m->cert_pem = sk_strdup(cfg->cert_pem);
+    m->key_pem = sk_strdup(cfg->key_pem);
+    m->init_command = cfg->init_command ? sk_strdup(cfg->init_command) : NULL;
+    memcpy(m->data_key, cfg->data_key, sizeof m->data_key);
+    m->creds = (struct sk_tls_creds){.ca_pem = m->ca_pem,
+                                     .cert_pem = m->cert_pem,
+                                     .key_pem = m->key_pem,
+                                     .expect_role = "manager"};
+    m->store = sk_store_new();
+    m->events = sk_events_new(EVENT_HISTORY);
+    sk_dispatcher_init(&m->dispatcher);
+    m->watch_id = sk_store_watch(m->store, store_watch, m);
+
+    if (make_tls(m, m->cert_pem, m->key_pem, err) != SK_OK)
+        goto fail;
+    if (sk_http_client_init(&m->client, m->loop, err) != 0)
+        goto fail;
+    m->client_inited = true;
+
+    struct sk_raft_node_config rc = {
+        .loop = m->loop,
+        .dir = m->raft_dir,
+        .id = sk_raft_id_of(m->node_id),
+        .address = m->raft_addr,
+        .listen_host = m->listen_addr,
+        .listen_port = cfg->raft_port,
+        .server_tls = m->raft_server_tls,
+        .client_tls = m->client_tls,
+        .store = m->store,
+        .authorize = raft_authorize,
+        .authorize_ctx = m,
+        .reject_cb = raft_reject,
+        .reject_ctx = m,
+        .state_cb = raft_state_cb,
+        .state_ctx = m,
+        .election_timeout_ms = cfg->election_timeout_ms,
+        .snapshot_threshold = cfg->snapshot_threshold,
+    };
+    if (sk_raft_node_init(&m->raft, &rc, err) != SK_OK)
+        goto fail;
+    m->raft_inited = true;
+    if (cfg->bootstrap) {
+        enum sk_rc b = sk_raft_node_bootstrap(&m->raft, err);
+        if (b != SK_OK && b != SK_EEXIST)
+            goto fail;
+    }
+    if (cfg->force_new_cluster &&
+        sk_raft_node_recover(&m->raft, err) != SK_OK)
+        goto fail;
+    if (sk_raft_node_start(&m->raft, err) != SK_OK)
+        goto fail;
+
+    struct sk_http_server_config hc = {
+        .handler = handle,
+        .data = m,
+        .max_body_bytes = 8u << 20,
+        .server_name = "skiff",
+    };
+    if (sk_http_server_init(&m->http, m->loop, &hc) != 0) {
+        sk_err_set(err, SK_EINTERNAL, "HTTP server init failed");
+        goto fail;
+    }
+    m->http.data = m;
+    m->http_inited = true;
+    struct sk_listener_config lc = {
+        .host = m->listen_addr,
+        .port = cfg->api_port,
+        .tls = m->api_tls,
+        .accept_cb = accept_cb,
+        .reject_cb = reject_cb,
+        .data = m,
+    };
+    if (sk_listener_start(&m->listener, m->loop, &lc, err) != 0)
+        goto fail;
+    m->listening = true;
+
+    uv_timer_init(m->loop, &m->tick);
+    m->tick.data = m;
+    m->tick_inited = true;
+    uv_timer_start(&m->tick, tick_cb, TICK_MS, TICK_MS);
+    return m;
+fail:
+    close_all(m);
+    return NULL;
+}
+
+enum sk_rc sk_manager_set_credentials(struct sk_manager *m,
+                                      const char *cert_pem,
+                                      const char *key_pem, struct sk_err *err)
+{
+    enum sk_rc rc = make_tls(m, cert_pem, key_pem, err);
+    if (rc != SK_OK)
+        return rc;
+    free(m->cert_pem);
+    free(m->key_pem);
+    m->cert_pem = sk_strdup(cert_pem);
+    m->key_pem = sk_strdup(key_pem);
+    m->creds.cert_pem = m->cert_pem;
+    m->creds.key_pem = m->key_pem;
+    sk_listener_set_tls(&m->listener, m->api_tls);
+    sk_raft_transport_set_tls(&m->raft.transport, m->raft_server_tls,
+                              m->client_tls);
+    return SK_OK;
+}
+
+bool sk_manager_is_leader(const struct sk_manager *m)
+{
+    return sk_raft_is_leader(&m->raft);
+}
+
+struct handover {
+    struct sk_raft_change change;
+    struct sk_manager *m;
+    uv_timer_t timer;
+    bool done;
+};
+
+static void handover_timer_closed(uv_handle_t *h)
+{
+    struct handover *ho = h->data;
+    struct sk_manager *m = ho->m;
+    free(ho);
+    close_all(m);
+}
+
+static void handover_finish(struct handover *ho)
+{
+    if (ho->done)
+        return;
+    ho->done = true;
+    uv_close((uv_handle_t *)&ho->timer, handover_timer_closed);
+}
+
+static void handover_cb(struct sk_raft_change *req, enum sk_rc rc,
+                        const char *msg)
+{
+    struct handover *ho = req->data;
+    if (rc != SK_OK)
+        SK_WARN("raft", "leadership handover: %s", msg);
+    handover_finish(ho);
+}
+
+static void handover_timeout(uv_timer_t *t)
+{
+    handover_finish(t->data);
+}
+
+void sk_manager_stop(struct sk_manager *m, bool handover, void (*cb)(void *),
+                     void *ctx)
+{
+    m->stop_cb = cb;
+    m->stop_ctx = ctx;
+    const struct raft_configuration *conf = sk_raft_configuration(&m->raft);
+    unsigned voters = 0;
+    for (unsigned i = 0; i < conf->n; i++)
+        voters += conf->servers[i].role == RAFT_VOTER;
+    if (handover && sk_raft_is_leader(&m->raft) && voters > 1) {
+        /* A leaving leader hands over first, so the others need not wait
+         * for an election timeout. Bounded: at most 2 s. */
+        struct handover *ho = sk_calloc(1, sizeof *ho);
+        ho->m = m;
+        ho->change.data = ho;
+        uv_timer_init(m->loop, &ho->timer);
+        ho->timer.data = ho;
+        struct sk_err err;
+        if (sk_raft_change(&m->raft, &ho->change, SK_RAFT_TRANSFER, 0, NULL,
+                           handover_cb, &err) == SK_OK) {
+            SK_INFO("raft", "handing leadership over before stopping");
+            uv_timer_start(&ho->timer, handover_timeout, 2000, 0);
+            return;
+        }
+        uv_close((uv_handle_t *)&ho->timer, NULL);
+        /* ho is freed once the handle is closed: reuse the finish path. */
+        ho->done = true;
+        free(ho);
+    }
+    close_all(m);
+}
