@@ -598,16 +598,18 @@ static void reconcile_membership(struct sk_manager *m)
     switch (a.type) {
     case SK_MEMBER_NOTHING: return;
     case SK_MEMBER_ADD: type = SK_RAFT_ADD_SPARE; break;
+    case SK_MEMBER_REPLICATE: type = SK_RAFT_MAKE_STANDBY; break;
     case SK_MEMBER_PROMOTE: type = SK_RAFT_MAKE_VOTER; break;
     case SK_MEMBER_REMOVE: type = SK_RAFT_REMOVE; break;
     case SK_MEMBER_TRANSFER: type = SK_RAFT_TRANSFER; break;
     default: return;
     }
     SK_INFO("raft", "membership: %s %llu (%s)",
-            type == SK_RAFT_ADD_SPARE    ? "add"
-            : type == SK_RAFT_MAKE_VOTER ? "make voter"
-            : type == SK_RAFT_REMOVE     ? "remove"
-                                         : "transfer leadership to",
+            type == SK_RAFT_ADD_SPARE      ? "add"
+            : type == SK_RAFT_MAKE_STANDBY ? "replicate to"
+            : type == SK_RAFT_MAKE_VOTER   ? "make voter"
+            : type == SK_RAFT_REMOVE       ? "remove"
+                                           : "transfer leadership to",
             (unsigned long long)a.id, a.why);
     m->change.data = m;
     struct sk_err err;

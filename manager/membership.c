@@ -103,9 +103,19 @@ struct sk_member_action sk_membership_next(const struct sk_store *s,
         return a;
     }
 
-    /* 3. Spares that caught up. */
+    /* 3. Spares start receiving the log. */
     for (size_t i = 0; i < n; i++) {
-        if (servers[i].role == SK_MEMBER_VOTER)
+        if (servers[i].role == SK_MEMBER_SPARE) {
+            a.type = SK_MEMBER_REPLICATE;
+            a.id = servers[i].id;
+            snprintf(a.why, sizeof a.why, "replicate the log to it");
+            return a;
+        }
+    }
+
+    /* 4. Standbys that caught up vote. */
+    for (size_t i = 0; i < n; i++) {
+        if (servers[i].role != SK_MEMBER_STANDBY)
             continue;
         if (servers[i].match_index + catch_up_slack >= last_index &&
             servers[i].match_index > 0) {

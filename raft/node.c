@@ -325,6 +325,11 @@ enum sk_rc sk_raft_change(struct sk_raft_node *n, struct sk_raft_change *req,
         req->u.change.data = req;
         rv = raft_add(&n->raft, &req->u.change, id, address, change_cb);
         break;
+    case SK_RAFT_MAKE_STANDBY:
+        req->u.change.data = req;
+        rv = raft_assign(&n->raft, &req->u.change, id, RAFT_STANDBY,
+                         change_cb);
+        break;
     case SK_RAFT_MAKE_VOTER:
         req->u.change.data = req;
         rv = raft_assign(&n->raft, &req->u.change, id, RAFT_VOTER, change_cb);

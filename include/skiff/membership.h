@@ -7,9 +7,12 @@
  *   1. a server whose node is gone or was demoted leaves -- when it is the
  *      leader itself, it hands leadership over first; the last voter never
  *      leaves;
- *   2. a new manager joins as a spare (it receives the log, does not vote);
- *   3. a spare that has caught up (within `catch_up_slack` entries of the
- *      leader's log) becomes a voter.
+ *   2. a new manager joins as a spare (known, neither replicated nor
+ *      voting);
+ *   3. a spare becomes a standby: it receives the log, does not vote;
+ *   4. a standby that has caught up (within `catch_up_slack` entries of
+ *      the leader's log) becomes a voter, so a slow newcomer never holds
+ *      the others' commits back.
  * Pure: the caller runs the change and asks again when it finished. */
 #ifndef SKIFF_MEMBERSHIP_H
 #define SKIFF_MEMBERSHIP_H
@@ -30,6 +33,7 @@ struct sk_member {
 enum sk_member_action_type {
     SK_MEMBER_NOTHING,
     SK_MEMBER_ADD,      /* raft_add as spare */
+    SK_MEMBER_REPLICATE, /* raft_assign standby: start replicating */
     SK_MEMBER_PROMOTE,  /* raft_assign voter */
     SK_MEMBER_REMOVE,
     SK_MEMBER_TRANSFER, /* leadership to `id` first */

@@ -121,6 +121,7 @@ enum sk_rc sk_raft_barrier(struct sk_raft_node *n, struct sk_raft_barrier *req,
 
 enum sk_raft_change_type {
     SK_RAFT_ADD_SPARE,   /* raft_add */
+    SK_RAFT_MAKE_STANDBY, /* raft_assign(STANDBY): replicated, no vote */
     SK_RAFT_MAKE_VOTER,  /* raft_assign(VOTER): catches up first */
     SK_RAFT_REMOVE,
     SK_RAFT_TRANSFER,    /* hand leadership to id (0: any voter) */

@@ -78,8 +78,13 @@ static void membership_decisions(void **state)
     assert_int_equal(a.id, id2);
     assert_string_equal(a.addr, m2->manager.raft_addr);
 
-    /* m2 is a spare far behind: wait. Caught up: promote. */
-    servers[1] = (struct sk_member){id2, SK_MEMBER_SPARE, 10};
+    /* A spare starts receiving the log (standby); a standby far behind
+     * waits; caught up, it is promoted. */
+    servers[1] = (struct sk_member){id2, SK_MEMBER_SPARE, 0};
+    a = sk_membership_next(store, servers, 2, id1, 100, 8);
+    assert_int_equal(a.type, SK_MEMBER_REPLICATE);
+    assert_int_equal(a.id, id2);
+    servers[1] = (struct sk_member){id2, SK_MEMBER_STANDBY, 10};
     a = sk_membership_next(store, servers, 2, id1, 100, 8);
     assert_int_equal(a.type, SK_MEMBER_NOTHING);
     servers[1].match_index = 95;

@@ -1,0 +1,79 @@
+/* Private to the `skiff` CLI: talking to the managers, printing tables,
+ * and the command table each command file contributes to. */
+#ifndef SKIFF_CLI_H
+#define SKIFF_CLI_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "skiff/datadir.h"
+#include "skiff/err.h"
+#include "skiff/flags.h"
+
+struct cli {
+    struct sk_admin_creds creds;
+    char **hosts; /* managers to try, in order */
+    size_t n_hosts;
+    size_t preferred; /* the one that answered last */
+    bool json;        /* --format json */
+    bool quiet;       /* -q */
+    unsigned timeout_ms;
+};
+
+extern struct cli cli;
+
+/* Runs method on path (e.g. "/v1/nodes") against the managers, trying the
+ * next one on a transport failure or an unavailable manager, for up to the
+ * CLI's timeout. On success *out gets the parsed JSON reply (or NULL for an
+ * empty body). On failure err has the manager's message. */
+enum sk_rc cli_call(const char *method, const char *path, const json_t *body,
+                    json_t **out, struct sk_err *err);
+/* Streams a GET: each line goes to on_line until it returns false or the
+ * server ends the stream. */
+enum sk_rc cli_stream(const char *path, bool (*on_line)(const char *line,
+                                                        void *ctx),
+                      void *ctx, struct sk_err *err);
+
+/* Prints "skiff: MESSAGE" to stderr and returns 1 (for `return fail(...)`). */
+int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int fail_err(const struct sk_err *err);
+/* Parses a command's flags; prints the error and usage on failure. */
+bool parse_flags(const char *usage, struct sk_flag *flags, size_t n,
+                 int argc, char **argv, bool stop_at_positional,
+                 struct sk_flags_result *res, int *exit_code);
+
+/* Prints JSON pretty (for --format json and inspect). */
+void print_json(const json_t *j);
+
+/* A simple aligned table. */
+struct table {
+    size_t cols;
+    char **cells; /* rows * cols */
+    size_t rows;
+};
+void table_init(struct table *t, size_t cols, ...);
+void table_row(struct table *t, ...);
+void table_print(struct table *t);
+void table_free(struct table *t);
+
+/* Small formatting helpers. */
+const char *jstr(const json_t *o, const char *path); /* "a.b.c"; "" if none */
+long long jint(const json_t *o, const char *path);
+/* "Ready", "Active": first letter upper-cased into buf. */
+const char *title(const char *s, char *buf, size_t size);
+/* "3 seconds ago" style age of a ms timestamp. */
+void ago(long long ms, char *buf, size_t size);
+
+/* Commands. Each gets the arguments after its words. */
+int cmd_cluster_info(int argc, char **argv);
+int cmd_join_token(int argc, char **argv);
+int cmd_events(int argc, char **argv);
+int cmd_node_ls(int argc, char **argv);
+int cmd_node_inspect(int argc, char **argv);
+int cmd_node_update(int argc, char **argv);
+int cmd_node_promote(int argc, char **argv);
+int cmd_node_demote(int argc, char **argv);
+int cmd_node_rm(int argc, char **argv);
+
+#endif

@@ -1,0 +1,286 @@
+/* skiff node ls|inspect|update|promote|demote|rm. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "skiff/mem.h"
+#include "skiff_cli.h"
+
+#define HELP_FLAG                                                             \
+    {                                                                         \
+        .name = "help", .short_name = 'h', .type = SK_FLAG_BOOL,              \
+        .help = "this help"                                                   \
+    }
+
+static const char *engine(const json_t *n)
+{
+    const char *v = jstr(n, "description.engine_version");
+    return *v ? v : "-";
+}
+
+int cmd_node_ls(int argc, char **argv)
+{
+    enum { QUIET, HELP, N };
+    struct sk_flag f[N] = {
+        [QUIET] = {.name = "quiet", .short_name = 'q', .type = SK_FLAG_BOOL,
+                   .help = "only IDs"},
+        [HELP] = HELP_FLAG,
+    };
+    struct sk_flags_result res;
+    int code;
+    if (!parse_flags("skiff node ls [-q]", f, N, argc, argv, false, &res,
+                     &code))
+        return code;
+    bool quiet = f[QUIET].on || cli.quiet;
+    sk_flags_free(f, N, &res);
+    json_t *nodes;
+    struct sk_err err;
+    if (cli_call("GET", "/v1/nodes", NULL, &nodes, &err) != SK_OK)
+        return fail_err(&err);
+    size_t i;
+    json_t *n;
+    if (cli.json) {
+        print_json(nodes);
+    } else if (quiet) {
+        json_array_foreach(nodes, i, n) printf("%s\n", jstr(n, "id"));
+    } else {
+        struct table t;
+        table_init(&t, 7, "ID", "HOSTNAME", "STATUS", "AVAILABILITY",
+                   "MANAGER STATUS", "ADDRESS", "ENGINE VERSION");
+        json_array_foreach(nodes, i, n)
+        {
+            char st[32], av[32], ms[32];
+            table_row(&t, jstr(n, "id"), jstr(n, "spec.name"),
+                      title(jstr(n, "status.state"), st, sizeof st),
+                      title(jstr(n, "spec.availability"), av, sizeof av),
+                      title(jstr(n, "manager_status"), ms, sizeof ms),
+                      jstr(n, "description.addr"), engine(n));
+        }
+        table_print(&t);
+        table_free(&t);
+    }
+    json_decref(nodes);
+    return 0;
+}
+
+static json_t *get_node(const char *ref, struct sk_err *err)
+{
+    char *path = sk_printf("/v1/nodes/%s", ref);
+    json_t *n = NULL;
+    enum sk_rc rc = cli_call("GET", path, NULL, &n, err);
+    free(path);
+    return rc == SK_OK ? n : NULL;
+}
+
+int cmd_node_inspect(int argc, char **argv)
+{
+    enum { HELP, N };
+    struct sk_flag f[N] = {[HELP] = HELP_FLAG};
+    struct sk_flags_result res;
+    int code;
+    if (!parse_flags("skiff node inspect NODE...", f, N, argc, argv, false,
+                     &res, &code))
+        return code;
+    int rc = 0;
+    if (res.n_positional == 0)
+        rc = fail("usage: skiff node inspect NODE...");
+    json_t *all = json_array();
+    for (size_t i = 0; i < res.n_positional && rc == 0; i++) {
+        struct sk_err err;
+        json_t *n = get_node(res.positional[i], &err);
+        if (!n)
+            rc = fail_err(&err);
+        else
+            json_array_append_new(all, n);
+    }
+    if (rc == 0)
+        print_json(all);
+    json_decref(all);
+    sk_flags_free(f, N, &res);
+    return rc;
+}
+
+/* Read-modify-write of a node's spec with its version; retried when
+ * someone else changed the node meanwhile. */
+static enum sk_rc modify_node(const char *ref,
+                              bool (*change)(json_t *spec, void *ctx,
+                                             struct sk_err *err),
+                              void *ctx, struct sk_err *err)
+{
+    for (int attempt = 0; attempt < 5; attempt++) {
+        json_t *n = get_node(ref, err);
+        if (!n)
+            return err->code;
+        json_t *spec = json_deep_copy(json_object_get(n, "spec"));
+        if (!change(spec, ctx, err)) {
+            json_decref(spec);
+            json_decref(n);
+            return err->code;
+        }
+        json_t *body = json_pack("{s:o, s:I}", "spec", spec, "version",
+                                 (json_int_t)jint(n, "version"));
+        char *path = sk_printf("/v1/nodes/%s/update", jstr(n, "id"));
+        enum sk_rc rc = cli_call("POST", path, body, NULL, err);
+        free(path);
+        json_decref(body);
+        json_decref(n);
+        if (rc != SK_ECONFLICT)
+            return rc;
+    }
+    return err->code;
+}
+
+struct update_args {
+    struct sk_flag *f;
+};
+
+enum { U_AVAIL, U_LABEL_ADD, U_LABEL_RM, U_ROLE, U_HELP, U_N };
+
+static bool apply_update(json_t *spec, void *ctx, struct sk_err *err)
+{
+    struct sk_flag *f = ctx;
+    if (f[U_AVAIL].set)
+        json_object_set_new(spec, "availability", json_string(f[U_AVAIL].str));
+    if (f[U_ROLE].set)
+        json_object_set_new(spec, "role", json_string(f[U_ROLE].str));
+    json_t *labels = json_object_get(spec, "labels");
+    if (!labels) {
+        labels = json_object();
+        json_object_set_new(spec, "labels", labels);
+    }
+    for (size_t i = 0; i < f[U_LABEL_ADD].n_strs; i++) {
+        const char *kv = f[U_LABEL_ADD].strs[i];
+        const char *eq = strchr(kv, '=');
+        char *key = eq ? sk_strndup(kv, (size_t)(eq - kv)) : sk_strdup(kv);
+        if (!*key) {
+            free(key);
+            sk_err_set(err, SK_EINVAL, "--label-add \"%s\": want KEY=VALUE",
+                       kv);
+            return false;
+        }
+        json_object_set_new(labels, key, json_string(eq ? eq + 1 : ""));
+        free(key);
+    }
+    for (size_t i = 0; i < f[U_LABEL_RM].n_strs; i++) {
+        const char *key = f[U_LABEL_RM].strs[i];
+        if (json_object_del(labels, key) != 0) {
+            sk_err_set(err, SK_ENOTFOUND,
+                       "--label-rm \"%s\": the node has no such label", key);
+            return false;
+        }
+    }
+    return true;
+}
+
+int cmd_node_update(int argc, char **argv)
+{
+    struct sk_flag f[U_N] = {
+        [U_AVAIL] = {.name = "availability", .type = SK_FLAG_ENUM,
+                     .choices = (const char *const[]){"active", "pause",
+                                                      "drain", NULL},
+                     .help = "active, pause (no new tasks) or drain (move "
+                             "tasks away)"},
+        [U_LABEL_ADD] = {.name = "label-add", .type = SK_FLAG_STRINGS,
+                         .metavar = "KEY=VALUE", .help = "add or set a label"},
+        [U_LABEL_RM] = {.name = "label-rm", .type = SK_FLAG_STRINGS,
+                        .metavar = "KEY", .help = "remove a label"},
+        [U_ROLE] = {.name = "role", .type = SK_FLAG_ENUM,
+                    .choices = (const char *const[]){"worker", "manager",
+                                                     NULL},
+                    .help = "change the role (as promote/demote)"},
+        [U_HELP] = HELP_FLAG,
+    };
+    const char *usage = "skiff node update [OPTIONS] NODE";
+    struct sk_flags_result res;
+    int code;
+    if (!parse_flags(usage, f, U_N, argc, argv, false, &res, &code))
+        return code;
+    int rc = 0;
+    if (res.n_positional != 1) {
+        rc = fail("usage: %s", usage);
+    } else if (!f[U_AVAIL].set && !f[U_LABEL_ADD].set && !f[U_LABEL_RM].set &&
+               !f[U_ROLE].set) {
+        rc = fail("node update: nothing to change (see --help)");
+    } else {
+        struct sk_err err;
+        if (modify_node(res.positional[0], apply_update, f, &err) != SK_OK)
+            rc = fail_err(&err);
+        else if (!cli.quiet)
+            printf("%s\n", res.positional[0]);
+    }
+    sk_flags_free(f, U_N, &res);
+    return rc;
+}
+
+static int role_command(int argc, char **argv, const char *verb)
+{
+    enum { HELP, N };
+    struct sk_flag f[N] = {[HELP] = HELP_FLAG};
+    char usage[64];
+    snprintf(usage, sizeof usage, "skiff node %s NODE...", verb);
+    struct sk_flags_result res;
+    int code;
+    if (!parse_flags(usage, f, N, argc, argv, false, &res, &code))
+        return code;
+    int rc = 0;
+    if (res.n_positional == 0)
+        rc = fail("usage: %s", usage);
+    for (size_t i = 0; i < res.n_positional && rc == 0; i++) {
+        char *path = sk_printf("/v1/nodes/%s/%s", res.positional[i], verb);
+        json_t *reply = NULL;
+        struct sk_err err;
+        if (cli_call("POST", path, NULL, &reply, &err) != SK_OK) {
+            rc = fail("node %s: %s", res.positional[i], err.msg);
+        } else if (!cli.quiet) {
+            const char *msg = jstr(reply, "message");
+            if (*msg)
+                printf("node %s: %s\n", res.positional[i], msg);
+            else
+                printf("node %s %sd\n", res.positional[i], verb);
+        }
+        json_decref(reply);
+        free(path);
+    }
+    sk_flags_free(f, N, &res);
+    return rc;
+}
+
+int cmd_node_promote(int argc, char **argv)
+{
+    return role_command(argc, argv, "promote");
+}
+
+int cmd_node_demote(int argc, char **argv)
+{
+    return role_command(argc, argv, "demote");
+}
+
+int cmd_node_rm(int argc, char **argv)
+{
+    enum { FORCE, HELP, N };
+    struct sk_flag f[N] = {
+        [FORCE] = {.name = "force", .short_name = 'f', .type = SK_FLAG_BOOL,
+                   .help = "remove even if the node is ready"},
+        [HELP] = HELP_FLAG,
+    };
+    const char *usage = "skiff node rm [--force] NODE...";
+    struct sk_flags_result res;
+    int code;
+    if (!parse_flags(usage, f, N, argc, argv, false, &res, &code))
+        return code;
+    int rc = 0;
+    if (res.n_positional == 0)
+        rc = fail("usage: %s", usage);
+    for (size_t i = 0; i < res.n_positional && rc == 0; i++) {
+        char *path = sk_printf("/v1/nodes/%s%s", res.positional[i],
+                               f[FORCE].on ? "?force=1" : "");
+        struct sk_err err;
+        if (cli_call("DELETE", path, NULL, NULL, &err) != SK_OK)
+            rc = fail("node %s: %s", res.positional[i], err.msg);
+        else if (!cli.quiet)
+            printf("%s\n", res.positional[i]);
+        free(path);
+    }
+    sk_flags_free(f, N, &res);
+    return rc;
+}

@@ -1,0 +1,307 @@
+/* The CLI's plumbing: calls to the managers with failover, streaming,
+ * tables, small formatting helpers. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "skiff/http_client.h"
+#include "skiff/mem.h"
+#include "skiff_cli.h"
+
+struct cli cli;
+
+int fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "skiff: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    return 1;
+}
+
+int fail_err(const struct sk_err *err)
+{
+    return fail("%s", err->msg);
+}
+
+bool parse_flags(const char *usage, struct sk_flag *flags, size_t n, int argc,
+                 char **argv, bool stop_at_positional,
+                 struct sk_flags_result *res, int *exit_code)
+{
+    struct sk_err err;
+    if (sk_flags_parse(flags, n, argc, argv, stop_at_positional, res, &err) !=
+        SK_OK) {
+        fprintf(stderr, "skiff: %s\nusage: %s\n", err.msg, usage);
+        sk_flags_usage(stderr, flags, n);
+        *exit_code = 2;
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(flags[i].name, "help") == 0 && flags[i].on) {
+            printf("usage: %s\n", usage);
+            sk_flags_usage(stdout, flags, n);
+            *exit_code = 0;
+            return false;
+        }
+    }
+    return true;
+}
+
+static unsigned long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (unsigned long long)ts.tv_sec * 1000 +
+           (unsigned long long)ts.tv_nsec / 1000000;
+}
+
+/* Worth trying another manager? */
+static bool retryable(enum sk_rc rc, long status)
+{
+    if (status == 503 || status == 504)
+        return true;
+    return status == 0 && (rc == SK_EUNAVAIL || rc == SK_ETIMEDOUT ||
+                           rc == SK_EIO || rc == SK_ECANCELED ||
+                           rc == SK_EPROTO);
+}
+
+struct stream_ctx {
+    bool (*on_line)(const char *line, void *ctx);
+    void *ctx;
+    char *buf;
+    size_t len;
+    bool stopped;
+};
+
+static bool stream_data(struct sk_http_call *call, const char *data,
+                        size_t len)
+{
+    struct stream_ctx *s = call->data;
+    s->buf = sk_realloc(s->buf, s->len + len + 1);
+    memcpy(s->buf + s->len, data, len);
+    s->len += len;
+    s->buf[s->len] = '\0';
+    char *start = s->buf, *nl;
+    while ((nl = memchr(start, '\n', s->len - (size_t)(start - s->buf)))) {
+        *nl = '\0';
+        if (*start && !s->on_line(start, s->ctx)) {
+            s->stopped = true;
+            return false;
+        }
+        start = nl + 1;
+    }
+    size_t rest = s->len - (size_t)(start - s->buf);
+    memmove(s->buf, start, rest);
+    s->len = rest;
+    return true;
+}
+
+static enum sk_rc do_call(const char *method, const char *path,
+                          const char *body, struct stream_ctx *stream,
+                          json_t **out, struct sk_err *err)
+{
+    struct sk_tls_creds tls = {.ca_pem = cli.creds.ca_pem,
+                               .cert_pem = cli.creds.cert_pem,
+                               .key_pem = cli.creds.key_pem,
+                               .expect_role = "manager"};
+    unsigned long long deadline = mono_ms() + cli.timeout_ms;
+    struct sk_err last = {.code = SK_EUNAVAIL, .msg = "no manager to ask"};
+    for (unsigned round = 0;; round++) {
+        for (size_t k = 0; k < cli.n_hosts; k++) {
+            size_t i = (cli.preferred + k) % cli.n_hosts;
+            char *url = sk_printf("https://%s%s", cli.hosts[i], path);
+            unsigned long long now = mono_ms();
+            unsigned left = deadline > now ? (unsigned)(deadline - now) : 1;
+            struct sk_http_call call = {
+                .method = method,
+                .url = url,
+                .body = body,
+                .body_len = body ? strlen(body) : 0,
+                .tls = &tls,
+                .connect_timeout_ms = left < 2000 ? left : 2000,
+                .timeout_ms = stream ? 0 : (left < 10000 ? left : 10000),
+                .on_data = stream ? stream_data : NULL,
+                .data = stream,
+            };
+            enum sk_rc rc = sk_http_call_sync(&call);
+            long status = call.status;
+            if (rc == SK_OK || (stream && stream->stopped))
+                rc = stream && stream->stopped
+                         ? SK_OK
+                         : sk_http_call_api_error(&call, &last);
+            else
+                sk_err_copy(&last, &call.err);
+            if (!retryable(rc, status)) {
+                if (rc == SK_OK && out) {
+                    *out = call.resp_body && *call.resp_body
+                               ? json_loads(call.resp_body, 0, NULL)
+                               : NULL;
+                }
+                cli.preferred = i;
+                sk_http_call_reset(&call);
+                free(url);
+                if (rc != SK_OK)
+                    sk_err_copy(err, &last);
+                return rc;
+            }
+            sk_http_call_reset(&call);
+            free(url);
+            if (mono_ms() >= deadline)
+                break;
+        }
+        if (mono_ms() + 300 >= deadline)
+            break;
+        usleep(300 * 1000);
+    }
+    sk_err_copy(err, &last);
+    if (cli.n_hosts > 1)
+        sk_err_wrap(err, "no manager could answer in %u ms (tried %zu)",
+                    cli.timeout_ms, cli.n_hosts);
+    return err->code ? err->code : SK_EUNAVAIL;
+}
+
+enum sk_rc cli_call(const char *method, const char *path, const json_t *body,
+                    json_t **out, struct sk_err *err)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    if (out)
+        *out = NULL;
+    enum sk_rc rc = do_call(method, path, text, NULL, out, err);
+    free(text);
+    return rc;
+}
+
+enum sk_rc cli_stream(const char *path,
+                      bool (*on_line)(const char *line, void *ctx), void *ctx,
+                      struct sk_err *err)
+{
+    struct stream_ctx s = {.on_line = on_line, .ctx = ctx};
+    enum sk_rc rc = do_call("GET", path, NULL, &s, NULL, err);
+    free(s.buf);
+    return rc;
+}
+
+void print_json(const json_t *j)
+{
+    char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (text) {
+        puts(text);
+        free(text);
+    }
+}
+
+void table_init(struct table *t, size_t cols, ...)
+{
+    t->cols = cols;
+    t->rows = 0;
+    t->cells = NULL;
+    va_list ap;
+    va_start(ap, cols);
+    t->cells = sk_calloc(cols, sizeof *t->cells);
+    for (size_t i = 0; i < cols; i++)
+        t->cells[i] = sk_strdup(va_arg(ap, const char *));
+    t->rows = 1;
+    va_end(ap);
+}
+
+void table_row(struct table *t, ...)
+{
+    t->cells = sk_realloc(t->cells, (t->rows + 1) * t->cols * sizeof *t->cells);
+    va_list ap;
+    va_start(ap, t);
+    for (size_t i = 0; i < t->cols; i++) {
+        const char *s = va_arg(ap, const char *);
+        t->cells[t->rows * t->cols + i] = sk_strdup(s ? s : "");
+    }
+    va_end(ap);
+    t->rows++;
+}
+
+void table_print(struct table *t)
+{
+    size_t *w = sk_calloc(t->cols, sizeof *w);
+    for (size_t r = 0; r < t->rows; r++)
+        for (size_t c = 0; c < t->cols; c++) {
+            size_t len = strlen(t->cells[r * t->cols + c]);
+            if (len > w[c])
+                w[c] = len;
+        }
+    for (size_t r = 0; r < t->rows; r++) {
+        for (size_t c = 0; c < t->cols; c++) {
+            const char *s = t->cells[r * t->cols + c];
+            if (c + 1 < t->cols)
+                printf("%-*s   ", (int)w[c], s);
+            else
+                printf("%s", s);
+        }
+        printf("\n");
+    }
+    free(w);
+}
+
+void table_free(struct table *t)
+{
+    for (size_t i = 0; i < t->rows * t->cols; i++)
+        free(t->cells[i]);
+    free(t->cells);
+}
+
+static const json_t *walk(const json_t *o, const char *path)
+{
+    char key[64];
+    while (o && *path) {
+        const char *dot = strchr(path, '.');
+        size_t len = dot ? (size_t)(dot - path) : strlen(path);
+        if (len >= sizeof key)
+            return NULL;
+        memcpy(key, path, len);
+        key[len] = '\0';
+        o = json_object_get(o, key);
+        path += len + (dot ? 1 : 0);
+    }
+    return o;
+}
+
+const char *jstr(const json_t *o, const char *path)
+{
+    const char *s = json_string_value(walk(o, path));
+    return s ? s : "";
+}
+
+long long jint(const json_t *o, const char *path)
+{
+    return json_integer_value(walk(o, path));
+}
+
+const char *title(const char *s, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s", s ? s : "");
+    if (buf[0] >= 'a' && buf[0] <= 'z')
+        buf[0] = (char)(buf[0] - 'a' + 'A');
+    return buf;
+}
+
+void ago(long long ms, char *buf, size_t size)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    long long s = (now - ms) / 1000;
+    if (ms <= 0)
+        snprintf(buf, size, "-");
+    else if (s < 1)
+        snprintf(buf, size, "just now");
+    else if (s < 120)
+        snprintf(buf, size, "%lld seconds ago", s);
+    else if (s < 7200)
+        snprintf(buf, size, "%lld minutes ago", s / 60);
+    else if (s < 172800)
+        snprintf(buf, size, "%lld hours ago", s / 3600);
+    else
+        snprintf(buf, size, "%lld days ago", s / 86400);
+}
