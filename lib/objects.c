@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "skiff/constraint.h"
 #include "skiff/mem.h"
 
 /* Field table shorthands: the JSON name is the C member's name. */
@@ -256,8 +257,8 @@ static const struct sk_field task_spec_fields[] = {
     OBJS(struct sk_task_spec, networks, network_ref_schema, .max_len = 16),
     INT(struct sk_task_spec, force_update, .min = 0, .max = INT64_MAX),
 };
-static SCHEMA(task_spec_schema, struct sk_task_spec, "task spec",
-              task_spec_fields);
+SCHEMA(sk_task_spec_schema, struct sk_task_spec, "task spec",
+       task_spec_fields);
 
 static const struct sk_field update_fields[] = {
     INT(struct sk_update_config, parallelism, .min = 0,
@@ -294,7 +295,7 @@ static const struct sk_field service_spec_fields[] = {
     ENUM(struct sk_service_spec, mode, sk_service_mode_names),
     INT(struct sk_service_spec, replicas, .min = 0, .max = SK_MAX_REPLICAS,
         .def = 1),
-    OBJ(struct sk_service_spec, task, task_spec_schema,
+    OBJ(struct sk_service_spec, task, sk_task_spec_schema,
         .flags = SK_FF_REQUIRED),
     OBJ(struct sk_service_spec, update, update_schema),
     OBJ(struct sk_service_spec, rollback, update_schema),
@@ -353,9 +354,10 @@ static const struct sk_field task_fields[] = {
     META_FIELDS(struct sk_task),
     ID(struct sk_task, service_id),
     INT(struct sk_task, slot, .min = 0, .max = SK_MAX_REPLICAS),
+    INT(struct sk_task, generation, .min = 0, .max = INT64_MAX),
     ID(struct sk_task, node_id),
     INT(struct sk_task, spec_version, .min = 0, .max = INT64_MAX),
-    OBJ(struct sk_task, spec, task_spec_schema),
+    OBJ(struct sk_task, spec, sk_task_spec_schema),
     ENUM(struct sk_task, desired_state, sk_task_state_names,
          .def = SK_TASK_RUNNING),
     OBJ(struct sk_task, status, task_status_schema),
@@ -617,6 +619,18 @@ enum sk_rc sk_service_spec_validate(const struct sk_service_spec *spec,
                                   "given twice",
                                   spec->name, (long long)p->published);
         }
+    }
+    for (size_t i = 0; i < spec->task.placement.n_constraints; i++) {
+        struct sk_constraint con;
+        if ((rc = sk_constraint_parse(spec->task.placement.constraints[i],
+                                      &con, err)) != SK_OK)
+            return sk_err_wrap(err, "service \"%s\"", spec->name);
+    }
+    for (size_t i = 0; i < spec->task.placement.n_preferences; i++) {
+        char key[128];
+        if ((rc = sk_preference_parse(spec->task.placement.preferences[i], key,
+                                      sizeof key, err)) != SK_OK)
+            return sk_err_wrap(err, "service \"%s\"", spec->name);
     }
     for (size_t i = 0; i < c->n_secrets; i++) {
         const char *t = c->secrets[i].target;

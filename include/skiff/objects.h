@@ -339,6 +339,9 @@ struct sk_task {
     struct sk_meta meta;
     char service_id[SK_ID_SIZE];
     int64_t slot;            /* replicated: 1..N; global: 0 */
+    /* Counts the tasks of the slot (or node, for global services): the
+     * newest has the highest. Creation times can tie; this cannot. */
+    int64_t generation;
     char node_id[SK_ID_SIZE]; /* "" until assigned (global: from birth) */
     int64_t spec_version;    /* the service spec_version it was made from */
     struct sk_task_spec spec;
@@ -408,6 +411,7 @@ extern const struct sk_schema sk_node_description_schema;
 extern const struct sk_schema sk_node_manager_schema;
 extern const struct sk_schema sk_service_schema;
 extern const struct sk_schema sk_service_spec_schema;
+extern const struct sk_schema sk_task_spec_schema;
 extern const struct sk_schema sk_task_schema;
 extern const struct sk_schema sk_network_schema;
 extern const struct sk_schema sk_network_spec_schema;

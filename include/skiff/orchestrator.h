@@ -1,0 +1,49 @@
+/* The orchestrators: from services to tasks.
+ *
+ * Each pass compares every service with its tasks and writes what must
+ * change, in one transaction:
+ *
+ * Replicated services keep one live task per slot 1..replicas. The newest
+ * task of a slot decides:
+ *   - none yet: a new pending task (the scheduler places it);
+ *   - on a node that is down, gone or drained: the task is told to shut
+ *     down and a replacement is created at once (no restart delay: the
+ *     node, not the task, failed);
+ *   - finished (complete, failed, rejected, stopped): the restart policy
+ *     decides -- condition any / on-failure (only non-zero exits and
+ *     rejections) / none, at most max_attempts within the window, after
+ *     the delay. A task that will not run again is told to shut down.
+ *   - made from an older service spec: replaced, `update.parallelism` at a
+ *     time (0: all), stop-first (the old task stops, then the new one is
+ *     created) or start-first (the old one stops once the new one runs),
+ *     waiting `update.delay` between batches.
+ * Slots above replicas are shut down (scale down).
+ *
+ * Global services keep one task on every node that is ready, active and
+ * matches the constraints; tasks on drained or no longer matching nodes
+ * shut down; a down node keeps its task (it cannot move).
+ *
+ * Tasks of removed services are told to remove themselves and are deleted
+ * once stopped. Per slot (or node), finished tasks beyond the cluster's
+ * task history limit are deleted.
+ *
+ * Pure: time is passed in; the caller commits the transaction. */
+#ifndef SKIFF_ORCHESTRATOR_H
+#define SKIFF_ORCHESTRATOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "skiff/store.h"
+
+struct sk_orchestration {
+    struct sk_txn *txn; /* NULL when nothing needs to change */
+    size_t changes;
+    int64_t wake_at_ms; /* 0, or when a delay (restart, update) ends */
+};
+
+/* Plans at most max_ops changes (the rest waits for the next pass). */
+void sk_orchestrate(const struct sk_store *s, int64_t now_ms, size_t max_ops,
+                    struct sk_orchestration *out);
+
+#endif

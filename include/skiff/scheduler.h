@@ -1,0 +1,43 @@
+/* The scheduler: which node runs each pending task.
+ *
+ * Pending tasks (state pending, desired running, no node) are placed in
+ * groups per service. For each group it filters the nodes once --
+ *   ready, availability active, the service's constraints --
+ * then, per task, keeps the nodes that still have room --
+ *   CPU and memory reservations within the node's capacity, the service's
+ *   host-mode published ports free, at most max_replicas of the service --
+ * and picks, in this order: the placement preferences (spread over the
+ * values of a node label: the value with the fewest tasks of the service),
+ * then the node with the fewest tasks of this service, then the fewest
+ * tasks overall, then the lowest node ID (so plans are deterministic).
+ * Placing a task updates the counts for the next one, so a batch spreads.
+ *
+ * A task that fits nowhere stays pending with a reason that names the
+ * filter, e.g. "no node satisfies constraint node.labels.zone==eu: 0 of 5
+ * nodes", "insufficient memory on 3 nodes (needs 512 MiB)", "host port
+ * 8080/tcp is in use on 5 nodes".
+ *
+ * Pure: reads the store, returns decisions; the caller commits them (many
+ * per Raft entry). */
+#ifndef SKIFF_SCHEDULER_H
+#define SKIFF_SCHEDULER_H
+
+#include <stddef.h>
+
+#include "skiff/store.h"
+
+struct sk_sched_decision {
+    char task_id[SK_ID_SIZE];
+    char node_id[SK_ID_SIZE]; /* "" when the task fits nowhere */
+    char reason[192];         /* why not, when it fits nowhere */
+};
+
+/* Plans up to `max` pending tasks; *out is a heap array (free()) of the
+ * decisions; returns their number. */
+size_t sk_schedule(const struct sk_store *s, size_t max,
+                   struct sk_sched_decision **out);
+
+/* Is this task counted on its node (holds resources and ports)? */
+bool sk_task_occupies_node(const struct sk_task *t);
+
+#endif

@@ -1,0 +1,564 @@
+#include "skiff/orchestrator.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "skiff/constraint.h"
+#include "skiff/map.h"
+#include "skiff/mem.h"
+#include "skiff/scheduler.h"
+
+struct pass {
+    const struct sk_store *s;
+    int64_t now;
+    size_t max_ops;
+    struct sk_txn *txn;
+    size_t changes;
+    int64_t wake_at;
+    struct sk_map touched; /* task ids already in the txn */
+    int64_t history;       /* cluster task history limit */
+};
+
+static bool room(const struct pass *p)
+{
+    return p->changes < p->max_ops && sk_txn_size(p->txn) < SK_TXN_MAX_BYTES / 2;
+}
+
+static void wake(struct pass *p, int64_t at)
+{
+    if (at > p->now && (!p->wake_at || at < p->wake_at))
+        p->wake_at = at;
+}
+
+/* The tasks of one slot (replicated) or one node (global), newest
+ * first. */
+struct slot {
+    int64_t number;
+    char node_id[SK_ID_SIZE]; /* global services: the node */
+    const struct sk_task **tasks;
+    size_t n, cap;
+};
+
+/* ---- building changes ---- */
+
+static struct sk_task *new_task(struct pass *p, const struct sk_service *svc,
+                                const struct slot *s, const char *node_id,
+                                int64_t attempts, int64_t window_start,
+                                const char *why)
+{
+    struct sk_task *t = sk_object_new(SK_KIND_TASK);
+    sk_id_new(t->meta.id);
+    memcpy(t->service_id, svc->meta.id, SK_ID_SIZE);
+    t->slot = s->number;
+    t->generation = s->n ? s->tasks[0]->generation + 1 : 1;
+    if (node_id)
+        snprintf(t->node_id, sizeof t->node_id, "%s", node_id);
+    t->spec_version = svc->spec_version;
+    sk_schema_copy(&sk_task_spec_schema, &t->spec,
+                   &svc->spec.task);
+    t->desired_state = SK_TASK_RUNNING;
+    t->status.state = node_id ? SK_TASK_ASSIGNED : SK_TASK_PENDING;
+    t->status.timestamp = p->now;
+    t->status.message = sk_strdup(why);
+    t->restart_attempts = attempts;
+    t->restart_window_start = window_start ? window_start : p->now;
+    return t;
+}
+
+static void create(struct pass *p, struct sk_task *t)
+{
+    sk_txn_create(p->txn, SK_KIND_TASK, t);
+    sk_map_put(&p->touched, t->meta.id, (void *)1);
+    p->changes++;
+    sk_object_free(SK_KIND_TASK, t);
+}
+
+static bool touched(const struct pass *p, const struct sk_task *t)
+{
+    return sk_map_get(&p->touched, t->meta.id) != NULL;
+}
+
+/* Sets a task's desired state (once per pass per task). */
+static void set_desired(struct pass *p, const struct sk_task *t, int desired,
+                        const char *why)
+{
+    if (t->desired_state == desired || touched(p, t) || !room(p))
+        return;
+    struct sk_task *u = sk_object_dup(SK_KIND_TASK, t);
+    u->desired_state = desired;
+    if (why && !sk_task_state_terminal(u->status.state)) {
+        free(u->status.message);
+        u->status.message = sk_strdup(why);
+    }
+    sk_txn_update(p->txn, SK_KIND_TASK, u, t->meta.version);
+    sk_map_put(&p->touched, t->meta.id, (void *)1);
+    p->changes++;
+    sk_object_free(SK_KIND_TASK, u);
+}
+
+static void delete_task(struct pass *p, const struct sk_task *t)
+{
+    if (touched(p, t) || !room(p))
+        return;
+    sk_txn_delete(p->txn, SK_KIND_TASK, t->meta.id, t->meta.version);
+    sk_map_put(&p->touched, t->meta.id, (void *)1);
+    p->changes++;
+}
+
+/* ---- facts about tasks and nodes ---- */
+
+enum node_fate { NODE_OK, NODE_LOST, NODE_DRAINED };
+
+static enum node_fate fate_of(const struct pass *p, const struct sk_task *t,
+                              const char **why)
+{
+    if (!*t->node_id)
+        return NODE_OK;
+    const struct sk_node *n = sk_store_get(p->s, SK_KIND_NODE, t->node_id);
+    if (!n) {
+        *why = "its node was removed";
+        return NODE_LOST;
+    }
+    if (n->status.state == SK_NODE_DOWN) {
+        *why = "its node is down";
+        return NODE_LOST;
+    }
+    if (n->spec.availability == SK_AVAIL_DRAIN) {
+        *why = "its node is drained";
+        return NODE_DRAINED;
+    }
+    return NODE_OK;
+}
+
+static bool outdated(const struct sk_service *svc, const struct sk_task *t)
+{
+    return t->spec_version < svc->spec_version;
+}
+
+static bool failed_state(int state)
+{
+    return state == SK_TASK_FAILED || state == SK_TASK_REJECTED;
+}
+
+/* Decides whether a finished task restarts now; fills the attempts the new
+ * task carries. Returns false if it never restarts; *later set if it will,
+ * but only after the delay. */
+static bool may_restart(struct pass *p, const struct sk_task *t,
+                        const struct sk_restart_policy *rp, int64_t *attempts,
+                        int64_t *window_start, bool *later)
+{
+    *later = false;
+    int st = t->status.state;
+    if (rp->condition == SK_RESTART_NONE)
+        return false;
+    /* A task stopped by someone else while it should run counts as a
+     * failure. */
+    bool failure = failed_state(st) || st == SK_TASK_SHUTDOWN ||
+                   st == SK_TASK_ORPHANED;
+    if (rp->condition == SK_RESTART_ON_FAILURE && !failure)
+        return false;
+    *attempts = t->restart_attempts;
+    *window_start = t->restart_window_start;
+    if (rp->window_ms > 0 && p->now - *window_start > rp->window_ms) {
+        *attempts = 0;
+        *window_start = p->now;
+    }
+    if (rp->max_attempts > 0 && *attempts >= rp->max_attempts)
+        return false;
+    int64_t due = t->status.timestamp + rp->delay_ms;
+    if (p->now < due) {
+        wake(p, due);
+        *later = true;
+    }
+    (*attempts)++;
+    return true;
+}
+
+/* ---- per slot ---- */
+
+struct svc_tasks {
+    struct slot *slots;
+    size_t n, cap;
+};
+
+static struct slot *slot_for(struct svc_tasks *st, int64_t number,
+                             const char *node_id)
+{
+    for (size_t i = 0; i < st->n; i++)
+        if (st->slots[i].number == number &&
+            (!node_id || strcmp(st->slots[i].node_id, node_id) == 0))
+            return &st->slots[i];
+    if (st->n == st->cap) {
+        st->cap = st->cap ? st->cap * 2 : 16;
+        st->slots = sk_realloc(st->slots, st->cap * sizeof *st->slots);
+    }
+    struct slot *s = &st->slots[st->n++];
+    memset(s, 0, sizeof *s);
+    s->number = number;
+    if (node_id)
+        snprintf(s->node_id, sizeof s->node_id, "%s", node_id);
+    return s;
+}
+
+struct gather {
+    struct svc_tasks *st;
+    bool global;
+};
+
+static bool gather_task(const void *obj, void *ctx)
+{
+    const struct sk_task *t = obj;
+    struct gather *g = ctx;
+    struct slot *s = slot_for(g->st, g->global ? 0 : t->slot,
+                              g->global ? t->node_id : NULL);
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 4;
+        s->tasks = sk_realloc(s->tasks, s->cap * sizeof *s->tasks);
+    }
+    s->tasks[s->n++] = t;
+    return true;
+}
+
+/* Newest first. */
+static int by_age(const void *a, const void *b)
+{
+    const struct sk_task *x = *(const struct sk_task *const *)a;
+    const struct sk_task *y = *(const struct sk_task *const *)b;
+    if (x->generation != y->generation)
+        return x->generation > y->generation ? -1 : 1;
+    if (x->meta.created_at != y->meta.created_at)
+        return x->meta.created_at > y->meta.created_at ? -1 : 1;
+    return strcmp(y->meta.id, x->meta.id);
+}
+
+static void free_tasks(struct svc_tasks *st)
+{
+    for (size_t i = 0; i < st->n; i++)
+        free(st->slots[i].tasks);
+    free(st->slots);
+}
+
+/* Keeps `history` finished tasks per slot besides the newest; deletes the
+ * rest. */
+static void reap(struct pass *p, const struct slot *s)
+{
+    size_t kept = 0;
+    for (size_t i = 1; i < s->n; i++) {
+        const struct sk_task *t = s->tasks[i];
+        if (t->desired_state == SK_TASK_RUNNING)
+            continue;
+        const char *why;
+        bool gone = sk_task_state_terminal(t->status.state) ||
+                    fate_of(p, t, &why) == NODE_LOST;
+        if (!gone)
+            continue;
+        if ((int64_t)kept < p->history) {
+            kept++;
+            continue;
+        }
+        delete_task(p, t);
+    }
+}
+
+/* The update bookkeeping of a service: how many replacements are under
+ * way, and whether the next batch may start. */
+struct update_state {
+    size_t in_flight;
+    bool may_start;
+    size_t outdated;
+};
+
+static void update_state(struct pass *p, const struct sk_service *svc,
+                         const struct svc_tasks *st, int64_t max_slot,
+                         struct update_state *u)
+{
+    memset(u, 0, sizeof *u);
+    int64_t last_running = 0;
+    bool all_running = true;
+    for (size_t i = 0; i < st->n; i++) {
+        const struct slot *s = &st->slots[i];
+        if (!s->n || (max_slot && s->number > max_slot))
+            continue;
+        const struct sk_task *newest = s->tasks[0];
+        if (outdated(svc, newest)) {
+            u->outdated++;
+            /* Stopping (stop-first), or stopped and about to be replaced
+             * in this pass. */
+            if (newest->desired_state != SK_TASK_RUNNING)
+                u->in_flight++;
+            continue;
+        }
+        if (newest->desired_state != SK_TASK_RUNNING)
+            continue;
+        if (newest->status.state < SK_TASK_RUNNING) {
+            /* Only replacements count: a task that never had an older
+             * version in its slot is not an update in flight. */
+            for (size_t k = 1; k < s->n; k++)
+                if (outdated(svc, s->tasks[k])) {
+                    u->in_flight++;
+                    break;
+                }
+            all_running = false;
+        } else if (newest->status.timestamp > last_running) {
+            last_running = newest->status.timestamp;
+        }
+    }
+    int64_t par = svc->spec.update.parallelism;
+    u->may_start = par == 0 || (int64_t)u->in_flight < par;
+    if (u->may_start && svc->spec.update.delay_ms > 0 && last_running) {
+        if (!all_running) {
+            u->may_start = false;
+        } else if (p->now < last_running + svc->spec.update.delay_ms) {
+            u->may_start = false;
+            wake(p, last_running + svc->spec.update.delay_ms);
+        }
+    }
+}
+
+/* One slot (replicated) or one node (global) of a service. */
+static void tend_slot(struct pass *p, const struct sk_service *svc,
+                      const struct slot *s, bool wanted, bool can_create,
+                      struct update_state *u)
+{
+    const struct sk_task_spec *ts = &svc->spec.task;
+    const char *node_for_new = svc->spec.mode == SK_MODE_GLOBAL ? s->node_id
+                                                                : NULL;
+    if (s->n == 0) {
+        if (wanted && can_create && room(p))
+            create(p, new_task(p, svc, s, node_for_new, 0, 0,
+                               "created"));
+        return;
+    }
+    const struct sk_task *newest = s->tasks[0];
+
+    /* Older tasks that still should run: only start-first updates keep one
+     * until its successor runs. */
+    for (size_t i = 1; i < s->n; i++) {
+        const struct sk_task *t = s->tasks[i];
+        if (t->desired_state != SK_TASK_RUNNING)
+            continue;
+        bool keep = svc->spec.update.order == SK_ORDER_START_FIRST &&
+                    newest->desired_state == SK_TASK_RUNNING &&
+                    newest->status.state < SK_TASK_RUNNING &&
+                    !sk_task_state_terminal(newest->status.state);
+        if (!keep)
+            set_desired(p, t, SK_TASK_SHUTDOWN, "replaced");
+    }
+
+    if (!wanted) {
+        if (newest->desired_state == SK_TASK_RUNNING)
+            set_desired(p, newest, SK_TASK_SHUTDOWN,
+                        svc->spec.mode == SK_MODE_GLOBAL
+                            ? "node no longer eligible"
+                            : "scaled down");
+        reap(p, s);
+        return;
+    }
+
+    const char *why = NULL;
+    enum node_fate fate = fate_of(p, newest, &why);
+    bool terminal = sk_task_state_terminal(newest->status.state);
+
+    if (newest->desired_state == SK_TASK_RUNNING) {
+        if (fate != NODE_OK && svc->spec.mode == SK_MODE_REPLICATED) {
+            set_desired(p, newest, SK_TASK_SHUTDOWN, why);
+            if (room(p))
+                create(p, new_task(p, svc, s, NULL,
+                                   newest->restart_attempts,
+                                   newest->restart_window_start, why));
+        } else if (fate == NODE_DRAINED) {
+            set_desired(p, newest, SK_TASK_SHUTDOWN, why);
+        } else if (terminal) {
+            int64_t attempts = 0, window = 0;
+            bool later = false;
+            bool again = outdated(svc, newest)
+                             ? true
+                             : may_restart(p, newest, &ts->restart, &attempts,
+                                           &window, &later);
+            if (!again) {
+                set_desired(p, newest, SK_TASK_SHUTDOWN, NULL);
+            } else if (!later && can_create && room(p)) {
+                set_desired(p, newest, SK_TASK_SHUTDOWN, NULL);
+                create(p, new_task(p, svc, s, node_for_new, attempts,
+                                   window, "restarted"));
+            }
+        } else if (outdated(svc, newest) && u->may_start) {
+            u->in_flight++;
+            int64_t par = svc->spec.update.parallelism;
+            if (par && (int64_t)u->in_flight >= par)
+                u->may_start = false;
+            if (svc->spec.update.order == SK_ORDER_START_FIRST) {
+                if (room(p))
+                    create(p, new_task(p, svc, s, node_for_new, 0, 0,
+                                       "updated"));
+            } else {
+                set_desired(p, newest, SK_TASK_SHUTDOWN, "updating");
+            }
+        }
+    } else if (terminal && can_create) {
+        /* Stopped on purpose (stop-first update, or scaled down earlier and
+         * now wanted again), or given up: a new spec gives it a new try. */
+        bool stopped = newest->status.state == SK_TASK_SHUTDOWN ||
+                       newest->status.state == SK_TASK_ORPHANED;
+        if ((stopped || outdated(svc, newest)) && room(p))
+            create(p, new_task(p, svc, s, node_for_new, 0, 0,
+                               outdated(svc, newest) ? "updated" : "created"));
+    } else if (!terminal && fate == NODE_LOST &&
+               svc->spec.mode == SK_MODE_REPLICATED && can_create) {
+        /* Told to stop, but its node is gone: do not wait for it. */
+        bool stopped_for_update = outdated(svc, newest);
+        if (stopped_for_update && room(p))
+            create(p, new_task(p, svc, s, NULL, 0, 0, "updated"));
+    }
+    reap(p, s);
+}
+
+static bool node_eligible(const struct sk_node *n,
+                          const struct sk_constraint *cons, size_t n_cons,
+                          bool *for_new)
+{
+    if (n->spec.availability == SK_AVAIL_DRAIN)
+        return false;
+    for (size_t c = 0; c < n_cons; c++)
+        if (!sk_constraint_match(&cons[c], n))
+            return false;
+    *for_new = n->status.state == SK_NODE_READY &&
+               n->spec.availability == SK_AVAIL_ACTIVE;
+    return true;
+}
+
+static void tend_service(struct pass *p, const struct sk_service *svc)
+{
+    struct svc_tasks st = {0};
+    bool global = svc->spec.mode == SK_MODE_GLOBAL;
+    struct gather g = {.st = &st, .global = global};
+    sk_store_each_task_of_service(p->s, svc->meta.id, gather_task, &g);
+    for (size_t i = 0; i < st.n; i++)
+        qsort(st.slots[i].tasks, st.slots[i].n, sizeof *st.slots[i].tasks,
+              by_age);
+
+    struct update_state u;
+    if (!global) {
+        int64_t replicas = svc->spec.replicas;
+        update_state(p, svc, &st, replicas, &u);
+        for (int64_t n = 1; n <= replicas; n++)
+            slot_for(&st, n, NULL);
+        for (size_t i = 0; i < st.n && room(p); i++) {
+            bool wanted =
+                st.slots[i].number >= 1 && st.slots[i].number <= replicas;
+            tend_slot(p, svc, &st.slots[i], wanted, true, &u);
+        }
+    } else {
+        size_t n_cons = svc->spec.task.placement.n_constraints;
+        struct sk_constraint *cons = sk_calloc(n_cons ? n_cons : 1,
+                                               sizeof *cons);
+        bool bad = false;
+        for (size_t c = 0; c < n_cons; c++)
+            bad |= sk_constraint_parse(svc->spec.task.placement.constraints[c],
+                                       &cons[c], NULL) != SK_OK;
+        size_t nn;
+        const void **nodes = sk_store_list(p->s, SK_KIND_NODE, &nn);
+        for (size_t i = 0; i < nn; i++)
+            slot_for(&st, 0, ((const struct sk_node *)nodes[i])->meta.id);
+        update_state(p, svc, &st, 0, &u);
+        for (size_t i = 0; i < st.n && room(p); i++) {
+            struct slot *s = &st.slots[i];
+            const struct sk_node *node =
+                sk_store_get(p->s, SK_KIND_NODE, s->node_id);
+            bool for_new = false;
+            bool wanted = node && !bad &&
+                          node_eligible(node, cons, n_cons, &for_new);
+            if (node && node->status.state == SK_NODE_DOWN && wanted) {
+                /* It keeps its task; nothing can be done meanwhile. */
+                reap(p, s);
+                continue;
+            }
+            tend_slot(p, svc, s, wanted, for_new, &u);
+        }
+        free(nodes);
+        free(cons);
+    }
+
+    /* The update is done once no task of the old spec runs any more. */
+    if (u.outdated == 0 && room(p) &&
+        (svc->update_status.state == SK_UPDATE_UPDATING ||
+         svc->update_status.state == SK_UPDATE_ROLLBACK_STARTED)) {
+        bool pending_new = false;
+        for (size_t i = 0; i < st.n && !pending_new; i++)
+            if (st.slots[i].n &&
+                st.slots[i].tasks[0]->desired_state == SK_TASK_RUNNING &&
+                st.slots[i].tasks[0]->status.state < SK_TASK_RUNNING)
+                pending_new = true;
+        if (!pending_new) {
+            struct sk_service *upd = sk_object_dup(SK_KIND_SERVICE, svc);
+            upd->update_status.state =
+                svc->update_status.state == SK_UPDATE_UPDATING
+                    ? SK_UPDATE_COMPLETED
+                    : SK_UPDATE_ROLLBACK_COMPLETED;
+            upd->update_status.completed_at = p->now;
+            free(upd->update_status.message);
+            upd->update_status.message = sk_strdup("update completed");
+            sk_txn_update(p->txn, SK_KIND_SERVICE, upd, svc->meta.version);
+            p->changes++;
+            sk_object_free(SK_KIND_SERVICE, upd);
+        }
+    }
+    free_tasks(&st);
+}
+
+/* Tasks whose service is gone: stop and remove them, then forget them. */
+static bool tend_orphan(const void *obj, void *ctx)
+{
+    const struct sk_task *t = obj;
+    struct pass *p = ctx;
+    if (!room(p))
+        return false;
+    if (sk_store_get(p->s, SK_KIND_SERVICE, t->service_id))
+        return true;
+    const char *why;
+    bool node_gone = *t->node_id && fate_of(p, t, &why) == NODE_LOST &&
+                     !sk_store_get(p->s, SK_KIND_NODE, t->node_id);
+    if (!*t->node_id || node_gone ||
+        (t->desired_state == SK_TASK_REMOVE &&
+         sk_task_state_terminal(t->status.state)))
+        delete_task(p, t);
+    else
+        set_desired(p, t, SK_TASK_REMOVE, "service removed");
+    return true;
+}
+
+static int service_order(const void *a, const void *b)
+{
+    const struct sk_service *x = *(const struct sk_service *const *)a;
+    const struct sk_service *y = *(const struct sk_service *const *)b;
+    return strcmp(x->meta.id, y->meta.id);
+}
+
+void sk_orchestrate(const struct sk_store *s, int64_t now_ms, size_t max_ops,
+                    struct sk_orchestration *out)
+{
+    struct pass p = {.s = s, .now = now_ms, .max_ops = max_ops,
+                     .txn = sk_txn_new()};
+    sk_map_init(&p.touched);
+    const struct sk_cluster *c = sk_store_cluster(s);
+    p.history = c ? c->spec.task_history_limit : SK_DEFAULT_TASK_HISTORY;
+
+    size_t n;
+    const void **services = sk_store_list(s, SK_KIND_SERVICE, &n);
+    qsort(services, n, sizeof *services, service_order);
+    for (size_t i = 0; i < n && room(&p); i++)
+        tend_service(&p, services[i]);
+    free(services);
+    sk_store_each(s, SK_KIND_TASK, tend_orphan, &p);
+    sk_map_clear(&p.touched);
+
+    out->changes = p.changes;
+    out->wake_at_ms = p.wake_at;
+    if (p.changes == 0) {
+        sk_txn_free(p.txn);
+        out->txn = NULL;
+    } else {
+        out->txn = p.txn;
+    }
+}

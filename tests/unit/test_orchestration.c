@@ -1,0 +1,643 @@
+/* The scheduler and the orchestrators together, on a simulated cluster: a
+ * store, a fake clock, and "agents" that move tasks along as told. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "skiff/mem.h"
+#include "skiff/orchestrator.h"
+#include "skiff/scheduler.h"
+#include "skiff/store.h"
+
+static struct sk_store *store;
+static uint64_t idx;
+static int64_t now;
+
+static int setup(void **state)
+{
+    store = sk_store_new();
+    idx = 0;
+    now = 1000000;
+    struct sk_cluster *c = sk_object_new(SK_KIND_CLUSTER);
+    sk_id_new(c->meta.id);
+    sk_schema_defaults(&sk_cluster_spec_schema, &c->spec);
+    struct sk_txn *t = sk_txn_new();
+    sk_txn_create(t, SK_KIND_CLUSTER, c);
+    size_t len;
+    char *cmd = sk_txn_encode(t, now, &len);
+    assert_int_equal(sk_store_apply(store, ++idx, cmd, len, NULL), SK_OK);
+    free(cmd);
+    sk_txn_free(t);
+    sk_object_free(SK_KIND_CLUSTER, c);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    sk_store_free(store);
+    return 0;
+}
+
+static void commit(struct sk_txn *t)
+{
+    size_t len;
+    char *cmd = sk_txn_encode(t, now, &len);
+    struct sk_err err;
+    if (sk_store_apply(store, ++idx, cmd, len, &err) != SK_OK)
+        fail_msg("commit: %s", err.msg);
+    free(cmd);
+    sk_txn_free(t);
+}
+
+static const struct sk_node *add_node(const char *name, const char *zone,
+                                      int64_t mem)
+{
+    struct sk_node *n = sk_object_new(SK_KIND_NODE);
+    sk_id_new(n->meta.id);
+    n->spec.name = sk_strdup(name);
+    n->description.hostname = sk_strdup(name);
+    n->status.state = SK_NODE_READY;
+    n->description.nano_cpus = 2000000000;
+    n->description.memory_bytes = mem;
+    if (zone)
+        sk_kv_set(&n->spec.labels, &n->spec.n_labels, "zone", zone);
+    char id[SK_ID_SIZE];
+    memcpy(id, n->meta.id, SK_ID_SIZE);
+    struct sk_txn *t = sk_txn_new();
+    sk_txn_create(t, SK_KIND_NODE, n);
+    commit(t);
+    sk_object_free(SK_KIND_NODE, n);
+    return sk_store_get(store, SK_KIND_NODE, id);
+}
+
+static void set_node(const char *name, int state, int availability)
+{
+    const struct sk_node *n = sk_store_get_by_name(store, SK_KIND_NODE, name);
+    struct sk_node *u = sk_object_dup(SK_KIND_NODE, n);
+    u->status.state = state;
+    u->spec.availability = availability;
+    struct sk_txn *t = sk_txn_new();
+    sk_txn_update(t, SK_KIND_NODE, u, 0);
+    commit(t);
+    sk_object_free(SK_KIND_NODE, u);
+}
+
+static const struct sk_service *add_service(const char *name, int mode,
+                                            int64_t replicas,
+                                            void (*tweak)(struct sk_service *))
+{
+    struct sk_service *s = sk_object_new(SK_KIND_SERVICE);
+    sk_id_new(s->meta.id);
+    sk_schema_defaults(&sk_service_spec_schema, &s->spec);
+    s->spec.name = sk_strdup(name);
+    s->spec.mode = mode;
+    s->spec.replicas = replicas;
+    s->spec.task.container.image = sk_strdup("img");
+    s->spec_version = 1;
+    if (tweak)
+        tweak(s);
+    char id[SK_ID_SIZE];
+    memcpy(id, s->meta.id, SK_ID_SIZE);
+    struct sk_txn *t = sk_txn_new();
+    sk_txn_create(t, SK_KIND_SERVICE, s);
+    commit(t);
+    sk_object_free(SK_KIND_SERVICE, s);
+    return sk_store_get(store, SK_KIND_SERVICE, id);
+}
+
+/* One leader round: orchestrate, then schedule; returns changes made. */
+static size_t round_once(void)
+{
+    size_t changes = 0;
+    struct sk_orchestration o;
+    sk_orchestrate(store, now, 5000, &o);
+    if (o.txn) {
+        changes += o.changes;
+        commit(o.txn);
+    }
+    struct sk_sched_decision *d;
+    size_t n = sk_schedule(store, 100000, &d);
+    struct sk_txn *t = sk_txn_new();
+    size_t ops = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct sk_task *task = sk_store_get(store, SK_KIND_TASK,
+                                                  d[i].task_id);
+        struct sk_task *u = sk_object_dup(SK_KIND_TASK, task);
+        free(u->status.message);
+        if (*d[i].node_id) {
+            memcpy(u->node_id, d[i].node_id, SK_ID_SIZE);
+            u->status.state = SK_TASK_ASSIGNED;
+            u->status.message = sk_strdup("assigned");
+        } else {
+            if (task->status.message &&
+                strcmp(task->status.message, d[i].reason) == 0) {
+                u->status.message = NULL;
+                sk_object_free(SK_KIND_TASK, u);
+                continue;
+            }
+            u->status.message = sk_strdup(d[i].reason);
+        }
+        sk_txn_update(t, SK_KIND_TASK, u, task->meta.version);
+        sk_object_free(SK_KIND_TASK, u);
+        ops++;
+    }
+    free(d);
+    if (ops)
+        commit(t);
+    else
+        sk_txn_free(t);
+    return changes + ops;
+}
+
+/* The agents: assigned tasks start running; tasks told to stop stop. */
+static bool agent_visit(const void *obj, void *ctx)
+{
+    const struct sk_task *t = obj;
+    struct sk_txn *txn = ctx;
+    int to = -1;
+    if (t->desired_state == SK_TASK_RUNNING &&
+        t->status.state >= SK_TASK_ASSIGNED &&
+        t->status.state < SK_TASK_RUNNING) {
+        const struct sk_node *n = sk_store_get(store, SK_KIND_NODE, t->node_id);
+        if (n && n->status.state == SK_NODE_READY)
+            to = SK_TASK_RUNNING;
+    } else if (t->desired_state > SK_TASK_RUNNING &&
+               !sk_task_state_terminal(t->status.state) &&
+               t->status.state >= SK_TASK_ASSIGNED) {
+        const struct sk_node *n = sk_store_get(store, SK_KIND_NODE, t->node_id);
+        if (n && n->status.state == SK_NODE_READY)
+            to = SK_TASK_SHUTDOWN;
+    }
+    if (to < 0)
+        return true;
+    struct sk_task *u = sk_object_dup(SK_KIND_TASK, t);
+    u->status.state = to;
+    u->status.timestamp = now;
+    sk_txn_update(txn, SK_KIND_TASK, u, t->meta.version);
+    sk_object_free(SK_KIND_TASK, u);
+    return true;
+}
+
+static void agents(void)
+{
+    struct sk_txn *t = sk_txn_new();
+    sk_store_each(store, SK_KIND_TASK, agent_visit, t);
+    if (sk_txn_count(t))
+        commit(t);
+    else
+        sk_txn_free(t);
+}
+
+/* Rounds until nothing changes (bounded). */
+static void settle(void)
+{
+    for (int i = 0; i < 50; i++) {
+        now += 10;
+        size_t before = sk_store_index(store);
+        round_once();
+        agents();
+        if (sk_store_index(store) == before)
+            return;
+    }
+    fail_msg("the cluster did not settle in 50 rounds");
+}
+
+struct count {
+    const char *service_id;
+    const char *node_id;
+    int state;   /* -1: any */
+    int desired; /* -1: any */
+    int n;
+};
+
+static bool count_visit(const void *obj, void *ctx)
+{
+    const struct sk_task *t = obj;
+    struct count *c = ctx;
+    if (c->service_id && strcmp(t->service_id, c->service_id) != 0)
+        return true;
+    if (c->node_id && strcmp(t->node_id, c->node_id) != 0)
+        return true;
+    if (c->state >= 0 && t->status.state != c->state)
+        return true;
+    if (c->desired >= 0 && t->desired_state != c->desired)
+        return true;
+    c->n++;
+    return true;
+}
+
+static int count(const char *svc, const char *node, int state, int desired)
+{
+    struct count c = {svc, node, state, desired, 0};
+    sk_store_each(store, SK_KIND_TASK, count_visit, &c);
+    return c.n;
+}
+
+static int running_on(const char *svc, const char *node_name)
+{
+    const struct sk_node *n = sk_store_get_by_name(store, SK_KIND_NODE,
+                                                   node_name);
+    return count(svc, n->meta.id, SK_TASK_RUNNING, SK_TASK_RUNNING);
+}
+
+static const char *NODES[] = {"h1", "h2", "h3", "h4", "h5"};
+
+static void five_nodes(void)
+{
+    for (int i = 0; i < 5; i++)
+        add_node(NODES[i], NULL, 1LL << 30);
+}
+
+static void spread_twenty_over_five(void **state)
+{
+    five_nodes();
+    const struct sk_service *s = add_service("web", SK_MODE_REPLICATED, 20,
+                                             NULL);
+    char id[SK_ID_SIZE];
+    memcpy(id, s->meta.id, SK_ID_SIZE);
+    settle();
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(running_on(id, NODES[i]), 4);
+
+    /* Scale to 50, then back to 5. */
+    s = sk_store_get(store, SK_KIND_SERVICE, id);
+    struct sk_service *u = sk_object_dup(SK_KIND_SERVICE, s);
+    u->spec.replicas = 50;
+    struct sk_txn *t = sk_txn_new();
+    sk_txn_update(t, SK_KIND_SERVICE, u, 0);
+    commit(t);
+    settle();
+    assert_int_equal(count(id, NULL, SK_TASK_RUNNING, SK_TASK_RUNNING), 50);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(running_on(id, NODES[i]), 10);
+    u->spec.replicas = 5;
+    t = sk_txn_new();
+    sk_txn_update(t, SK_KIND_SERVICE, u, 0);
+    commit(t);
+    settle();
+    assert_int_equal(count(id, NULL, SK_TASK_RUNNING, SK_TASK_RUNNING), 5);
+    assert_int_equal(count(id, NULL, -1, SK_TASK_RUNNING), 5);
+    sk_object_free(SK_KIND_SERVICE, u);
+
+    /* Removing the service stops and deletes every task. */
+    t = sk_txn_new();
+    sk_txn_delete(t, SK_KIND_SERVICE, id, 0);
+    commit(t);
+    settle();
+    assert_int_equal(count(id, NULL, -1, -1), 0);
+}
+
+static void constrain_zone(struct sk_service *s)
+{
+    sk_strs_push(&s->spec.task.placement.constraints,
+                 &s->spec.task.placement.n_constraints,
+                 "node.labels.zone==eu");
+}
+
+static void impossible_constraint_stays_pending(void **state)
+{
+    five_nodes();
+    const struct sk_service *s = add_service("eu", SK_MODE_REPLICATED, 3,
+                                             constrain_zone);
+    char id[SK_ID_SIZE];
+    memcpy(id, s->meta.id, SK_ID_SIZE);
+    settle();
+    assert_int_equal(count(id, NULL, SK_TASK_PENDING, SK_TASK_RUNNING), 3);
+    struct sk_sched_decision *d;
+    size_t n = sk_schedule(store, 100, &d);
+    assert_int_equal(n, 3);
+    assert_string_equal(d[0].reason,
+                        "no node satisfies constraint node.labels.zone==eu: "
+                        "0 of 5 nodes");
+    assert_string_equal(d[0].node_id, "");
+    free(d);
+    /* The reason is in the task, for `service ps`. */
+    struct count c = {id, NULL, SK_TASK_PENDING, -1, 0};
+    (void)c;
+
+    /* Label two nodes: the tasks go there and nowhere else. */
+    for (int i = 0; i < 2; i++) {
+        const struct sk_node *node = sk_store_get_by_name(store, SK_KIND_NODE,
+                                                          NODES[i]);
+        struct sk_node *u = sk_object_dup(SK_KIND_NODE, node);
+        sk_kv_set(&u->spec.labels, &u->spec.n_labels, "zone", "eu");
+        struct sk_txn *t = sk_txn_new();
+        sk_txn_update(t, SK_KIND_NODE, u, 0);
+        commit(t);
+        sk_object_free(SK_KIND_NODE, u);
+    }
+    settle();
+    assert_int_equal(running_on(id, "h1") + running_on(id, "h2"), 3);
+    assert_true(running_on(id, "h1") >= 1 && running_on(id, "h2") >= 1);
+}
+
+static void spread_pref(struct sk_service *s)
+{
+    sk_strs_push(&s->spec.task.placement.preferences,
+                 &s->spec.task.placement.n_preferences,
+                 "spread=node.labels.zone");
+}
+
+static void spread_preference_over_zones(void **state)
+{
+    add_node("a1", "a", 1LL << 30);
+    add_node("b1", "b", 1LL << 30);
+    add_node("b2", "b", 1LL << 30);
+    add_node("b3", "b", 1LL << 30);
+    const struct sk_service *s = add_service("z", SK_MODE_REPLICATED, 8,
+                                             spread_pref);
+    char id[SK_ID_SIZE];
+    memcpy(id, s->meta.id, SK_ID_SIZE);
+    settle();
+    /* Half in zone a (its one node), half spread over zone b. */
+    assert_int_equal(running_on(id, "a1"), 4);
+    assert_int_equal(running_on(id, "b1") + running_on(id, "b2") +
+                         running_on(id, "b3"),
+                     4);
+    assert_true(running_on(id, "b1") >= 1 && running_on(id, "b2") >= 1 &&
+                running_on(id, "b3") >= 1);
+}
+
+static void reserve_400m(struct sk_service *s)
+{
+    s->spec.task.reservations.memory_bytes = 400LL << 20;
+}
+
+static void reservations_and_ports(void **state)
+{
+    five_nodes();
+    const struct sk_service *s = add_service("mem", SK_MODE_REPLICATED, 12,
+                                             reserve_400m);
+    char id[SK_ID_SIZE];
+    memcpy(id, s->meta.id, SK_ID_SIZE);
+    settle();
+    assert_int_equal(count(id, NULL, SK_TASK_RUNNING, -1), 10);
+    struct sk_sched_decision *d;
+    size_t n = sk_schedule(store, 100, &d);
+    assert_int_equal(n, 2);
+    assert_string_equal(d[0].reason,
+                        "insufficient memory on 5 nodes (needs 400 MiB)");
+    free(d);
+}
+
+static void publish_8080(struct sk_service *s)
+{
+    struct sk_endpoint_spec *ep = &s->spec.endpoint;
+    ep->ports = sk_calloc(1, sizeof *ep->ports);
+    ep->n_ports = 1;
+    ep->ports[0].target = 80;
+    ep->ports[0].published = 8080;
+    ep->ports[0].mode = SK_PORT_HOST;
+}
+
+static void host_ports_conflict(void **state)
+{
+    five_nodes();
+    const struct sk_service *s = add_service("web", SK_MODE_REPLICATED, 6,
+                                             publish_8080);
+    char id[SK_ID_SIZE];
+    memcpy(id, s->meta.id, SK_ID_SIZE);
+    settle();
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(running_on(id, NODES[i]), 1);
+    struct sk_sched_decision *d;
+    size_t n = sk_schedule(store, 100, &d);
+    assert_int_equal(n, 1);
+    assert_string_equal(d[0].reason, "host port 8080/tcp is in use on 5 nodes");
+    free(d);
+}
+
+static void policy_on_failure_3(struct sk_service *s)
+{
+    s->spec.task.restart.condition = SK_RESTART_ON_FAILURE;
+    s->spec.task.restart.delay_ms = 2000;
+    s->spec.task.restart.max_attempts = 2;
+}
+
+/* Makes every running task of the service finish with state. */
+static void finish_all(const char *svc, int state)
+{
+    size_t n;
+    const void **tasks = sk_store_list(store, SK_KIND_TASK, &n);
+    struct sk_txn *t = sk_txn_new();
+    for (size_t i = 0; i < n; i++) {
+        const struct sk_task *task = tasks[i];
+        if (strcmp(task->service_id, svc) != 0 ||
+            task->status.state != SK_TASK_RUNNING)
+            continue;
+        struct sk_task *u = sk_object_dup(SK_KIND_TASK, task);
+        u->status.state = state;
+        u->status.exit_code = state == SK_TASK_FAILED ? 1 : 0;
+        u->status.timestamp = now;
+        sk_txn_update(t, SK_KIND_TASK, u, 0);
+        sk_object_free(SK_KIND_TASK, u);
+    }
+    free(tasks);
+    commit(t);
+}
+
+static void restart_policy(void **state)
+{
+    five_nodes();
+    const struct sk_service *s = add_service("job", SK_MODE_REPLICATED, 1,
+                                             policy_on_failure_3);
+    char id[SK_ID_SIZE];
+    memcpy(id, s->meta.id, SK_ID_SIZE);
+    settle();
+    assert_int_equal(count(id, NULL, SK_TASK_RUNNING, -1), 1);
+
+    /* Fails: nothing before the delay, a new task after it. */
+    finish_all(id, SK_TASK_FAILED);
+    struct sk_orchestration o;
+    sk_orchestrate(store, now, 100, &o);
+    assert_null(o.txn);
+    assert_int_equal(o.wake_at_ms, now + 2000);
+    now += 2000;
+    settle();
+    assert_int_equal(count(id, NULL, SK_TASK_RUNNING, SK_TASK_RUNNING), 1);
+    assert_int_equal(count(id, NULL, -1, -1), 2);
+
+    /* Second failure: restarted again (attempt 2 of 2). Third: given up. */
+    finish_all(id, SK_TASK_FAILED);
+    now += 2000;
+    settle();
+    assert_int_equal(count(id, NULL, SK_TASK_RUNNING, -1), 1);
+    finish_all(id, SK_TASK_FAILED);
+    now += 10000;
+    settle();
+    assert_int_equal(count(id, NULL, SK_TASK_RUNNING, -1), 0);
+    assert_int_equal(count(id, NULL, -1, SK_TASK_RUNNING), 0);
+    assert_int_equal(count(id, NULL, SK_TASK_FAILED, -1), 3);
+
+    /* on-failure does not restart a clean exit. */
+    const struct sk_service *s2 = add_service("clean", SK_MODE_REPLICATED, 1,
+                                              policy_on_failure_3);
+    char id2[SK_ID_SIZE];
+    memcpy(id2, s2->meta.id, SK_ID_SIZE);
+    settle();
+    finish_all(id2, SK_TASK_COMPLETE);
+    now += 10000;
+    settle();
+    assert_int_equal(count(id2, NULL, -1, -1), 1);
+    assert_int_equal(count(id2, NULL, SK_TASK_COMPLETE, -1), 1);
+}
+
+static void node_loss_moves_tasks(void **state)
+{
+    five_nodes();
+    const struct sk_service *s = add_service("web", SK_MODE_REPLICATED, 10,
+                                             NULL);
+    char id[SK_ID_SIZE];
+    memcpy(id, s->meta.id, SK_ID_SIZE);
+    settle();
+    assert_int_equal(running_on(id, "h3"), 2);
+
+    /* h3 goes down: its two tasks are replaced at once elsewhere. */
+    set_node("h3", SK_NODE_DOWN, SK_AVAIL_ACTIVE);
+    settle();
+    assert_int_equal(count(id, NULL, SK_TASK_RUNNING, SK_TASK_RUNNING), 10);
+    char h3[SK_ID_SIZE];
+    memcpy(h3, ((const struct sk_node *)sk_store_get_by_name(
+                    store, SK_KIND_NODE, "h3"))->meta.id,
+           SK_ID_SIZE);
+    /* The old ones are told to stop (still "running" as far as we know). */
+    assert_int_equal(count(id, h3, -1, SK_TASK_SHUTDOWN), 2);
+
+    /* h3 comes back: its stale tasks stop; nothing is duplicated. */
+    set_node("h3", SK_NODE_READY, SK_AVAIL_ACTIVE);
+    settle();
+    assert_int_equal(count(id, NULL, SK_TASK_RUNNING, -1), 10);
+    assert_int_equal(count(id, h3, SK_TASK_SHUTDOWN, -1), 2);
+
+    /* Drain h1: its tasks move. */
+    set_node("h1", SK_NODE_READY, SK_AVAIL_DRAIN);
+    settle();
+    assert_int_equal(running_on(id, "h1"), 0);
+    assert_int_equal(count(id, NULL, SK_TASK_RUNNING, SK_TASK_RUNNING), 10);
+}
+
+static void global_follows_nodes(void **state)
+{
+    five_nodes();
+    const struct sk_service *s = add_service("agent", SK_MODE_GLOBAL, 0, NULL);
+    char id[SK_ID_SIZE];
+    memcpy(id, s->meta.id, SK_ID_SIZE);
+    settle();
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(running_on(id, NODES[i]), 1);
+    add_node("h6", NULL, 1LL << 30);
+    settle();
+    assert_int_equal(running_on(id, "h6"), 1);
+    set_node("h2", SK_NODE_READY, SK_AVAIL_DRAIN);
+    settle();
+    assert_int_equal(running_on(id, "h2"), 0);
+    assert_int_equal(count(id, NULL, SK_TASK_RUNNING, SK_TASK_RUNNING), 5);
+    /* A down node keeps its task; nothing is created elsewhere. */
+    set_node("h4", SK_NODE_DOWN, SK_AVAIL_ACTIVE);
+    settle();
+    const struct sk_node *h4 = sk_store_get_by_name(store, SK_KIND_NODE, "h4");
+    assert_int_equal(count(id, h4->meta.id, -1, SK_TASK_RUNNING), 1);
+    assert_int_equal(count(id, NULL, -1, SK_TASK_RUNNING), 5);
+}
+
+static void history_is_reaped(void **state)
+{
+    five_nodes();
+    const struct sk_service *s = add_service("flaky", SK_MODE_REPLICATED, 1,
+                                             NULL);
+    char id[SK_ID_SIZE];
+    memcpy(id, s->meta.id, SK_ID_SIZE);
+    settle();
+    for (int i = 0; i < 10; i++) {
+        finish_all(id, SK_TASK_FAILED);
+        now += 5000;
+        settle();
+    }
+    /* One live task plus the default 5 finished ones. */
+    assert_int_equal(count(id, NULL, -1, -1), 6);
+    assert_int_equal(count(id, NULL, SK_TASK_RUNNING, -1), 1);
+}
+
+static void updates_one_at_a_time(void **state)
+{
+    five_nodes();
+    const struct sk_service *s = add_service("web", SK_MODE_REPLICATED, 4,
+                                             NULL);
+    char id[SK_ID_SIZE];
+    memcpy(id, s->meta.id, SK_ID_SIZE);
+    settle();
+    struct sk_service *u = sk_object_dup(SK_KIND_SERVICE,
+                                         sk_store_get(store, SK_KIND_SERVICE,
+                                                      id));
+    free(u->spec.task.container.image);
+    u->spec.task.container.image = sk_strdup("img:v2");
+    u->spec_version = 2;
+    u->update_status.state = SK_UPDATE_UPDATING;
+    struct sk_txn *t = sk_txn_new();
+    sk_txn_update(t, SK_KIND_SERVICE, u, 0);
+    commit(t);
+    sk_object_free(SK_KIND_SERVICE, u);
+
+    /* Each round: at most one slot is being replaced. */
+    for (int r = 0; r < 40; r++) {
+        now += 10;
+        round_once();
+        int old_stopping = 0, new_starting = 0;
+        size_t n;
+        const void **tasks = sk_store_list(store, SK_KIND_TASK, &n);
+        for (size_t i = 0; i < n; i++) {
+            const struct sk_task *task = tasks[i];
+            if (task->spec_version == 1 &&
+                task->desired_state == SK_TASK_SHUTDOWN &&
+                task->status.state == SK_TASK_RUNNING)
+                old_stopping++;
+            if (task->spec_version == 2 &&
+                task->status.state < SK_TASK_RUNNING)
+                new_starting++;
+        }
+        free(tasks);
+        assert_true(old_stopping + new_starting <= 1);
+        agents();
+    }
+    settle();
+    assert_int_equal(count(id, NULL, SK_TASK_RUNNING, SK_TASK_RUNNING), 4);
+    size_t n;
+    const void **tasks = sk_store_list(store, SK_KIND_TASK, &n);
+    for (size_t i = 0; i < n; i++) {
+        const struct sk_task *task = tasks[i];
+        if (task->status.state == SK_TASK_RUNNING)
+            assert_string_equal(task->spec.container.image, "img:v2");
+    }
+    free(tasks);
+    const struct sk_service *done = sk_store_get(store, SK_KIND_SERVICE, id);
+    assert_int_equal(done->update_status.state, SK_UPDATE_COMPLETED);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(spread_twenty_over_five, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(impossible_constraint_stays_pending,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(spread_preference_over_zones, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(reservations_and_ports, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(host_ports_conflict, setup, teardown),
+        cmocka_unit_test_setup_teardown(restart_policy, setup, teardown),
+        cmocka_unit_test_setup_teardown(node_loss_moves_tasks, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(global_follows_nodes, setup, teardown),
+        cmocka_unit_test_setup_teardown(history_is_reaped, setup, teardown),
+        cmocka_unit_test_setup_teardown(updates_one_at_a_time, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
