@@ -7,7 +7,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "executor.h"
+#include "skiff/docker.h"
 #include "skiff/http_client.h"
+#include "skiff/map.h"
+#include "skiff/tls.h"
 #include "skiff/id.h"
 #include "skiff/log.h"
 #include "skiff/mem.h"
@@ -47,6 +51,34 @@ struct sk_agent {
 
     /* Renewal: when the current certificate should be replaced. */
     int64_t renew_at_ms;
+
+    /* The assignment session with the leader. */
+    struct sk_docker *docker;
+    struct executor *exec;
+    struct sk_http_call stream;
+    bool stream_inflight;
+    char *stream_url, *stream_target;
+    char *stream_buf;
+    size_t stream_len;
+    uint64_t stream_last_data;
+    bool stream_got_full;
+    uv_timer_t stream_timer;
+
+    /* Task states waiting to be sent: task id -> json report. */
+    struct sk_map reports;
+    struct sk_http_call status;
+    bool status_inflight;
+    char *status_url, *status_body;
+    uv_timer_t status_timer;
+
+    /* The agent's own API, on workers. */
+    struct sk_tls_ctx *serve_tls;
+    struct sk_listener listener;
+    bool listening;
+    struct sk_http_server server;
+    bool serving;
+    char *agent_addr;
+    unsigned closes_pending;
 
     bool stopping;
     struct sk_http_call leave;
@@ -235,6 +267,281 @@ static void request_certificate(struct sk_agent *a, int role)
     a->cert_inflight = true;
 }
 
+/* ---- the assignment session ---- */
+
+static void stream_start(struct sk_agent *a);
+static void stream_check(struct sk_agent *a);
+
+static void stream_line(struct sk_agent *a, const char *line, size_t len)
+{
+    json_t *msg = json_loadb(line, len, 0, NULL);
+    const char *type = json_string_value(json_object_get(msg, "type"));
+    if (type && strcmp(type, "assignments") == 0 && a->exec) {
+        bool full = json_is_true(json_object_get(msg, "full"));
+        executor_assign(a->exec, full, json_object_get(msg, "tasks"),
+                        json_object_get(msg, "removed"));
+        if (full && !a->stream_got_full) {
+            /* A new session, maybe a new leader: tell it what runs. */
+            a->stream_got_full = true;
+            executor_report_all(a->exec);
+        }
+    }
+    json_decref(msg);
+}
+
+static bool stream_data(struct sk_http_call *h, const char *buf, size_t len)
+{
+    struct sk_agent *a = h->data;
+    a->stream_last_data = uv_now(a->loop);
+    a->stream_buf = sk_realloc(a->stream_buf, a->stream_len + len + 1);
+    memcpy(a->stream_buf + a->stream_len, buf, len);
+    a->stream_len += len;
+    size_t start = 0;
+    for (size_t i = 0; i < a->stream_len; i++) {
+        if (a->stream_buf[i] != '\n')
+            continue;
+        stream_line(a, a->stream_buf + start, i - start);
+        start = i + 1;
+    }
+    memmove(a->stream_buf, a->stream_buf + start, a->stream_len - start);
+    a->stream_len -= start;
+    return !a->stopping;
+}
+
+static void stream_retry_cb(uv_timer_t *t)
+{
+    stream_start(t->data);
+}
+
+static void stream_done(struct sk_http_call *h)
+{
+    struct sk_agent *a = h->data;
+    a->stream_inflight = false;
+    struct sk_err err;
+    if (sk_http_call_api_error(h, &err) != SK_OK && err.code != SK_ECANCELED)
+        SK_DEBUG("agent", "assignments from %s: %s", a->stream_target,
+                 err.msg);
+    sk_http_call_reset(h);
+    free(a->stream_url);
+    free(a->stream_target);
+    a->stream_url = a->stream_target = NULL;
+    a->stream_len = 0;
+    if (!a->stopping)
+        uv_timer_start(&a->stream_timer, stream_retry_cb, 300, 0);
+}
+
+static void stream_start(struct sk_agent *a)
+{
+    const char *to = target(a);
+    if (a->stream_inflight || a->stopping || !to || !a->exec)
+        return;
+    a->stream_target = sk_strdup(to);
+    a->stream_url = sk_printf("https://%s/v1/node/assignments", to);
+    a->stream_got_full = false;
+    a->stream_last_data = uv_now(a->loop);
+    memset(&a->stream, 0, sizeof a->stream);
+    a->stream.url = a->stream_url;
+    a->stream.tls = &a->creds;
+    a->stream.connect_timeout_ms = 1000;
+    a->stream.on_data = stream_data;
+    a->stream.cb = stream_done;
+    a->stream.data = a;
+    if (sk_http_call_start(&a->http, &a->stream) != 0) {
+        free(a->stream_url);
+        free(a->stream_target);
+        a->stream_url = a->stream_target = NULL;
+        uv_timer_start(&a->stream_timer, stream_retry_cb, 1000, 0);
+        return;
+    }
+    a->stream_inflight = true;
+}
+
+/* After each heartbeat: the session must be open, to the leader, and
+ * alive (the leader pings every second). */
+static void stream_check(struct sk_agent *a)
+{
+    if (!a->stream_inflight) {
+        if (!uv_is_active((uv_handle_t *)&a->stream_timer))
+            stream_start(a);
+        return;
+    }
+    uint64_t silent = uv_now(a->loop) - a->stream_last_data;
+    uint64_t limit = (uint64_t)(a->period_ms * 3 > 3000 ? a->period_ms * 3
+                                                        : 3000);
+    bool moved = a->leader && a->stream_target &&
+                 strcmp(a->leader, a->stream_target) != 0;
+    if (silent > limit || moved) {
+        SK_INFO("agent", "assignment session with %s: %s; reconnecting",
+                a->stream_target,
+                moved ? "the leader moved" : "silent for too long");
+        sk_http_call_cancel(&a->stream);
+    }
+}
+
+/* ---- task states to the leader ---- */
+
+static void status_flush(struct sk_agent *a);
+
+static void status_timer_cb(uv_timer_t *t)
+{
+    status_flush(t->data);
+}
+
+static void status_cb(struct sk_http_call *h)
+{
+    struct sk_agent *a = h->data;
+    a->status_inflight = false;
+    struct sk_err err;
+    bool ok = sk_http_call_api_error(h, &err) == SK_OK;
+    if (ok) {
+        /* Sent: drop the reports included (newer ones stay queued). */
+        json_t *sent = json_loads(a->status_body, 0, NULL);
+        size_t i;
+        json_t *r;
+        json_array_foreach(json_object_get(sent, "tasks"), i, r)
+        {
+            const char *id = json_string_value(json_object_get(r, "id"));
+            json_t *cur = id ? sk_map_get(&a->reports, id) : NULL;
+            if (cur && json_equal(cur, r)) {
+                sk_map_del(&a->reports, id);
+                json_decref(cur);
+            }
+        }
+        json_decref(sent);
+    } else if (!a->stopping) {
+        SK_DEBUG("agent", "task states to %s: %s", target(a), err.msg);
+    }
+    sk_http_call_reset(h);
+    free(a->status_url);
+    free(a->status_body);
+    a->status_url = a->status_body = NULL;
+    if (!a->stopping && sk_map_count(&a->reports))
+        uv_timer_start(&a->status_timer, status_timer_cb, ok ? 0 : 500, 0);
+}
+
+static void status_flush(struct sk_agent *a)
+{
+    const char *to = target(a);
+    if (a->status_inflight || a->stopping || !to ||
+        sk_map_count(&a->reports) == 0)
+        return;
+    json_t *tasks = json_array();
+    struct sk_map_iter it;
+    void *v;
+    sk_map_iter_init(&it, &a->reports);
+    while (sk_map_iter_next(&it, NULL, &v) && json_array_size(tasks) < 2000)
+        json_array_append(tasks, v);
+    json_t *body = json_pack("{s:o}", "tasks", tasks);
+    a->status_body = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    a->status_url = sk_printf("https://%s/v1/node/status", to);
+    memset(&a->status, 0, sizeof a->status);
+    a->status.method = "POST";
+    a->status.url = a->status_url;
+    a->status.body = a->status_body;
+    a->status.body_len = strlen(a->status_body);
+    a->status.tls = &a->creds;
+    a->status.connect_timeout_ms = 1000;
+    a->status.timeout_ms = 5000;
+    a->status.cb = status_cb;
+    a->status.data = a;
+    if (sk_http_call_start(&a->http, &a->status) != 0) {
+        free(a->status_url);
+        free(a->status_body);
+        a->status_url = a->status_body = NULL;
+        uv_timer_start(&a->status_timer, status_timer_cb, 500, 0);
+        return;
+    }
+    a->status_inflight = true;
+}
+
+static void on_report(void *ctx, const struct executor_report *r)
+{
+    struct sk_agent *a = ctx;
+    json_t *j = json_pack("{s:s, s:s, s:I, s:I}", "id", r->task_id, "state",
+                          sk_task_state_name(r->state), "exit_code",
+                          (json_int_t)r->exit_code, "timestamp",
+                          (json_int_t)r->timestamp);
+    if (r->message)
+        json_object_set_new(j, "message", json_string(r->message));
+    if (r->err)
+        json_object_set_new(j, "err", json_string(r->err));
+    if (r->container_id)
+        json_object_set_new(j, "container_id", json_string(r->container_id));
+    json_decref(sk_map_put(&a->reports, r->task_id, j));
+    /* A short pause gathers the reports of a burst into one request. */
+    if (!a->status_inflight && !uv_is_active((uv_handle_t *)&a->status_timer))
+        uv_timer_start(&a->status_timer, status_timer_cb, 20, 0);
+}
+
+/* ---- the agent's own API ---- */
+
+void sk_agent_handle(struct sk_agent *a, struct sk_http_req *req)
+{
+    if (a->exec && strcmp(req->method, "GET") == 0 &&
+        strcmp(req->path, "/v1/agent/logs") == 0) {
+        executor_serve_logs(a->exec, req);
+        return;
+    }
+    struct sk_err err = {.code = SK_ENOTFOUND};
+    snprintf(err.msg, sizeof err.msg, "no such agent endpoint: %s %.200s",
+             req->method, req->path);
+    sk_http_respond_error(req, &err);
+}
+
+static void serve_request(struct sk_http_req *req)
+{
+    struct sk_agent *a = req->server->data;
+    const struct sk_peer *p = req->peer;
+    if (!p->authenticated || strcmp(p->role, "manager") != 0) {
+        struct sk_err err = {.code = SK_EPERM};
+        snprintf(err.msg, sizeof err.msg,
+                 "only managers may call this node's agent");
+        sk_http_respond_error(req, &err);
+        return;
+    }
+    if (strncmp(req->path, "/v1/agent/", 10) != 0) {
+        struct sk_err err = {.code = SK_ENOTFOUND};
+        snprintf(err.msg, sizeof err.msg,
+                 "this node is a worker: it serves only /v1/agent/");
+        sk_http_respond_error(req, &err);
+        return;
+    }
+    sk_agent_handle(a, req);
+}
+
+static void serve_accept(struct sk_listener *l, struct sk_stream *s)
+{
+    struct sk_agent *a = l->data;
+    sk_http_server_adopt(&a->server, s);
+}
+
+static enum sk_rc serve_start(struct sk_agent *a, struct sk_err *err)
+{
+    struct sk_tls_config tc = {.ca_pem = a->ca_pem,
+                               .cert_pem = a->cert_pem,
+                               .key_pem = a->key_pem,
+                               .server = true,
+                               .require_peer_cert = true};
+    a->serve_tls = sk_tls_ctx_new(&tc, err);
+    if (!a->serve_tls)
+        return err->code;
+    struct sk_http_server_config hc = {.handler = serve_request, .data = a};
+    if (sk_http_server_init(&a->server, a->loop, &hc) != 0)
+        return sk_err_set(err, SK_EINTERNAL, "agent API: HTTP server init");
+    a->server.data = a;
+    a->serving = true;
+    struct sk_listener_config lc = {.host = a->cfg.serve_host,
+                                    .port = a->cfg.serve_port,
+                                    .tls = a->serve_tls,
+                                    .accept_cb = serve_accept,
+                                    .data = a};
+    if (sk_listener_start(&a->listener, a->loop, &lc, err) != 0)
+        return err->code;
+    a->listening = true;
+    return SK_OK;
+}
+
 /* ---- heartbeats ---- */
 
 static void beat_cb(struct sk_http_call *h)
@@ -285,6 +592,7 @@ static void beat_cb(struct sk_http_call *h)
         free(a->leader);
         a->leader = sk_strdup(leader);
     }
+    stream_check(a);
     const json_t *node = json_object_get(reply, "node");
     const char *want = json_string_value(
         json_object_get(json_object_get(node, "spec"), "role"));
@@ -310,11 +618,11 @@ static void send_heartbeat(struct sk_agent *a)
         return;
     }
     json_t *desc = json_pack(
-        "{s:s?, s:s?, s:s?, s:I, s:I, s:s?, s:s}", "hostname", a->hostname,
-        "addr", a->addr, "data_addr", a->data_addr, "nano_cpus",
+        "{s:s?, s:s?, s:s?, s:I, s:I, s:s?, s:s, s:s?}", "hostname",
+        a->hostname, "addr", a->addr, "data_addr", a->data_addr, "nano_cpus",
         (json_int_t)a->cfg.nano_cpus, "memory_bytes",
         (json_int_t)a->cfg.memory_bytes, "engine_version", a->engine_version,
-        "skiff_version", SKIFF_VERSION);
+        "skiff_version", SKIFF_VERSION, "agent_addr", a->agent_addr);
     json_t *body = json_pack("{s:o}", "description", desc);
     a->beat_body = json_dumps(body, JSON_COMPACT);
     json_decref(body);
@@ -345,7 +653,10 @@ static void send_heartbeat(struct sk_agent *a)
 
 static void timer_cb(uv_timer_t *t)
 {
-    send_heartbeat(t->data);
+    struct sk_agent *a = t->data;
+    send_heartbeat(a);
+    if (a->stream_inflight)
+        stream_check(a);
 }
 
 struct sk_agent *sk_agent_start(const struct sk_agent_config *cfg,
@@ -385,6 +696,28 @@ struct sk_agent *sk_agent_start(const struct sk_agent_config *cfg,
     plan_renewal(a);
     uv_timer_init(a->loop, &a->timer);
     a->timer.data = a;
+    uv_timer_init(a->loop, &a->stream_timer);
+    a->stream_timer.data = a;
+    uv_timer_init(a->loop, &a->status_timer);
+    a->status_timer.data = a;
+    sk_map_init(&a->reports);
+    a->agent_addr = dup_or_null(cfg->agent_addr);
+    if (cfg->docker_socket) {
+        struct sk_err derr;
+        a->docker = sk_docker_new(a->loop, cfg->docker_socket, &derr);
+        if (a->docker)
+            a->exec = executor_new(a->loop, a->docker, a->node_id,
+                                   a->hostname, on_report, a);
+        else
+            SK_ERROR("agent", "dockerd: %s (this node runs no tasks)",
+                     derr.msg);
+    }
+    if (cfg->serve_port) {
+        struct sk_err serr;
+        if (serve_start(a, &serr) != SK_OK)
+            SK_ERROR("agent", "agent API on %s:%d: %s", cfg->serve_host,
+                     cfg->serve_port, serr.msg);
+    }
     schedule_beat(a, 0);
     return a;
 }
@@ -410,6 +743,15 @@ static void free_agent(struct sk_agent *a)
         free(a->managers[i]);
     free(a->managers);
     free(a->leave_url);
+    free(a->stream_buf);
+    free(a->agent_addr);
+    struct sk_map_iter it;
+    void *v;
+    sk_map_iter_init(&it, &a->reports);
+    while (sk_map_iter_next(&it, NULL, &v))
+        json_decref(v);
+    sk_map_clear(&a->reports);
+    sk_tls_ctx_unref(a->serve_tls);
     free(a);
     if (cb)
         cb(ctx);
@@ -422,16 +764,78 @@ static void http_closed(struct sk_http_client *c)
     free_agent(a);
 }
 
-static void timer_closed(uv_handle_t *h)
+static void one_closed(struct sk_agent *a)
 {
-    struct sk_agent *a = h->data;
+    if (--a->closes_pending > 0)
+        return;
     /* Cancels calls in flight; their callbacks run before http_closed. */
     sk_http_client_close(&a->http, http_closed);
 }
 
+static void handle_closed(uv_handle_t *h)
+{
+    one_closed(h->data);
+}
+
+static void docker_closed(void *ctx)
+{
+    one_closed(ctx);
+}
+
+static void exec_closed(void *ctx)
+{
+    struct sk_agent *a = ctx;
+    a->exec = NULL;
+    if (a->docker) {
+        struct sk_docker *d = a->docker;
+        a->docker = NULL;
+        sk_docker_close(d, docker_closed, a);
+        return;
+    }
+    one_closed(a);
+}
+
+static void server_closed(struct sk_http_server *s)
+{
+    one_closed(s->data);
+}
+
+static void listener_closed(struct sk_listener *l)
+{
+    one_closed(l->data);
+}
+
 static void finish_stop(struct sk_agent *a)
 {
-    uv_close((uv_handle_t *)&a->timer, timer_closed);
+    a->closes_pending = 1;
+    if (a->stream_inflight)
+        sk_http_call_cancel(&a->stream);
+    if (a->status_inflight)
+        sk_http_call_cancel(&a->status);
+    a->closes_pending += 3;
+    uv_close((uv_handle_t *)&a->timer, handle_closed);
+    uv_close((uv_handle_t *)&a->stream_timer, handle_closed);
+    uv_close((uv_handle_t *)&a->status_timer, handle_closed);
+    if (a->exec) {
+        a->closes_pending++;
+        executor_close(a->exec, exec_closed, a);
+    } else if (a->docker) {
+        a->closes_pending++;
+        struct sk_docker *d = a->docker;
+        a->docker = NULL;
+        sk_docker_close(d, docker_closed, a);
+    }
+    if (a->listening) {
+        a->closes_pending++;
+        a->listening = false;
+        sk_listener_close(&a->listener, listener_closed);
+    }
+    if (a->serving) {
+        a->closes_pending++;
+        a->serving = false;
+        sk_http_server_close(&a->server, server_closed);
+    }
+    one_closed(a);
 }
 
 static void leave_cb(struct sk_http_call *h)

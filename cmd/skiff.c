@@ -34,6 +34,15 @@ static const struct command commands[] = {
     {{"node", "promote"}, cmd_node_promote, "make workers managers"},
     {{"node", "demote"}, cmd_node_demote, "make managers workers"},
     {{"node", "rm"}, cmd_node_rm, "remove nodes from the cluster"},
+    {{"service", "create"}, cmd_service_create,
+     "create a service: --name N --replicas R IMAGE [CMD...]"},
+    {{"service", "ls"}, cmd_service_ls, "list services"},
+    {{"service", "ps"}, cmd_service_ps, "list a service's tasks"},
+    {{"service", "inspect"}, cmd_service_inspect, "show services in detail"},
+    {{"service", "scale"}, cmd_service_scale, "SERVICE=REPLICAS..."},
+    {{"service", "update"}, cmd_service_update, "change a service"},
+    {{"service", "rm"}, cmd_service_rm, "remove services"},
+    {{"service", "logs"}, cmd_service_logs, "the logs of a service's tasks"},
     {{"events", NULL}, cmd_events, "stream cluster events"},
 };
 

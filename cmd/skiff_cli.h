@@ -75,5 +75,13 @@ int cmd_node_update(int argc, char **argv);
 int cmd_node_promote(int argc, char **argv);
 int cmd_node_demote(int argc, char **argv);
 int cmd_node_rm(int argc, char **argv);
+int cmd_service_create(int argc, char **argv);
+int cmd_service_ls(int argc, char **argv);
+int cmd_service_ps(int argc, char **argv);
+int cmd_service_inspect(int argc, char **argv);
+int cmd_service_scale(int argc, char **argv);
+int cmd_service_update(int argc, char **argv);
+int cmd_service_rm(int argc, char **argv);
+int cmd_service_logs(int argc, char **argv);
 
 #endif

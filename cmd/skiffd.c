@@ -120,6 +120,7 @@ struct daemon {
     struct sk_agent *agent;
     uv_signal_t sigterm, sigint;
     char **argv;
+    const char *docker_socket;
     bool stopping;
     bool reexec;   /* after stopping, re-execute (role change) */
     unsigned running; /* manager + agent still to stop */
@@ -402,6 +403,19 @@ static void on_managers(void *ctx, char *const *addrs, size_t n)
     save_state(d);
 }
 
+/* Managers serve the node's agent API on their own port. */
+static void route_to_agent(void *ctx, struct sk_http_req *req)
+{
+    struct daemon *d = ctx;
+    if (d->agent) {
+        sk_agent_handle(d->agent, req);
+        return;
+    }
+    struct sk_err err = {.code = SK_EUNAVAIL};
+    snprintf(err.msg, sizeof err.msg, "the agent is not running");
+    sk_http_respond_error(req, &err);
+}
+
 static void start_roles(struct daemon *d, const char *hostname,
                         const char *engine, const char *init_command)
 {
@@ -434,6 +448,8 @@ static void start_roles(struct daemon *d, const char *hostname,
                 flags[F_ELECTION].set ? (unsigned)flags[F_ELECTION].num : 0,
             .init_done_cb = init_done,
             .ctx = d,
+            .agent_handler = route_to_agent,
+            .agent_ctx = d,
         };
         memcpy(mc.data_key, n->data_key, SK_DATA_KEY_SIZE);
         d->manager = sk_manager_start(&mc, &err);
@@ -460,6 +476,10 @@ static void start_roles(struct daemon *d, const char *hostname,
         .engine_version = engine,
         .api_addr = api,
         .raft_addr = raft,
+        .docker_socket = d->docker_socket,
+        .agent_addr = api,
+        .serve_host = n->role == SK_ROLE_MANAGER ? NULL : n->listen_addr,
+        .serve_port = n->role == SK_ROLE_MANAGER ? 0 : n->api_port,
         .credentials_cb = on_credentials,
         .role_cb = on_role,
         .managers_cb = on_managers,
@@ -526,6 +546,7 @@ int main(int argc, char **argv)
     if (strncmp(docker, "unix://", 7) == 0)
         docker += 7;
     char *engine = engine_version(docker);
+    d.docker_socket = docker;
 
     char *init_command = NULL;
     enum sk_rc loaded = sk_local_node_load(d.dir, &d.node, &err);

@@ -132,6 +132,7 @@ static const struct sk_field node_description_fields[] = {
         .max = BYTES_MAX),
     STR(struct sk_node_description, engine_version, .max_len = 64),
     STR(struct sk_node_description, skiff_version, .max_len = 64),
+    STR(struct sk_node_description, agent_addr, .max_len = 64),
 };
 SCHEMA(sk_node_description_schema, struct sk_node_description,
        "node description", node_description_fields);
@@ -286,8 +287,8 @@ static const struct sk_field endpoint_fields[] = {
     ENUM(struct sk_endpoint_spec, mode, endpoint_mode_names),
     OBJS(struct sk_endpoint_spec, ports, port_schema, .max_len = 64),
 };
-static SCHEMA(endpoint_schema, struct sk_endpoint_spec, "endpoint spec",
-              endpoint_fields);
+SCHEMA(sk_endpoint_spec_schema, struct sk_endpoint_spec, "endpoint spec",
+       endpoint_fields);
 
 static const struct sk_field service_spec_fields[] = {
     STR(struct sk_service_spec, name, .max_len = NAME_MAX_LEN),
@@ -299,7 +300,7 @@ static const struct sk_field service_spec_fields[] = {
         .flags = SK_FF_REQUIRED),
     OBJ(struct sk_service_spec, update, update_schema),
     OBJ(struct sk_service_spec, rollback, update_schema),
-    OBJ(struct sk_service_spec, endpoint, endpoint_schema),
+    OBJ(struct sk_service_spec, endpoint, sk_endpoint_spec_schema),
 };
 SCHEMA(sk_service_spec_schema, struct sk_service_spec, "service spec",
        service_spec_fields);

@@ -490,6 +490,7 @@ void api_self_heartbeat(struct call *c)
             str_differs(n->description.skiff_version, desc.skiff_version) ||
             str_differs(n->description.addr, desc.addr) ||
             str_differs(n->description.data_addr, desc.data_addr) ||
+            str_differs(n->description.agent_addr, desc.agent_addr) ||
             (desc.nano_cpus && desc.nano_cpus != n->description.nano_cpus) ||
             (desc.memory_bytes &&
              desc.memory_bytes != n->description.memory_bytes);

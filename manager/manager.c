@@ -11,6 +11,8 @@
 #include "manager_internal.h"
 #include "skiff/log.h"
 #include "skiff/membership.h"
+#include "skiff/orchestrator.h"
+#include "skiff/scheduler.h"
 #include "skiff/mem.h"
 
 #define TICK_MS 100
@@ -31,6 +33,11 @@ static void call_free(struct call *c)
 {
     json_decref(c->body);
     free(c);
+}
+
+void call_handoff(struct call *c)
+{
+    call_free(c);
 }
 
 void call_json(struct call *c, int status, json_t *body)
@@ -235,6 +242,16 @@ static const struct route routes[] = {
     {"POST", "/v1/node/heartbeat", AUTH_NODE, true, api_self_heartbeat},
     {"POST", "/v1/node/certificate", AUTH_NODE, true, api_self_certificate},
     {"POST", "/v1/node/leave", AUTH_NODE, true, api_self_leave},
+    {"POST", "/v1/node/status", AUTH_NODE, true, api_self_status},
+    {"GET", "/v1/node/assignments", AUTH_NODE, false, api_self_assignments},
+    {"GET", "/v1/services", AUTH_ADMIN, false, api_services},
+    {"POST", "/v1/services", AUTH_ADMIN, true, api_service_create},
+    {"GET", "/v1/services/*", AUTH_ADMIN, false, api_service_get},
+    {"POST", "/v1/services/*/update", AUTH_ADMIN, true, api_service_update},
+    {"DELETE", "/v1/services/*", AUTH_ADMIN, true, api_service_remove},
+    {"GET", "/v1/services/*/logs", AUTH_ADMIN, false, api_service_logs},
+    {"GET", "/v1/tasks", AUTH_ADMIN, false, api_tasks},
+    {"GET", "/v1/agent/*", AUTH_NONE, false, api_agent},
     {"GET", "/v1/events", AUTH_ADMIN, false, api_events},
     {"GET", "/metrics", AUTH_ADMIN, false, api_metrics},
 };
@@ -272,8 +289,10 @@ static bool known_node(const struct sk_manager *m, const struct sk_peer *p,
     return n != NULL;
 }
 
-/* Works out who is calling; responds and returns false if they may not. */
-static bool authorise(struct call *c, enum auth need)
+/* Works out who is calling; responds and returns false if they may not.
+ * leader_decides: the call goes on to the leader, whose store has the last
+ * word on who is a member. */
+static bool authorise(struct call *c, enum auth need, bool leader_decides)
 {
     struct sk_manager *m = c->m;
     const struct sk_peer *peer = c->req->peer;
@@ -283,21 +302,20 @@ static bool authorise(struct call *c, enum auth need)
     if (peer->authenticated) {
         snprintf(c->who.role, sizeof c->who.role, "%s", peer->role);
         const struct sk_node *n = NULL;
+        /* A fresh manager that has not received the log yet knows no one,
+         * and a follower may not have applied a node's join yet (the node
+         * heartbeats a few ms after it): the leader answers for them. */
+        bool defer = !sk_store_cluster(m->store) || leader_decides;
         if (strcmp(peer->role, "admin") == 0) {
             c->who.kind = WHO_ADMIN;
-        } else if (!known_node(m, peer, &n)) {
-            /* A fresh manager that has not received the log yet knows no
-             * one; the leader will answer for it. */
-            if (sk_store_cluster(m->store)) {
-                m->refused++;
-                call_errorf(c, SK_EPERM,
-                            "node %s is not a member of this cluster (removed?)",
-                            peer->node_id);
-                return false;
-            }
+        } else if (!known_node(m, peer, &n) && !defer) {
+            m->refused++;
+            call_errorf(c, SK_EPERM,
+                        "node %s is not a member of this cluster (removed?)",
+                        peer->node_id);
+            return false;
         }
-        if (n || (!sk_store_cluster(m->store) &&
-                  strcmp(peer->role, "admin") != 0)) {
+        if (n || (defer && strcmp(peer->role, "admin") != 0)) {
             c->who.kind = WHO_NODE;
             snprintf(c->who.node_id, sizeof c->who.node_id, "%s",
                      peer->node_id);
@@ -469,13 +487,15 @@ static void handle(struct sk_http_req *req)
                         req->method, req->path);
         return;
     }
-    if (!authorise(c, r->auth))
-        return;
     char consistent[8];
     bool want_consistent = sk_http_query(req, "consistent", consistent,
                                          sizeof consistent) &&
                            strcmp(consistent, "0") != 0;
-    if ((r->forward || want_consistent) && !sk_raft_is_leader(&m->raft)) {
+    bool to_leader =
+        (r->forward || want_consistent) && !sk_raft_is_leader(&m->raft);
+    if (!authorise(c, r->auth, to_leader))
+        return;
+    if (to_leader) {
         forward(c);
         return;
     }
@@ -514,13 +534,33 @@ static void raft_state_cb(void *ctx)
     mgr_kick(m);
 }
 
+static void mark_node_sessions(struct sk_manager *m, const char *node_id)
+{
+    if (!node_id || !*node_id)
+        return;
+    for (struct session *s = m->sessions; s; s = s->next)
+        if (strcmp(s->node_id, node_id) == 0)
+            s->dirty = true;
+}
+
 static void store_watch(const struct sk_event *ev, void *ctx)
 {
     struct sk_manager *m = ctx;
     sk_events_record(m->events, ev, mgr_now_ms());
-    if (ev->type == SK_EV_RESET || ev->kind == SK_KIND_NODE ||
-        ev->kind == SK_KIND_CLUSTER)
-        mgr_kick(m);
+    if (ev->type == SK_EV_RESET) {
+        for (struct session *s = m->sessions; s; s = s->next)
+            s->dirty = true;
+        m->orch_dirty = m->sched_dirty = true;
+    } else if (ev->kind == SK_KIND_TASK) {
+        const struct sk_task *a = ev->old_obj, *b = ev->new_obj;
+        mark_node_sessions(m, a ? a->node_id : NULL);
+        mark_node_sessions(m, b ? b->node_id : NULL);
+        m->orch_dirty = m->sched_dirty = true;
+    } else if (ev->kind == SK_KIND_SERVICE || ev->kind == SK_KIND_NODE ||
+               ev->kind == SK_KIND_CLUSTER) {
+        m->orch_dirty = m->sched_dirty = true;
+    }
+    mgr_kick(m);
 }
 
 /* ---- leader loops ---- */
@@ -621,28 +661,25 @@ static void reconcile_membership(struct sk_manager *m)
     m->change_inflight = true;
 }
 
-static void liveness_done(struct sk_manager *m, void *ctx, enum sk_rc rc,
-                          const struct sk_err *err)
-{
-    m->liveness_inflight = false;
-    if (rc != SK_OK && rc != SK_ECONFLICT)
-        SK_WARN("dispatcher", "node state update: %s", err->msg);
-}
+/* ---- the leader's pipeline: one proposal at a time ---- */
 
-static void check_liveness(struct sk_manager *m, int64_t period)
+/* Each producer returns a transaction to commit, or NULL. */
+typedef struct sk_txn *(*producer)(struct sk_manager *m);
+
+static struct sk_txn *produce_liveness(struct sk_manager *m)
 {
-    if (m->liveness_inflight)
-        return;
+    const struct sk_cluster *cl = sk_store_cluster(m->store);
+    int64_t period = cl->spec.heartbeat_period_ms;
     uint64_t now = uv_now(m->loop);
     if (now - m->last_liveness_ms < (uint64_t)(period / 4 + 1))
-        return;
+        return NULL;
     m->last_liveness_ms = now;
     struct sk_node_change *changes;
     size_t n = sk_dispatcher_check(&m->dispatcher, m->store, mgr_now_ms(),
                                    period, &changes);
     if (n == 0) {
         free(changes);
-        return;
+        return NULL;
     }
     struct sk_txn *t = sk_txn_new();
     for (size_t i = 0; i < n; i++) {
@@ -663,10 +700,171 @@ static void check_liveness(struct sk_manager *m, int64_t period)
         sk_object_free(SK_KIND_NODE, u);
     }
     free(changes);
-    struct sk_err err;
-    m->liveness_inflight = true;
-    if (!mgr_propose(m, t, liveness_done, NULL, &err))
-        m->liveness_inflight = false;
+    return t;
+}
+
+void task_report_free(struct task_report *r)
+{
+    if (!r)
+        return;
+    free(r->message);
+    free(r->err);
+    free(r->container_id);
+    free(r);
+}
+
+static char *dup_or_keep(const char *fresh, const char *old)
+{
+    return sk_strdup(fresh ? fresh : old ? old : "");
+}
+
+/* Agents' reports become status changes, batched into one entry. */
+static struct sk_txn *produce_reports(struct sk_manager *m)
+{
+    if (sk_map_count(&m->reports) == 0)
+        return NULL;
+    struct sk_txn *t = sk_txn_new();
+    struct sk_map_iter it;
+    const char *id;
+    void *v;
+    sk_map_iter_init(&it, &m->reports);
+    while (sk_map_iter_next(&it, &id, &v)) {
+        struct task_report *r = v;
+        const struct sk_task *cur = sk_store_get(m->store, SK_KIND_TASK, id);
+        bool apply = cur && strcmp(cur->node_id, r->node_id) == 0 &&
+                     (r->state > cur->status.state ||
+                      (r->state == cur->status.state &&
+                       r->healthy != cur->status.healthy));
+        if (apply && sk_txn_count(t) < SK_TXN_MAX_OPS &&
+            sk_txn_size(t) < SK_TXN_MAX_BYTES / 2) {
+            struct sk_task *u = sk_object_dup(SK_KIND_TASK, cur);
+            sk_trace("task", id, sk_task_state_name(cur->status.state),
+                     sk_task_state_name(r->state), r->message);
+            u->status.state = r->state;
+            u->status.timestamp = r->timestamp ? r->timestamp : mgr_now_ms();
+            u->status.exit_code = r->exit_code;
+            u->status.healthy = r->healthy;
+            char *msg = dup_or_keep(r->message, NULL);
+            free(u->status.message);
+            u->status.message = msg;
+            free(u->status.err);
+            u->status.err = r->err ? sk_strdup(r->err) : NULL;
+            char *cid = dup_or_keep(r->container_id, cur->status.container_id);
+            free(u->status.container_id);
+            u->status.container_id = *cid ? cid : (free(cid), NULL);
+            sk_txn_update(t, SK_KIND_TASK, u, cur->meta.version);
+            sk_object_free(SK_KIND_TASK, u);
+        } else if (apply) {
+            continue; /* next entry */
+        }
+        sk_map_del(&m->reports, id);
+        task_report_free(r);
+    }
+    if (sk_txn_count(t) == 0) {
+        sk_txn_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+static struct sk_txn *produce_orchestration(struct sk_manager *m)
+{
+    int64_t now = mgr_now_ms();
+    if (!m->orch_dirty && !(m->orch_wake_ms && now >= m->orch_wake_ms))
+        return NULL;
+    m->orch_dirty = false;
+    struct sk_orchestration o;
+    sk_orchestrate(m->store, now, SK_TXN_MAX_OPS / 2, &o);
+    m->orch_wake_ms = o.wake_at_ms;
+    if (o.txn)
+        m->orch_dirty = true; /* look again once this is committed */
+    return o.txn;
+}
+
+static struct sk_txn *produce_placements(struct sk_manager *m)
+{
+    if (!m->sched_dirty)
+        return NULL;
+    m->sched_dirty = false;
+    struct sk_sched_decision *d;
+    size_t n = sk_schedule(m->store, SK_TXN_MAX_OPS, &d);
+    struct sk_txn *t = sk_txn_new();
+    size_t placed = 0;
+    for (size_t i = 0; i < n && sk_txn_size(t) < SK_TXN_MAX_BYTES / 2; i++) {
+        const struct sk_task *task =
+            sk_store_get(m->store, SK_KIND_TASK, d[i].task_id);
+        if (!task)
+            continue;
+        if (!*d[i].node_id && task->status.message &&
+            strcmp(task->status.message, d[i].reason) == 0)
+            continue; /* still pending for the same reason */
+        struct sk_task *u = sk_object_dup(SK_KIND_TASK, task);
+        free(u->status.message);
+        if (*d[i].node_id) {
+            memcpy(u->node_id, d[i].node_id, SK_ID_SIZE);
+            u->status.state = SK_TASK_ASSIGNED;
+            u->status.message = sk_strdup("assigned");
+            u->status.timestamp = mgr_now_ms();
+            placed++;
+        } else {
+            u->status.message = sk_strdup(d[i].reason);
+        }
+        sk_txn_update(t, SK_KIND_TASK, u, task->meta.version);
+        sk_object_free(SK_KIND_TASK, u);
+    }
+    free(d);
+    if (n > 0)
+        m->sched_dirty = true; /* more may wait beyond this batch */
+    if (sk_txn_count(t) == 0) {
+        sk_txn_free(t);
+        m->sched_dirty = false;
+        return NULL;
+    }
+    if (placed)
+        SK_DEBUG("scheduler", "placing %zu tasks", placed);
+    return t;
+}
+
+static const producer producers[] = {
+    produce_reports,
+    produce_liveness,
+    produce_orchestration,
+    produce_placements,
+};
+#define N_PRODUCERS (sizeof producers / sizeof producers[0])
+
+static void pipeline_done(struct sk_manager *m, void *ctx, enum sk_rc rc,
+                          const struct sk_err *err)
+{
+    m->loop_inflight = false;
+    if (rc != SK_OK) {
+        /* Someone else changed the same objects (an API write): compute
+         * again from the new state. */
+        if (rc != SK_ECONFLICT)
+            SK_WARN("manager", "leader loop change: %s", err->msg);
+        m->orch_dirty = m->sched_dirty = true;
+    }
+    mgr_kick(m);
+}
+
+static void run_pipeline(struct sk_manager *m)
+{
+    if (m->loop_inflight)
+        return;
+    for (size_t k = 0; k < N_PRODUCERS; k++) {
+        size_t i = (m->next_producer + k) % N_PRODUCERS;
+        struct sk_txn *t = producers[i](m);
+        if (!t)
+            continue;
+        m->next_producer = (unsigned)((i + 1) % N_PRODUCERS);
+        struct sk_err err;
+        m->loop_inflight = true;
+        if (!mgr_propose(m, t, pipeline_done, NULL, &err)) {
+            m->loop_inflight = false;
+            SK_DEBUG("manager", "leader loop: %s", err.msg);
+        }
+        return;
+    }
 }
 
 static void forced_cleanup_done(struct sk_manager *m, void *ctx, enum sk_rc rc,
@@ -737,7 +935,12 @@ static void tick_cb(uv_timer_t *t)
             m->leader_since = mgr_now_ms();
             sk_dispatcher_reset(&m->dispatcher, m->leader_since);
             m->last_liveness_ms = uv_now(m->loop);
+            m->orch_dirty = m->sched_dirty = true;
             SK_INFO("manager", "this manager leads now");
+        } else {
+            /* Agents must find the new leader for their assignments. */
+            while (m->sessions)
+                session_end(m->sessions);
         }
     }
     if (!leader)
@@ -750,7 +953,13 @@ static void tick_cb(uv_timer_t *t)
     if (m->cfg.force_new_cluster)
         forced_cleanup(m);
     reconcile_membership(m);
-    check_liveness(m, cluster->spec.heartbeat_period_ms);
+    run_pipeline(m);
+    for (struct session *s = m->sessions, *next; s; s = next) {
+        next = s->next;
+        session_flush(s);
+    }
+    if (uv_now(m->loop) - m->last_ping_ms >= 1000)
+        m->last_ping_ms = uv_now(m->loop);
 }
 
 /* ---- start and stop ---- */
@@ -807,6 +1016,12 @@ static void free_manager(struct sk_manager *m)
     sk_store_free(m->store);
     sk_events_free(m->events);
     sk_dispatcher_free(&m->dispatcher);
+    struct sk_map_iter it;
+    void *v;
+    sk_map_iter_init(&it, &m->reports);
+    while (sk_map_iter_next(&it, NULL, &v))
+        task_report_free(v);
+    sk_map_clear(&m->reports);
     free(m->raft_dir);
     free(m->node_id);
     free(m->cluster_id);
@@ -868,6 +1083,8 @@ static void tick_closed(uv_handle_t *h)
 static void close_all(struct sk_manager *m)
 {
     m->stopping = true;
+    while (m->sessions)
+        session_end(m->sessions);
     m->closes_pending = 1;
     if (m->tick_inited) {
         m->closes_pending++;
@@ -913,9 +1130,12 @@ struct sk_manager *sk_manager_start(const struct sk_manager_config *cfg,
                                      .cert_pem = m->cert_pem,
                                      .key_pem = m->key_pem,
                                      .expect_role = "manager"};
+    m->agent_creds = m->creds;
+    m->agent_creds.expect_role = NULL;
     m->store = sk_store_new();
     m->events = sk_events_new(EVENT_HISTORY);
     sk_dispatcher_init(&m->dispatcher);
+    sk_map_init(&m->reports);
     m->watch_id = sk_store_watch(m->store, store_watch, m);
 
     if (make_tls(m, m->cert_pem, m->key_pem, err) != SK_OK)
@@ -1004,6 +1224,8 @@ enum sk_rc sk_manager_set_credentials(struct sk_manager *m,
     m->key_pem = sk_strdup(key_pem);
     m->creds.cert_pem = m->cert_pem;
     m->creds.key_pem = m->key_pem;
+    m->agent_creds.cert_pem = m->cert_pem;
+    m->agent_creds.key_pem = m->key_pem;
     sk_listener_set_tls(&m->listener, m->api_tls);
     sk_raft_transport_set_tls(&m->raft.transport, m->raft_server_tls,
                               m->client_tls);

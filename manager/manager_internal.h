@@ -34,6 +34,7 @@ struct sk_manager {
     bool raft_inited;
     struct sk_tls_ctx *api_tls, *raft_server_tls, *client_tls;
     struct sk_tls_creds creds; /* for forwarding; points at our strings */
+    struct sk_tls_creds agent_creds; /* calling agents (any node role) */
     struct sk_listener listener;
     bool listening;
     struct sk_http_server http;
@@ -46,10 +47,19 @@ struct sk_manager {
     /* Leader state (valid while `leader`). */
     bool leader;
     int64_t leader_since;
-    bool init_inflight, change_inflight, liveness_inflight;
+    bool init_inflight, change_inflight;
     bool forced_cleanup_done, forced_cleanup_inflight;
     uint64_t last_liveness_ms; /* uv_now of the last liveness check */
     struct sk_raft_change change;
+    /* The leader loops write one proposal at a time, each computed from
+     * the latest state, so they never conflict with each other. */
+    bool loop_inflight;
+    unsigned next_producer;
+    bool orch_dirty, sched_dirty;
+    int64_t orch_wake_ms;      /* wall clock; 0: none */
+    struct sk_map reports;     /* task id -> struct task_report (pending) */
+    struct session *sessions;  /* agents' assignment streams */
+    uint64_t last_ping_ms;
 
     /* Counters for /metrics. */
     uint64_t requests, forwarded, refused;
@@ -59,6 +69,31 @@ struct sk_manager {
     void (*stop_cb)(void *ctx);
     void *stop_ctx;
 };
+
+/* A task status reported by an agent, waiting to be written. */
+struct task_report {
+    char node_id[SK_ID_SIZE];
+    int state;
+    int64_t timestamp;
+    int64_t exit_code;
+    bool healthy;
+    char *message, *err, *container_id;
+};
+void task_report_free(struct task_report *r);
+
+struct call;
+
+/* An agent's assignment stream: the tasks of its node, full then changes. */
+struct session {
+    struct sk_manager *m;
+    struct call *c;
+    char node_id[SK_ID_SIZE];
+    struct sk_map sent; /* task id -> version sent (as pointer) */
+    bool dirty, ended;
+    struct session *prev, *next;
+};
+void session_flush(struct session *s);
+void session_end(struct session *s);
 
 enum principal_kind { WHO_NONE, WHO_NODE, WHO_ADMIN };
 
@@ -79,6 +114,9 @@ struct call {
     json_t *body; /* parsed JSON body, or NULL */
 };
 
+/* Hands the request on to someone else who will finish it; frees only the
+ * call. */
+void call_handoff(struct call *c);
 /* Responding (each frees the call). */
 void call_json(struct call *c, int status, json_t *body);
 void call_error(struct call *c, const struct sk_err *err);
@@ -126,6 +164,17 @@ void api_node_remove(struct call *c);
 void api_self_heartbeat(struct call *c);
 void api_self_certificate(struct call *c);
 void api_self_leave(struct call *c);
+void api_self_assignments(struct call *c);
+void api_self_status(struct call *c);
+void api_services(struct call *c);
+void api_service_create(struct call *c);
+void api_service_get(struct call *c);
+void api_service_update(struct call *c);
+void api_service_remove(struct call *c);
+void api_service_logs(struct call *c);
+void api_tasks(struct call *c);
+/* Agent endpoints, served by the local agent (see sk_manager_config). */
+void api_agent(struct call *c);
 void api_events(struct call *c);
 void api_metrics(struct call *c);
 

@@ -11,6 +11,13 @@
  * certificate runs out (at a random point between 50% and 80% of its life,
  * like Swarm) the agent renews it, without a restart.
  *
+ * It also holds the node's assignment session: a stream from the leader
+ * with the node's tasks (in full, then changes; a ping every second), which
+ * it hands to the executor (agent/executor.h) to run on dockerd, and it
+ * sends the tasks' states back, batched. A silent stream is dropped after
+ * three heartbeat periods and opened again, at the leader the heartbeat
+ * replies name. Losing the managers never stops containers.
+ *
  * All on the loop thread. Callbacks run from the loop, never inside the
  * agent's own functions. */
 #ifndef SKIFF_AGENT_H
@@ -22,6 +29,7 @@
 #include <uv.h>
 
 #include "skiff/err.h"
+#include "skiff/http.h"
 #include "skiff/pki.h"
 
 struct sk_agent;
@@ -45,6 +53,14 @@ struct sk_agent_config {
     /* Where this node's manager would listen, sent when it is promoted. */
     const char *api_addr;
     const char *raft_addr;
+    /* The node's dockerd ("/var/run/docker.sock"). */
+    const char *docker_socket;
+    /* The agent's own API (logs for managers): "ip:port" managers reach it
+     * at, and whether the agent listens itself (a worker) or a manager on
+     * this node routes /v1/agent/ to sk_agent_handle (serve_port 0). */
+    const char *agent_addr;
+    const char *serve_host;
+    int serve_port;
     /* A renewed certificate of the same role: use it from now on. */
     void (*credentials_cb)(void *ctx, const char *cert_pem,
                            const char *key_pem);
@@ -63,6 +79,10 @@ struct sk_agent *sk_agent_start(const struct sk_agent_config *cfg,
  * (it shows as disconnected, not down). cb runs when all is closed. */
 void sk_agent_stop(struct sk_agent *a, bool leave, void (*cb)(void *ctx),
                    void *ctx);
+
+/* Serves a request under /v1/agent/ (the caller checked it comes from a
+ * manager) and finishes it. */
+void sk_agent_handle(struct sk_agent *a, struct sk_http_req *req);
 
 /* For tests and status: the manager the agent talks to now, and when it
  * last got a heartbeat through (uv_now ms, 0 never). */

@@ -27,6 +27,7 @@
 #include <uv.h>
 
 #include "skiff/err.h"
+#include "skiff/http.h"
 #include "skiff/pki.h"
 
 struct sk_manager;
@@ -53,6 +54,10 @@ struct sk_manager_config {
     /* The init command is committed: the caller may forget it. */
     void (*init_done_cb)(void *ctx);
     void *ctx;
+    /* Requests under /v1/agent/ (from other managers, e.g. for logs) go to
+     * the node's agent; it finishes them. NULL: 404. */
+    void (*agent_handler)(void *agent_ctx, struct sk_http_req *req);
+    void *agent_ctx;
 };
 
 /* Starts Raft, the API listener and the loops. On failure nothing is left

@@ -105,6 +105,7 @@ struct sk_node_description {
     int64_t memory_bytes;
     char *engine_version; /* dockerd's */
     char *skiff_version;
+    char *agent_addr; /* "ip:port" where managers reach its agent (logs) */
 };
 
 struct sk_node_status {
@@ -412,6 +413,7 @@ extern const struct sk_schema sk_node_manager_schema;
 extern const struct sk_schema sk_service_schema;
 extern const struct sk_schema sk_service_spec_schema;
 extern const struct sk_schema sk_task_spec_schema;
+extern const struct sk_schema sk_endpoint_spec_schema;
 extern const struct sk_schema sk_task_schema;
 extern const struct sk_schema sk_network_schema;
 extern const struct sk_schema sk_network_spec_schema;

@@ -1,0 +1,70 @@
+/* Private to agent/: the executor runs this node's tasks on its dockerd.
+ *
+ * The agent feeds it the node's assignments (the task objects from the
+ * leader, in full or as changes) and it makes dockerd match them:
+ *
+ *   assigned -> accepted -> preparing (image present, or pulled) ->
+ *   starting (container created) -> running (started)
+ *   -> complete (exit 0) | failed (exit != 0) | shutdown (stopped on
+ *   request) | rejected (could not start: image missing, bad spec)
+ *
+ * Every container carries labels skiff.service.id, skiff.service.name,
+ * skiff.task.id, skiff.task.slot and skiff.node.id. On the first full set of
+ * assignments it adopts the containers that are there: those of assigned
+ * tasks are kept (never a duplicate), the others are removed. A task is
+ * never restarted here: a finished task stays finished; the orchestrator
+ * makes a new one. Exits are learnt from dockerd's events stream.
+ *
+ * Every state it reaches goes to `report` (the agent sends them to the
+ * leader). Without assignments (managers unreachable) it changes nothing:
+ * running containers keep running. All on the loop thread. */
+#ifndef SKIFF_AGENT_EXECUTOR_H
+#define SKIFF_AGENT_EXECUTOR_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "skiff/docker.h"
+#include "skiff/err.h"
+#include "skiff/http.h"
+
+struct executor;
+
+struct executor_report {
+    const char *task_id;
+    int state; /* enum sk_task_state */
+    const char *message;
+    const char *err;
+    int64_t exit_code;
+    const char *container_id;
+    int64_t timestamp;
+};
+
+typedef void (*executor_report_cb)(void *ctx,
+                                   const struct executor_report *r);
+
+struct executor *executor_new(uv_loop_t *loop, struct sk_docker *docker,
+                              const char *node_id, const char *node_name,
+                              executor_report_cb report, void *ctx);
+/* Stops watching dockerd and frees everything once in-flight dockerd calls
+ * finished; containers are left as they are. cb runs then. */
+void executor_close(struct executor *e, void (*cb)(void *ctx), void *ctx);
+
+/* Applies an assignments message: with `full`, `tasks` is everything the
+ * node should know (anything else goes); otherwise `tasks` are changes
+ * and `removed` lists forgotten task IDs. Borrowed. */
+void executor_assign(struct executor *e, bool full, const json_t *tasks,
+                     const json_t *removed);
+/* Reports the current state of every task again (after reconnecting to a
+ * new leader). */
+void executor_report_all(struct executor *e);
+/* How many tasks it holds, and how many containers it runs. */
+size_t executor_tasks(const struct executor *e);
+
+/* GET /v1/agent/logs?container=ID[&follow=1][&tail=N]: the container's
+ * log lines as JSON lines {"s":1|2,"l":"..."}. Only containers of this
+ * node's tasks. Finishes the request. */
+void executor_serve_logs(struct executor *e, struct sk_http_req *req);
+
+#endif
