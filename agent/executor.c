@@ -440,7 +440,7 @@ static void step(struct etask *t)
         case SK_TASK_PENDING:
         case SK_TASK_ASSIGNED:
             set_state(t, SK_TASK_ACCEPTED, "accepted", NULL);
-            /* fall through */
+            __attribute__((fallthrough));
         case SK_TASK_ACCEPTED:
             set_state(t, SK_TASK_PREPARING, "checking the image", NULL);
             begin(t);
