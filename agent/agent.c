@@ -159,6 +159,25 @@ static void set_managers(struct sk_agent *a, const json_t *arr)
         a->cfg.managers_cb(a->cfg.ctx, a->managers, a->n_managers);
 }
 
+/* Fills one of the agent's calls to a manager (mutual TLS, a manager's
+ * certificate expected). The strings stay owned by the caller. */
+static void prepare_call(struct sk_agent *a, struct sk_http_call *call,
+                         const char *method, const char *url,
+                         const char *body, unsigned connect_ms,
+                         unsigned timeout_ms, sk_http_call_cb cb)
+{
+    memset(call, 0, sizeof *call);
+    call->method = method;
+    call->url = url;
+    call->body = body;
+    call->body_len = body ? strlen(body) : 0;
+    call->tls = &a->creds;
+    call->connect_timeout_ms = connect_ms;
+    call->timeout_ms = timeout_ms;
+    call->cb = cb;
+    call->data = a;
+}
+
 /* ---- certificates ---- */
 
 static void cert_cb(struct sk_http_call *h)
@@ -247,16 +266,8 @@ static void request_certificate(struct sk_agent *a, int role)
     a->cert_key = key;
     a->cert_role_wanted = role;
     a->cert_url = sk_printf("https://%s/v1/node/certificate", target(a));
-    memset(&a->certreq, 0, sizeof a->certreq);
-    a->certreq.method = "POST";
-    a->certreq.url = a->cert_url;
-    a->certreq.body = a->cert_body;
-    a->certreq.body_len = strlen(a->cert_body);
-    a->certreq.tls = &a->creds;
-    a->certreq.connect_timeout_ms = 2000;
-    a->certreq.timeout_ms = 10000;
-    a->certreq.cb = cert_cb;
-    a->certreq.data = a;
+    prepare_call(a, &a->certreq, "POST", a->cert_url, a->cert_body, 2000,
+                 10000, cert_cb);
     if (sk_http_call_start(&a->http, &a->certreq) != 0) {
         free(a->cert_url);
         free(a->cert_body);
@@ -339,13 +350,9 @@ static void stream_start(struct sk_agent *a)
     a->stream_url = sk_printf("https://%s/v1/node/assignments", to);
     a->stream_got_full = false;
     a->stream_last_data = uv_now(a->loop);
-    memset(&a->stream, 0, sizeof a->stream);
-    a->stream.url = a->stream_url;
-    a->stream.tls = &a->creds;
-    a->stream.connect_timeout_ms = 1000;
+    prepare_call(a, &a->stream, NULL, a->stream_url, NULL, 1000, 0,
+                 stream_done);
     a->stream.on_data = stream_data;
-    a->stream.cb = stream_done;
-    a->stream.data = a;
     if (sk_http_call_start(&a->http, &a->stream) != 0) {
         free(a->stream_url);
         free(a->stream_target);
@@ -435,16 +442,8 @@ static void status_flush(struct sk_agent *a)
     a->status_body = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     a->status_url = sk_printf("https://%s/v1/node/status", to);
-    memset(&a->status, 0, sizeof a->status);
-    a->status.method = "POST";
-    a->status.url = a->status_url;
-    a->status.body = a->status_body;
-    a->status.body_len = strlen(a->status_body);
-    a->status.tls = &a->creds;
-    a->status.connect_timeout_ms = 1000;
-    a->status.timeout_ms = 5000;
-    a->status.cb = status_cb;
-    a->status.data = a;
+    prepare_call(a, &a->status, "POST", a->status_url, a->status_body, 1000,
+                 5000, status_cb);
     if (sk_http_call_start(&a->http, &a->status) != 0) {
         free(a->status_url);
         free(a->status_body);
@@ -627,20 +626,12 @@ static void send_heartbeat(struct sk_agent *a)
     a->beat_body = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     a->beat_url = sk_printf("https://%s/v1/node/heartbeat", to);
-    memset(&a->beat, 0, sizeof a->beat);
-    a->beat.method = "POST";
-    a->beat.url = a->beat_url;
-    a->beat.body = a->beat_body;
-    a->beat.body_len = strlen(a->beat_body);
-    a->beat.tls = &a->creds;
     /* A manager that lost its network must not hold the agent for long. */
-    a->beat.connect_timeout_ms = 1000;
-    a->beat.timeout_ms =
-        (unsigned)(a->period_ms * 2 < 1000   ? 1000
-                   : a->period_ms * 2 > 5000 ? 5000
-                                             : a->period_ms * 2);
-    a->beat.cb = beat_cb;
-    a->beat.data = a;
+    prepare_call(a, &a->beat, "POST", a->beat_url, a->beat_body, 1000,
+                 (unsigned)(a->period_ms * 2 < 1000   ? 1000
+                            : a->period_ms * 2 > 5000 ? 5000
+                                                      : a->period_ms * 2),
+                 beat_cb);
     if (sk_http_call_start(&a->http, &a->beat) != 0) {
         free(a->beat_url);
         free(a->beat_body);
@@ -857,16 +848,8 @@ void sk_agent_stop(struct sk_agent *a, bool leave, void (*cb)(void *ctx),
     const char *to = target(a);
     if (leave && to) {
         a->leave_url = sk_printf("https://%s/v1/node/leave", to);
-        memset(&a->leave, 0, sizeof a->leave);
-        a->leave.method = "POST";
-        a->leave.url = a->leave_url;
-        a->leave.body = "{}";
-        a->leave.body_len = 2;
-        a->leave.tls = &a->creds;
-        a->leave.connect_timeout_ms = 1000;
-        a->leave.timeout_ms = 2000;
-        a->leave.cb = leave_cb;
-        a->leave.data = a;
+        prepare_call(a, &a->leave, "POST", a->leave_url, "{}", 1000, 2000,
+                     leave_cb);
         if (sk_http_call_start(&a->http, &a->leave) == 0)
             return;
     }

@@ -60,6 +60,20 @@ static int64_t wall_ms(void)
 
 /* ---- reporting ---- */
 
+static void send_report(const struct etask *t)
+{
+    struct executor_report r = {
+        .task_id = t->task->meta.id,
+        .state = t->state,
+        .message = t->message,
+        .err = t->err,
+        .exit_code = t->exit_code,
+        .container_id = t->container_id,
+        .timestamp = wall_ms(),
+    };
+    t->e->report(t->e->ctx, &r);
+}
+
 static void set_state(struct etask *t, int state, const char *msg,
                       const char *err)
 {
@@ -72,16 +86,7 @@ static void set_state(struct etask *t, int state, const char *msg,
     free(t->err);
     t->message = msg ? sk_strdup(msg) : NULL;
     t->err = err ? sk_strdup(err) : NULL;
-    struct executor_report r = {
-        .task_id = t->task->meta.id,
-        .state = state,
-        .message = t->message,
-        .err = t->err,
-        .exit_code = t->exit_code,
-        .container_id = t->container_id,
-        .timestamp = wall_ms(),
-    };
-    t->e->report(t->e->ctx, &r);
+    send_report(t);
 }
 
 void executor_report_all(struct executor *e)
@@ -91,18 +96,8 @@ void executor_report_all(struct executor *e)
     sk_map_iter_init(&it, &e->tasks);
     while (sk_map_iter_next(&it, NULL, &v)) {
         struct etask *t = v;
-        if (t->state < SK_TASK_ACCEPTED)
-            continue;
-        struct executor_report r = {
-            .task_id = t->task->meta.id,
-            .state = t->state,
-            .message = t->message,
-            .err = t->err,
-            .exit_code = t->exit_code,
-            .container_id = t->container_id,
-            .timestamp = wall_ms(),
-        };
-        e->report(e->ctx, &r);
+        if (t->state >= SK_TASK_ACCEPTED)
+            send_report(t);
     }
 }
 

@@ -463,41 +463,55 @@ static bool apply_flags(struct sk_flag *f, json_t *spec, struct sk_err *err)
     return true;
 }
 
+/* Flags create does not take, and flags update does not take. */
 static const int create_only[] = {S_IMAGE, S_ENV_ADD, S_ENV_RM, S_CONS_ADD,
                                   S_CONS_RM, S_LABEL_ADD, S_LABEL_RM, S_FORCE,
                                   S_ARGS};
 static const int update_only_not[] = {S_NAME, S_MODE, S_CONSTRAINT, S_ENV,
                                       S_LABEL};
 
-int cmd_service_create(int argc, char **argv)
+/* Create and update share the flag table but each hides some flags (they
+ * would mean nothing there). Parses with the rest; results land in f, the
+ * hidden flags read as not given. */
+static bool parse_subset(struct sk_flag *f, const int *hidden,
+                         size_t n_hidden, const char *usage, int argc,
+                         char **argv, bool stop_at_positional,
+                         struct sk_flag *shown, size_t *n_shown,
+                         struct sk_flags_result *res, int *code)
 {
-    struct sk_flag f[S_COUNT];
     declare(f);
-    /* Update-only flags are hidden from create: they would be unknown. */
-    struct sk_flag shown[S_COUNT];
-    size_t n = 0;
     int map[S_COUNT];
+    size_t n = 0;
     for (int i = 0; i < S_COUNT; i++) {
         bool hide = false;
-        for (size_t k = 0; k < sizeof create_only / sizeof create_only[0]; k++)
-            hide |= create_only[k] == i;
-        if (!hide) {
-            map[i] = (int)n;
+        for (size_t k = 0; k < n_hidden; k++)
+            hide |= hidden[k] == i;
+        map[i] = hide ? -1 : (int)n;
+        if (!hide)
             shown[n++] = f[i];
-        } else {
-            map[i] = -1;
-        }
     }
-    const char *usage = "skiff service create [OPTIONS] IMAGE [COMMAND...]";
-    struct sk_flags_result res;
-    int code;
-    if (!parse_flags(usage, shown, n, argc, argv, true, &res, &code))
-        return code;
+    *n_shown = n;
+    if (!parse_flags(usage, shown, n, argc, argv, stop_at_positional, res,
+                     code))
+        return false;
     for (int i = 0; i < S_COUNT; i++)
         if (map[i] >= 0)
             f[i] = shown[map[i]];
         else
             memset(&f[i].set, 0, sizeof f[i] - offsetof(struct sk_flag, set));
+    return true;
+}
+
+int cmd_service_create(int argc, char **argv)
+{
+    struct sk_flag f[S_COUNT], shown[S_COUNT];
+    size_t n;
+    const char *usage = "skiff service create [OPTIONS] IMAGE [COMMAND...]";
+    struct sk_flags_result res;
+    int code;
+    if (!parse_subset(f, create_only, sizeof create_only / sizeof create_only[0],
+                      usage, argc, argv, true, shown, &n, &res, &code))
+        return code;
     int rc = 0;
     json_t *spec = json_object();
     struct sk_err err;
@@ -582,30 +596,15 @@ static bool update_change(json_t *spec, void *ctx, struct sk_err *err)
 
 int cmd_service_update(int argc, char **argv)
 {
-    struct sk_flag f[S_COUNT];
-    declare(f);
-    struct sk_flag shown[S_COUNT];
-    size_t n = 0;
-    int map[S_COUNT];
-    for (int i = 0; i < S_COUNT; i++) {
-        bool hide = false;
-        for (size_t k = 0;
-             k < sizeof update_only_not / sizeof update_only_not[0]; k++)
-            hide |= update_only_not[k] == i;
-        map[i] = hide ? -1 : (int)n;
-        if (!hide)
-            shown[n++] = f[i];
-    }
+    struct sk_flag f[S_COUNT], shown[S_COUNT];
+    size_t n;
     const char *usage = "skiff service update [OPTIONS] SERVICE";
     struct sk_flags_result res;
     int code;
-    if (!parse_flags(usage, shown, n, argc, argv, false, &res, &code))
+    if (!parse_subset(f, update_only_not,
+                      sizeof update_only_not / sizeof update_only_not[0],
+                      usage, argc, argv, false, shown, &n, &res, &code))
         return code;
-    for (int i = 0; i < S_COUNT; i++)
-        if (map[i] >= 0)
-            f[i] = shown[map[i]];
-        else
-            memset(&f[i].set, 0, sizeof f[i] - offsetof(struct sk_flag, set));
     int rc = 0;
     if (res.n_positional != 1) {
         rc = fail("usage: %s", usage);

@@ -151,6 +151,40 @@ static enum sk_rc sign(const struct sk_cluster *c,
     return rc;
 }
 
+/* A new node object as a joining (or the first) node describes itself. */
+static struct sk_node *new_node(const char *hostname, int role,
+                                const char *addr, const char *data_addr,
+                                int64_t nano_cpus, int64_t memory_bytes,
+                                const char *engine_version,
+                                const char *skiff_version,
+                                const char *api_addr, const char *raft_addr,
+                                const char *message, int64_t now_ms)
+{
+    struct sk_node *n = sk_object_new(SK_KIND_NODE);
+    sk_id_new(n->meta.id);
+    n->spec.name = sk_strdup(hostname);
+    n->spec.role = role;
+    n->spec.availability = SK_AVAIL_ACTIVE;
+    n->description.hostname = sk_strdup(hostname);
+    n->description.addr = sk_strdup(addr);
+    n->description.data_addr = sk_strdup(data_addr);
+    n->description.nano_cpus = nano_cpus;
+    n->description.memory_bytes = memory_bytes;
+    if (engine_version)
+        n->description.engine_version = sk_strdup(engine_version);
+    if (skiff_version)
+        n->description.skiff_version = sk_strdup(skiff_version);
+    n->status.state = SK_NODE_UNKNOWN;
+    n->status.message = sk_strdup(message);
+    n->status.state_changed_at = now_ms;
+    if (role == SK_ROLE_MANAGER) {
+        n->manager.raft_id = sk_raft_id_of(n->meta.id);
+        n->manager.raft_addr = sk_strdup(raft_addr);
+        n->manager.api_addr = sk_strdup(api_addr);
+    }
+    return n;
+}
+
 enum sk_rc sk_ca_admit(const struct sk_store *s,
                        const unsigned char data_key[SK_DATA_KEY_SIZE],
                        const struct sk_join_request *req, int64_t now_ms,
@@ -214,28 +248,11 @@ enum sk_rc sk_ca_admit(const struct sk_store *s,
             req->hostname, holder->meta.id,
             sk_node_state_names[holder->status.state], req->hostname);
 
-    struct sk_node *n = sk_object_new(SK_KIND_NODE);
-    sk_id_new(n->meta.id);
-    n->spec.name = sk_strdup(req->hostname);
-    n->spec.role = role;
-    n->spec.availability = SK_AVAIL_ACTIVE;
-    n->description.hostname = sk_strdup(req->hostname);
-    n->description.addr = sk_strdup(req->addr);
-    n->description.data_addr = sk_strdup(req->data_addr);
-    n->description.nano_cpus = req->nano_cpus;
-    n->description.memory_bytes = req->memory_bytes;
-    if (req->engine_version)
-        n->description.engine_version = sk_strdup(req->engine_version);
-    if (req->skiff_version)
-        n->description.skiff_version = sk_strdup(req->skiff_version);
-    n->status.state = SK_NODE_UNKNOWN;
-    n->status.message = sk_strdup("joined");
-    n->status.state_changed_at = now_ms;
-    if (role == SK_ROLE_MANAGER) {
-        n->manager.raft_id = sk_raft_id_of(n->meta.id);
-        n->manager.raft_addr = sk_strdup(req->raft_addr);
-        n->manager.api_addr = sk_strdup(req->api_addr);
-    }
+    struct sk_node *n =
+        new_node(req->hostname, role, req->addr, req->data_addr,
+                 req->nano_cpus, req->memory_bytes, req->engine_version,
+                 req->skiff_version, req->api_addr, req->raft_addr, "joined",
+                 now_ms);
     char *cert = NULL;
     rc = sign(c, data_key, req->csr_pem, n->meta.id,
               sk_node_role_names[role], req->addr, now_ms, &cert, err);
@@ -370,25 +387,11 @@ enum sk_rc sk_ca_bootstrap(const struct sk_bootstrap_request *req,
         return rc;
     const struct sk_cluster *c = out->init.cluster;
 
-    struct sk_node *n = sk_object_new(SK_KIND_NODE);
+    struct sk_node *n = new_node(
+        req->hostname, SK_ROLE_MANAGER, req->addr, req->data_addr,
+        req->nano_cpus, req->memory_bytes, req->engine_version, NULL,
+        req->api_addr, req->raft_addr, "initialised the cluster", now_ms);
     out->node = n;
-    sk_id_new(n->meta.id);
-    n->spec.name = sk_strdup(req->hostname);
-    n->spec.role = SK_ROLE_MANAGER;
-    n->spec.availability = SK_AVAIL_ACTIVE;
-    n->description.hostname = sk_strdup(req->hostname);
-    n->description.addr = sk_strdup(req->addr);
-    n->description.data_addr = sk_strdup(req->data_addr);
-    n->description.nano_cpus = req->nano_cpus;
-    n->description.memory_bytes = req->memory_bytes;
-    if (req->engine_version)
-        n->description.engine_version = sk_strdup(req->engine_version);
-    n->status.state = SK_NODE_UNKNOWN;
-    n->status.message = sk_strdup("initialised the cluster");
-    n->status.state_changed_at = now_ms;
-    n->manager.raft_id = sk_raft_id_of(n->meta.id);
-    n->manager.raft_addr = sk_strdup(req->raft_addr);
-    n->manager.api_addr = sk_strdup(req->api_addr);
 
     char *csr = NULL;
     if ((rc = key_and_csr(n->meta.id, &out->node_key, &csr, err)) != SK_OK)
