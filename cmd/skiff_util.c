@@ -60,14 +60,17 @@ static unsigned long long mono_ms(void)
            (unsigned long long)ts.tv_nsec / 1000000;
 }
 
-/* Worth trying another manager? */
+/* Worth trying another manager? A TLS refusal before any HTTP status
+ * (SK_EAUTH, e.g. "server role is worker, want manager": that host was
+ * demoted and its agent now answers there) is worth trying the others too,
+ * but not another round if every host refused so. */
 static bool retryable(enum sk_rc rc, long status)
 {
     if (status == 503 || status == 504)
         return true;
     return status == 0 && (rc == SK_EUNAVAIL || rc == SK_ETIMEDOUT ||
                            rc == SK_EIO || rc == SK_ECANCELED ||
-                           rc == SK_EPROTO);
+                           rc == SK_EPROTO || rc == SK_EAUTH);
 }
 
 struct stream_ctx {
@@ -111,7 +114,9 @@ static enum sk_rc do_call(const char *method, const char *path,
                                .expect_role = "manager"};
     unsigned long long deadline = mono_ms() + cli.timeout_ms;
     struct sk_err last = {.code = SK_EUNAVAIL, .msg = "no manager to ask"};
+    bool all_refused = false;
     for (unsigned round = 0;; round++) {
+        all_refused = true;
         for (size_t k = 0; k < cli.n_hosts; k++) {
             size_t i = (cli.preferred + k) % cli.n_hosts;
             char *url = sk_printf("https://%s%s", cli.hosts[i], path);
@@ -149,17 +154,21 @@ static enum sk_rc do_call(const char *method, const char *path,
                     sk_err_copy(err, &last);
                 return rc;
             }
+            all_refused = all_refused && status == 0 && rc == SK_EAUTH;
             sk_http_call_reset(&call);
             free(url);
             if (mono_ms() >= deadline)
                 break;
         }
-        if (mono_ms() + 300 >= deadline)
+        if (all_refused || mono_ms() + 300 >= deadline)
             break;
         usleep(300 * 1000);
     }
     sk_err_copy(err, &last);
-    if (cli.n_hosts > 1)
+    if (cli.n_hosts > 1 && all_refused)
+        sk_err_wrap(err, "no manager accepted the connection (tried %zu)",
+                    cli.n_hosts);
+    else if (cli.n_hosts > 1)
         sk_err_wrap(err, "no manager could answer in %u ms (tried %zu)",
                     cli.timeout_ms, cli.n_hosts);
     return err->code ? err->code : SK_EUNAVAIL;

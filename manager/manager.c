@@ -374,13 +374,23 @@ struct forward {
     char *url;
     char principal[128];
     const char *headers[2];
+    uint64_t leader;              /* Raft ID of the manager it went to */
+    bool leader_changed;          /* cancelled: another one leads now */
+    struct forward *next, **prev; /* in m->forwards */
 };
 
 static void forward_cb(struct sk_http_call *h)
 {
     struct forward *f = h->data;
     struct call *c = f->c;
-    if (h->err.code != SK_OK) {
+    *f->prev = f->next;
+    if (f->next)
+        f->next->prev = f->prev;
+    if (f->leader_changed) {
+        call_errorf(c, SK_EUNAVAIL,
+                    "the leader changed while the call was forwarded to it; "
+                    "retry");
+    } else if (h->err.code != SK_OK) {
         struct sk_err err;
         sk_err_copy(&err, &h->err);
         err.code = SK_EUNAVAIL;
@@ -396,11 +406,14 @@ static void forward_cb(struct sk_http_call *h)
     free(f);
 }
 
-static bool safe_path(const char *s)
+/* Characters passed on unchanged into the leader's URL: unreserved ones,
+ * plus `extra`. */
+static bool safe_chars(const char *s, const char *extra)
 {
     for (; *s; s++)
         if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-              (*s >= '0' && *s <= '9') || strchr("/-_.~", *s)))
+              (*s >= '0' && *s <= '9') || strchr("-_.~", *s) ||
+              strchr(extra, *s)))
             return false;
     return true;
 }
@@ -422,7 +435,8 @@ static void forward(struct call *c)
                     "or a majority of managers is unreachable)");
         return;
     }
-    if (!safe_path(c->req->path) || !safe_path(c->req->query)) {
+    /* A query has parameters ("force=1", "consistent=1&x=%2F"). */
+    if (!safe_chars(c->req->path, "/") || !safe_chars(c->req->query, "=&%+,")) {
         call_errorf(c, SK_EINVAL, "path cannot be forwarded");
         return;
     }
@@ -451,13 +465,34 @@ static void forward(struct call *c)
     f->http.timeout_ms = FORWARD_TIMEOUT_MS;
     f->http.cb = forward_cb;
     f->http.data = f;
+    f->leader = leader->manager.raft_id;
     m->forwarded++;
     if (sk_http_call_start(&m->client, &f->http) != 0) {
         struct sk_err err = f->http.err;
         free(f->url);
         free(f);
         call_error(c, &err);
+        return;
     }
+    f->next = m->forwards;
+    f->prev = &m->forwards;
+    if (f->next)
+        f->next->prev = &f->next;
+    m->forwards = f;
+}
+
+/* A call forwarded to a leader that has since lost its office would wait
+ * for its timeout -- all of it if that leader's host is cut off and the call
+ * went out on a kept-alive connection -- while another manager leads.
+ * Answer it now (503: the client retries and finds the new leader). */
+static void cancel_stale_forwards(struct sk_manager *m)
+{
+    uint64_t leader = sk_raft_leader(&m->raft, NULL);
+    for (struct forward *f = m->forwards; f; f = f->next)
+        if (f->leader != leader && !f->leader_changed) {
+            f->leader_changed = true;
+            sk_http_call_cancel(&f->http);
+        }
 }
 
 static void handle(struct sk_http_req *req)
@@ -531,6 +566,7 @@ static void raft_state_cb(void *ctx)
     SK_INFO("raft", "%s, term %llu, leader %s", sk_raft_state_name(&m->raft),
             (unsigned long long)sk_raft_term(&m->raft),
             leader ? addr : "unknown");
+    cancel_stale_forwards(m);
     mgr_kick(m);
 }
 
