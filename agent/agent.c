@@ -553,7 +553,10 @@ static void beat_cb(struct sk_http_call *h)
     uint64_t next = (uint64_t)a->period_ms;
     if (a->stopping)
         goto out;
-    if (rc == SK_EPERM || rc == SK_EAUTH) {
+    /* Only a manager's answer means this node is refused. A TLS failure --
+     * typically "server role is worker": the address of a former manager,
+     * demoted meanwhile -- says nothing about this node: try the next. */
+    if ((rc == SK_EPERM || rc == SK_EAUTH) && h->err.code == SK_OK) {
         if (!a->removed_logged)
             SK_ERROR("agent", "%s refused this node: %s", target(a), err.msg);
         a->removed_logged = true;

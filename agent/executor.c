@@ -43,6 +43,7 @@ struct executor {
     executor_report_cb report;
     void *ctx;
     unsigned inflight; /* dockerd calls whose callbacks are pending */
+    unsigned failures; /* dockerd unreachable in a row (log the first) */
     bool closing;
     void (*close_cb)(void *);
     void *close_ctx;
@@ -579,10 +580,15 @@ static void adopt_list_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
         return;
     }
     if (rc != SK_OK) {
-        SK_WARN("executor", "listing containers: %s (retrying)", err->msg);
+        if (e->failures++ == 0)
+            SK_WARN("executor", "listing containers: %s (retrying)",
+                    err->msg);
         uv_timer_start(&e->retry, retry_cb, EVENTS_RETRY_MS, 0);
         return;
     }
+    if (e->failures)
+        SK_INFO("executor", "dockerd answers again");
+    e->failures = 0;
     size_t i;
     const json_t *c;
     json_array_foreach(reply, i, c)
@@ -784,8 +790,10 @@ static void on_events_end(void *ctx, enum sk_rc rc, const struct sk_err *err)
         maybe_closed(e);
         return;
     }
-    SK_WARN("executor", "dockerd events stream ended: %s (reconnecting)",
-            err && err->msg[0] ? err->msg : "end of stream");
+    /* Said once per outage, not every second while dockerd is away. */
+    if (e->failures++ == 0)
+        SK_WARN("executor", "dockerd events stream ended: %s (reconnecting)",
+                err && err->msg[0] ? err->msg : "end of stream");
     uv_timer_start(&e->retry, retry_cb, EVENTS_RETRY_MS, 0);
 }
 

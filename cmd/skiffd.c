@@ -92,7 +92,7 @@ static struct sk_flag flags[F_COUNT] = {
                        .help = "with --init: node certificate life (default "
                                "90 days)"},
     [F_ELECTION] = {.name = "election-timeout", .type = SK_FLAG_DURATION,
-                    .help = "Raft election timeout (default 1s)"},
+                    .help = "Raft election timeout (default 750ms)"},
     [F_ADMIN_CONFIG] = {.name = "admin-config", .type = SK_FLAG_STRING,
                         .metavar = "FILE",
                         .help = "with --init: where to write the admin "
@@ -634,6 +634,16 @@ int main(int argc, char **argv)
     free(engine);
     sk_flags_free(flags, F_COUNT, &res);
     if (reexec) {
+        /* --force-new-cluster was done once, by this process. Given again
+         * to the new role it would recover the Raft state once more -- for
+         * a promoted node, the empty state of a fresh manager, which then
+         * leads a cluster of its own. */
+        int k = 1;
+        for (int i = 1; i < argc; i++)
+            if (strcmp(argv[i], "--force-new-cluster") != 0 &&
+                strncmp(argv[i], "--force-new-cluster=", 20) != 0)
+                argv[k++] = argv[i];
+        argv[k] = NULL;
         execv("/proc/self/exe", argv);
         fprintf(stderr, "skiffd: re-exec: %s\n", strerror(errno));
         return 1;

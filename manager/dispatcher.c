@@ -79,6 +79,11 @@ static bool check_node(const void *obj, void *ctx)
     } else if (node->status.state != SK_NODE_DOWN) {
         bool grace = c->now - c->d->leader_since <
                      SK_LEADER_GRACE_PERIODS * c->period;
+        /* A node that joined moments ago has not heartbeated yet: its join
+         * counts as the last time it was heard of. */
+        bool joined = !seen && node->meta.created_at > c->d->leader_since;
+        if (joined && c->now - node->meta.created_at <= limit)
+            grace = true;
         /* A node that left on purpose stays disconnected until it is back. */
         if (!grace && node->status.state != SK_NODE_DISCONNECTED) {
             want = SK_NODE_DOWN;
@@ -86,6 +91,10 @@ static bool check_node(const void *obj, void *ctx)
                 snprintf(msg, sizeof msg,
                          "no heartbeat for %lld ms (limit %lld ms)",
                          (long long)(c->now - seen), (long long)limit);
+            else if (joined)
+                snprintf(msg, sizeof msg,
+                         "no heartbeat since it joined %lld ms ago",
+                         (long long)(c->now - node->meta.created_at));
             else
                 snprintf(msg, sizeof msg,
                          "no heartbeat since this leader took over");

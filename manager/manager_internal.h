@@ -59,6 +59,7 @@ struct sk_manager {
     int64_t orch_wake_ms;      /* wall clock; 0: none */
     struct sk_map reports;     /* task id -> struct task_report (pending) */
     struct session *sessions;  /* agents' assignment streams */
+    struct forward *forwards;  /* calls forwarded to the leader, in flight */
     uint64_t last_ping_ms;
 
     /* Counters for /metrics. */

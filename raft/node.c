@@ -98,9 +98,12 @@ enum sk_rc sk_raft_node_init(struct sk_raft_node *n,
         goto fail;
     }
     sk_fsm_bind(&n->fsm, &n->raft);
+    /* 750 ms (randomised up to 1.5 s by raft): two election rounds fit
+     * in the 3 s a client may wait after losing the leader, and with a
+     * 100 ms heartbeat a follower still waits out 7 missed ones. */
     raft_set_election_timeout(&n->raft, cfg->election_timeout_ms
                                             ? cfg->election_timeout_ms
-                                            : 1000);
+                                            : 750);
     raft_set_heartbeat_timeout(&n->raft, cfg->heartbeat_timeout_ms
                                              ? cfg->heartbeat_timeout_ms
                                              : 100);

@@ -6,7 +6,9 @@
  * state: a node heard from within 3 periods is ready; one silent for longer
  * is down. A leader that just took over has heard from nobody yet, so it
  * gives every node a grace of 5 periods from the moment it became leader
- * before calling anything down (agents need a moment to find it).
+ * before calling anything down (agents need a moment to find it). A node
+ * that joined under this leader and has not heartbeated yet counts as heard
+ * of when it joined (the node's created time).
  *
  * Pure: time is passed in; the caller proposes the state changes. */
 #ifndef SKIFF_DISPATCHER_H

@@ -51,7 +51,7 @@ struct sk_raft_node_config {
     void *reject_ctx;
     void (*state_cb)(void *ctx);
     void *state_ctx;
-    unsigned election_timeout_ms;  /* 0: 1000 */
+    unsigned election_timeout_ms;  /* 0: 750 */
     unsigned heartbeat_timeout_ms; /* 0: 100 */
     unsigned snapshot_threshold;   /* 0: 1024 entries */
     unsigned snapshot_trailing;    /* 0: 512 entries */

@@ -34,3 +34,24 @@ expect_not() {
     if "$@" >/dev/null 2>&1; then fail "$msg (command succeeded: $*)"; fi
     pass "$msg"
 }
+
+# Milliseconds since START_MS (from now_ms).
+elapsed_ms() { echo $(( $(now_ms) - $1 )); }
+
+# if_bytes HOST IFACE: "RX TX" byte counters of IFACE inside HOST. Read from
+# /proc/net/dev, which follows the reader's network namespace; /sys/class/net
+# does not (nsenter keeps the root namespace's /sys mount).
+if_bytes() {
+    "$LAB" exec "$1" cat /proc/net/dev | awk -v i="$2:" '$1 == i { print $2, $10 }'
+}
+
+# On failure, the tail of every skiffd log of the lab (call from the EXIT
+# trap before `lab down` removes them).
+dump_skiffd_logs() {
+    local f
+    for f in /var/lib/skiff-lab/h*/skiffd.log; do
+        [ -f "$f" ] || continue
+        log "--- last lines of $f"
+        tail -n 15 "$f" >&2 || true
+    done
+}

@@ -138,6 +138,39 @@ static struct sk_node_change *find(struct sk_node_change *c, size_t n,
     return NULL;
 }
 
+/* A node that joins long after the leader took over is not called down
+ * before its first heartbeat had the time to arrive. */
+static void liveness_after_join(void **state)
+{
+    const int64_t P = 1000;
+    struct sk_dispatcher d;
+    sk_dispatcher_init(&d);
+    sk_dispatcher_reset(&d, 1000 - 100 * P); /* grace long over */
+    /* commit() stamps objects with time 1000: the join. */
+    struct sk_node *n = add_node("n1", SK_ROLE_WORKER, SK_NODE_UNKNOWN);
+    struct sk_node_change *ch;
+    size_t k = sk_dispatcher_check(&d, store, 1000 + 1, P, &ch);
+    assert_int_equal(k, 0);
+    free(ch);
+    k = sk_dispatcher_check(&d, store, 1000 + 3 * P, P, &ch);
+    assert_int_equal(k, 0);
+    free(ch);
+    /* Silent for longer than 3 periods since its join: down. */
+    k = sk_dispatcher_check(&d, store, 1000 + 3 * P + 1, P, &ch);
+    assert_int_equal(k, 1);
+    assert_int_equal(ch[0].state, SK_NODE_DOWN);
+    assert_non_null(strstr(ch[0].message, "since it joined 3001 ms ago"));
+    free(ch);
+    /* Its first heartbeat in time: ready. */
+    sk_dispatcher_heartbeat(&d, n->meta.id, 1000 + 500);
+    k = sk_dispatcher_check(&d, store, 1000 + 600, P, &ch);
+    assert_int_equal(k, 1);
+    assert_int_equal(ch[0].state, SK_NODE_READY);
+    free(ch);
+    sk_dispatcher_free(&d);
+    sk_object_free(SK_KIND_NODE, n);
+}
+
 static void liveness(void **state)
 {
     struct sk_node *a = add_node("a1", SK_ROLE_WORKER, SK_NODE_UNKNOWN);
@@ -272,6 +305,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(membership_decisions, setup, teardown),
         cmocka_unit_test_setup_teardown(liveness, setup, teardown),
+        cmocka_unit_test_setup_teardown(liveness_after_join, setup, teardown),
         cmocka_unit_test_setup_teardown(events_ring, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,318 @@
+#!/usr/bin/env bash
+# skiff against Docker Swarm mode and against the raw Docker API, side by
+# side on the same lab (5 hosts: 3 managers + 2 workers), in one run.
+#
+#   tests/bench/compare-swarm.sh            (RUNS=3 by default)
+#   RUNS=1 SIZES="20" tests/bench/compare-swarm.sh   (a quick look)
+#
+# Figures, each the median of RUNS runs:
+#   converge N    service created -> N/N replicas running (N in SIZES)
+#   host loss     a worker cut off -> all 20 replicas running elsewhere
+#   leader loss   the leader's host cut off -> a write accepted through
+#                 another manager
+#   memory        skiffd RSS/PSS per host (idle, 100 tasks) against what
+#                 Swarm adds to dockerd's RSS (init, 100 tasks)
+# and the limit: the same containers started straight through each host's
+# Docker API, all hosts in parallel, no orchestrator.
+#
+# A benchmark, not a test: run by hand (as root, on an otherwise idle
+# machine); it prints figures and ratios and leaves the lab down.
+set -euo pipefail
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+LAB=$SRC/deploy/lab/lab
+RUNS=${RUNS:-3}
+SIZES=${SIZES:-"20 100"}
+IMG=skiff-test/busybox:latest
+HOSTS="h1 h2 h3 h4 h5"
+MANAGERS="h1 h2 h3"
+declare -A R # figure -> space-separated samples
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+wait_until() { # SECONDS CMD...: poll, fail loudly on the deadline
+    local deadline=$(( $(date +%s%N) + $1 * 1000000000 )); shift
+    until "$@" >/dev/null 2>&1; do
+        [ "$(date +%s%N)" -lt "$deadline" ] || { log "timed out: $*"; return 1; }
+        sleep 0.1
+    done
+}
+record() { R[$1]="${R[$1]:-} $2"; log "$1: $2"; }
+median() {
+    printf '%s\n' $1 | sort -n | awk '{v[NR]=$1} END {if (NR == 0) print "-"; else if (NR % 2) print v[(NR+1)/2]; else print int((v[NR/2]+v[NR/2+1])/2)}'
+}
+cleanup() { "$LAB" down >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+
+dk() { "$LAB" docker "$@"; }
+sk() { "$LAB" skiff "$@"; }
+running_count() { # HOST...: running containers
+    local h n=0
+    for h in "$@"; do n=$((n + $(dk "$h" ps -q | wc -l))); done
+    echo "$n"
+}
+rm_all_containers() {
+    local h
+    for h in $HOSTS; do
+        local ids
+        ids=$(dk "$h" ps -aq)
+        [ -z "$ids" ] || dk "$h" rm -f $ids >/dev/null 2>&1 || true
+    done
+}
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+pss_kb() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup"; }
+dockerd_pid() { cat "/run/skiff-lab/$1/docker.pid"; }
+skiffd_pid() { cat "/run/skiff-lab/$1/skiffd.pid"; }
+
+# ---- the limit: raw Docker API, all hosts in parallel --------------------
+limit_converge() { # N
+    local n=$1 per=$(( $1 / 5 )) h t0 pids=()
+    t0=$(now_ms)
+    for h in $HOSTS; do
+        (for i in $(seq 1 "$per"); do
+            dk "$h" run -d --init "$IMG" sleep 100000 >/dev/null
+        done) &
+        pids+=($!)
+    done
+    wait "${pids[@]}"
+    wait_until 120 test "$(running_count $HOSTS)" -ge "$n"
+    echo $(( $(now_ms) - t0 ))
+}
+
+# ---- skiff ---------------------------------------------------------------
+sk_converged() { [ "$(sk service ls | awk -v s="$1" '$2 == s {print $4}')" = "$2/$2" ]; }
+
+skiff_converge() { # N
+    local t0
+    t0=$(now_ms)
+    sk service create --name bench --replicas "$1" --init "$IMG" sleep 100000 >/dev/null
+    wait_until 300 sk_converged bench "$1"
+    echo $(( $(now_ms) - t0 ))
+}
+
+skiff_remove() {
+    sk service rm bench >/dev/null
+    wait_until 300 test "$(running_count $HOSTS)" = 0
+}
+
+skiff_host_loss() {
+    sk service create --name bench --replicas 20 --init "$IMG" sleep 100000 >/dev/null
+    wait_until 120 sk_converged bench 20
+    local t0 ms
+    "$LAB" cut h5
+    t0=$(now_ms)
+    wait_until 120 test "$(running_count h1 h2 h3 h4)" -ge 20
+    ms=$(( $(now_ms) - t0 ))
+    "$LAB" heal h5
+    wait_until 120 test "$(running_count h5)" = 0
+    skiff_remove
+    echo "$ms"
+}
+
+skiff_leader() {
+    sk cluster info --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)["leader"]["name"])'
+}
+
+skiff_leader_loss() {
+    local leader other t0 ms n=0
+    leader=$(skiff_leader)
+    for other in $MANAGERS; do [ "$other" != "$leader" ] && break; done
+    "$LAB" cut "$leader"
+    t0=$(now_ms)
+    until sk --host "$("$LAB" addr "$other"):7443" --timeout 1s node update \
+            --label-add "bench=$n" h4 >/dev/null 2>&1; do
+        n=$((n + 1))
+        [ $(( $(now_ms) - t0 )) -lt 60000 ] || { log "no write after 60 s"; break; }
+    done
+    ms=$(( $(now_ms) - t0 ))
+    "$LAB" heal "$leader"
+    wait_until 60 sh -c "[ \$($LAB skiff node ls | grep -c Ready) = 5 ]"
+    echo "$ms"
+}
+
+# ---- Swarm mode ------------------------------------------------------------
+sw_init() {
+    local h1a h1d
+    h1a=$("$LAB" addr h1)
+    h1d=$("$LAB" addr h1 --data)
+    dk h1 swarm init --advertise-addr "$h1a" --data-path-addr "$h1d" >/dev/null
+    local mt wt h
+    mt=$(dk h1 swarm join-token -q manager)
+    wt=$(dk h1 swarm join-token -q worker)
+    for h in h2 h3; do
+        dk "$h" swarm join --token "$mt" --advertise-addr "$("$LAB" addr $h)" \
+            --data-path-addr "$("$LAB" addr $h --data)" "$h1a:2377" >/dev/null
+    done
+    for h in h4 h5; do
+        dk "$h" swarm join --token "$wt" --advertise-addr "$("$LAB" addr $h)" \
+            --data-path-addr "$("$LAB" addr $h --data)" "$h1a:2377" >/dev/null
+    done
+    wait_until 60 test "$(dk h1 node ls --format '{{.Status}}' | grep -c Ready)" = 5
+}
+
+sw_leave() {
+    local h
+    for h in h5 h4 h3 h2 h1; do dk "$h" swarm leave --force >/dev/null 2>&1 || true; done
+}
+
+sw_running() { # SERVICE [EXCLUDED-NODE-HOSTNAME]: running tasks
+    dk h1 service ps "$1" --filter desired-state=running \
+        --format '{{.Node}} {{.CurrentState}}' 2>/dev/null |
+        awk -v x="${2:-}" '$2 == "Running" && $1 != x' | wc -l
+}
+
+sw_manager() { # a reachable manager other than $1
+    local h
+    for h in $MANAGERS; do [ "$h" != "$1" ] && { echo "$h"; return; }; done
+}
+
+sw_converge() { # N
+    local t0
+    t0=$(now_ms)
+    dk h1 service create --detach --name bench --replicas "$1" --no-resolve-image \
+        --init "$IMG" sleep 100000 >/dev/null
+    wait_until 300 test "$(sw_running bench)" = "$1"
+    echo $(( $(now_ms) - t0 ))
+}
+
+sw_remove() {
+    dk h1 service rm bench >/dev/null
+    wait_until 300 test "$(running_count $HOSTS)" = 0
+}
+
+sw_host_loss() {
+    dk h1 service create --detach --name bench --replicas 20 --no-resolve-image \
+        --init "$IMG" sleep 100000 >/dev/null
+    wait_until 120 test "$(sw_running bench)" = 20
+    local node t0 ms
+    node=$(dk h5 info --format '{{.Name}}')
+    "$LAB" cut h5
+    t0=$(now_ms)
+    wait_until 180 test "$(sw_running bench "$node")" -ge 20
+    ms=$(( $(now_ms) - t0 ))
+    "$LAB" heal h5
+    wait_until 120 test "$(dk h1 node ls --format '{{.Status}}' | grep -c Ready)" = 5
+    sw_remove
+    echo "$ms"
+}
+
+sw_leader_loss() {
+    local leader other t0 ms
+    leader=$(for h in $MANAGERS; do
+        dk "$h" node ls --format '{{.Self}} {{.ManagerStatus}}' 2>/dev/null |
+            awk -v h="$h" '$1 == "true" && $2 == "Leader" {print h}'
+    done)
+    other=$(sw_manager "$leader")
+    "$LAB" cut "$leader"
+    t0=$(now_ms)
+    local n=0
+    until timeout 3 docker -H "unix:///run/skiff-lab/$other/docker.sock" \
+            node update --label-add "bench=$n" "$(dk h4 info --format '{{.Name}}')" \
+            >/dev/null 2>&1; do
+        n=$((n + 1))
+        [ $(( $(now_ms) - t0 )) -lt 90000 ] || { log "no Swarm write after 90 s"; break; }
+    done
+    ms=$(( $(now_ms) - t0 ))
+    "$LAB" heal "$leader"
+    wait_until 120 test "$(dk "$other" node ls --format '{{.Status}}' | grep -c Ready)" = 5
+    echo "$ms"
+}
+
+# ---- the run -------------------------------------------------------------
+"$LAB" down >/dev/null 2>&1 || true
+"$LAB" up --hosts 5
+
+log "limit: raw Docker API"
+declare -A DOCKERD_BASE
+for h in $HOSTS; do DOCKERD_BASE[$h]=$(rss_kb "$(dockerd_pid "$h")"); done
+for run in $(seq 1 "$RUNS"); do
+    for n in $SIZES; do
+        record "limit converge $n" "$(limit_converge "$n")"
+        if [ "$n" = 100 ] && [ "$run" = 1 ]; then
+            # What 100 containers cost dockerd without any orchestrator:
+            # subtracted from Swarm's figure to see what Swarm itself adds.
+            m=0
+            for h in $HOSTS; do m=$(( m + $(rss_kb "$(dockerd_pid "$h")") - ${DOCKERD_BASE[$h]} )); done
+            record "plain dockerd added RSS at 100 containers (KiB, 5 hosts)" "$m"
+        fi
+        rm_all_containers
+    done
+done
+
+log "Swarm mode"
+# dockerd keeps some of what the plain containers cost: measure anew.
+for h in $HOSTS; do DOCKERD_BASE[$h]=$(rss_kb "$(dockerd_pid "$h")"); done
+sw_init
+sleep 5 # let the managers settle before reading memory
+sw_mem_init=0
+for h in $HOSTS; do sw_mem_init=$(( sw_mem_init + $(rss_kb "$(dockerd_pid "$h")") - ${DOCKERD_BASE[$h]} )); done
+record "swarm dockerd added RSS at init (KiB, 5 hosts)" "$sw_mem_init"
+for run in $(seq 1 "$RUNS"); do
+    for n in $SIZES; do
+        record "swarm converge $n" "$(sw_converge "$n")"
+        if [ "$n" = 100 ] && [ "$run" = 1 ]; then
+            m=0
+            for h in $HOSTS; do m=$(( m + $(rss_kb "$(dockerd_pid "$h")") - ${DOCKERD_BASE[$h]} )); done
+            record "swarm dockerd added RSS at 100 tasks (KiB, 5 hosts)" "$m"
+        fi
+        sw_remove
+    done
+    record "swarm host loss" "$(sw_host_loss)"
+    record "swarm leader loss" "$(sw_leader_loss)"
+done
+sw_leave
+rm_all_containers
+
+log "skiff"
+"$LAB" cluster --managers 3 --workers 2
+sleep 3
+m=0; p=0
+for h in $HOSTS; do
+    m=$(( m + $(rss_kb "$(skiffd_pid "$h")") ))
+    p=$(( p + $(pss_kb "$(skiffd_pid "$h")") ))
+done
+record "skiffd RSS idle (KiB, 5 hosts)" "$m"
+record "skiffd PSS idle (KiB, 5 hosts)" "$p"
+for run in $(seq 1 "$RUNS"); do
+    for n in $SIZES; do
+        record "skiff converge $n" "$(skiff_converge "$n")"
+        if [ "$n" = 100 ] && [ "$run" = 1 ]; then
+            m=0; p=0
+            for h in $HOSTS; do
+                m=$(( m + $(rss_kb "$(skiffd_pid "$h")") ))
+                p=$(( p + $(pss_kb "$(skiffd_pid "$h")") ))
+            done
+            record "skiffd RSS at 100 tasks (KiB, 5 hosts)" "$m"
+            record "skiffd PSS at 100 tasks (KiB, 5 hosts)" "$p"
+        fi
+        skiff_remove
+    done
+    record "skiff host loss" "$(skiff_host_loss)"
+    record "skiff leader loss" "$(skiff_leader_loss)"
+done
+
+# ---- report --------------------------------------------------------------
+ratio() { # A B -> A/B with 2 decimals, "-" if unknown
+    awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'
+}
+printf '\n%s, %d run(s) each, medians (ms)\n\n' "$(date -u +%FT%TZ)" "$RUNS"
+printf '%-28s %10s %10s %10s %12s %12s\n' figure skiff swarm limit skiff/swarm skiff/limit
+for n in $SIZES; do
+    s=$(median "${R[skiff converge $n]:-}")
+    w=$(median "${R[swarm converge $n]:-}")
+    l=$(median "${R[limit converge $n]:-}")
+    printf '%-28s %10s %10s %10s %12s %12s\n' "converge $n replicas" "$s" "$w" "$l" "$(ratio "$s" "$w")" "$(ratio "$s" "$l")"
+done
+s=$(median "${R[skiff host loss]:-}"); w=$(median "${R[swarm host loss]:-}")
+printf '%-28s %10s %10s %10s %12s %12s\n' "worker cut -> all back" "$s" "$w" - "$(ratio "$s" "$w")" -
+s=$(median "${R[skiff leader loss]:-}"); w=$(median "${R[swarm leader loss]:-}")
+printf '%-28s %10s %10s %10s %12s %12s\n' "leader cut -> write" "$s" "$w" - "$(ratio "$s" "$w")" -
+printf '\nmemory (KiB, summed over the 5 hosts)\n'
+printf '  skiffd RSS idle %s, at 100 tasks %s; PSS idle %s, at 100 tasks %s\n' \
+    "$(median "${R[skiffd RSS idle (KiB, 5 hosts)]:-}")" "$(median "${R[skiffd RSS at 100 tasks (KiB, 5 hosts)]:-}")" \
+    "$(median "${R[skiffd PSS idle (KiB, 5 hosts)]:-}")" "$(median "${R[skiffd PSS at 100 tasks (KiB, 5 hosts)]:-}")"
+printf '  Swarm adds to dockerd RSS: at init %s, at 100 tasks %s (of which %s is what 100 plain containers cost dockerd)\n' \
+    "$(median "${R[swarm dockerd added RSS at init (KiB, 5 hosts)]:-}")" \
+    "$(median "${R[swarm dockerd added RSS at 100 tasks (KiB, 5 hosts)]:-}")" \
+    "$(median "${R[plain dockerd added RSS at 100 containers (KiB, 5 hosts)]:-}")"
+printf '\nsamples:\n'
+for k in "${!R[@]}"; do printf '  %-52s %s\n' "$k" "${R[$k]}"; done | sort

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Services on real Docker, end to end on the lab (issue 4): spread, scale,
+# removal, global services, constraints and preferences, restart policy,
+# host loss, manager loss, agent restarts, and bad input.
+. "$(dirname "$0")/lib.sh"
+
+cleanup() {
+    local rc=$?
+    if [ $rc != 0 ]; then
+        for h in h1 h2 h3 h4 h5 h6; do
+            log "--- last lines of $h's skiffd log"
+            "$LAB" logs "$h" 2>/dev/null | tail -15 >&2 || true
+        done
+    fi
+    "$LAB" down >/dev/null 2>&1 || true
+    [ $rc = 0 ] || log "FAILED (lab taken down)"
+}
+trap cleanup EXIT
+
+sk() { "$LAB" skiff "$@"; }
+IMG=skiff-test/busybox:latest
+
+# Containers of a service running on a host, as the host's own dockerd says.
+on_host() { # HOST SERVICE
+    "$LAB" docker "$1" ps -q --filter "label=skiff.service.name=$2" | wc -l
+}
+all_containers() { # HOST...: every skiff container, running or not
+    local h n=0
+    for h in "$@"; do
+        n=$((n + $("$LAB" docker "$h" ps -aq --filter label=skiff.task.id | wc -l)))
+    done
+    echo $n
+}
+running() { # SERVICE: "R/D" from service ls
+    sk service ls | awk -v s="$1" '$2 == s {print $4}'
+}
+converged() { [ "$(running "$1")" = "$2/$2" ]; }
+spread_is() { # SERVICE COUNT HOST...: each host runs COUNT
+    local svc=$1 want=$2 h; shift 2
+    for h in "$@"; do [ "$(on_host "$h" "$svc")" = "$want" ] || return 1; done
+}
+total_on() { # SERVICE HOST...
+    local svc=$1 h n=0; shift
+    for h in "$@"; do n=$((n + $(on_host "$h" "$svc"))); done
+    echo $n
+}
+ALL="h1 h2 h3 h4 h5"
+
+"$LAB" down >/dev/null 2>&1 || true
+"$LAB" up --hosts 6
+"$LAB" cluster --managers 3 --workers 2
+
+# --- spread, scale, remove ---------------------------------------------
+t0=$(now_ms)
+sk service create --name web --replicas 20 --init "$IMG" sleep 100000 >/dev/null
+wait_for 60 converged web 20 || fail "web did not reach 20/20: $(running web)"
+log "20 replicas running after $(( $(now_ms) - t0 )) ms"
+wait_for 10 spread_is web 4 $ALL || fail "not 4 per host: $(for h in $ALL; do printf '%s=%s ' $h $(on_host $h web); done)"
+pass "20 replicas spread 4 per host, seen in each host's dockerd"
+
+sk service scale web=50 >/dev/null
+wait_for 90 converged web 50 || fail "web did not reach 50/50: $(running web)"
+wait_for 10 spread_is web 10 $ALL || fail "not 10 per host after scaling to 50"
+pass "scaled to 50: 10 per host"
+sk service scale web=5 >/dev/null
+wait_for 60 converged web 5 || fail "web did not go back to 5/5"
+wait_for 30 test "$(total_on web $ALL)" = 5 || fail "$(total_on web $ALL) containers run after scaling to 5"
+pass "scaled back to 5"
+
+sk service rm web >/dev/null
+wait_for 60 test "$(all_containers $ALL)" = 0 || fail "containers left after service rm: $(all_containers $ALL)"
+pass "service rm leaves no container anywhere"
+
+# --- global services ---------------------------------------------------
+sk service create --name agent --mode global --init "$IMG" sleep 100000 >/dev/null
+wait_for 60 spread_is agent 1 $ALL || fail "global service not one per host"
+"$LAB" join h6
+wait_for 60 spread_is agent 1 h6 || fail "global service did not reach h6 after it joined"
+pass "global service: one task per host, including h6 that joined later"
+sk node update --availability drain h6 >/dev/null
+wait_for 30 spread_is agent 0 h6 || fail "drained h6 still runs the global task"
+wait_for 10 spread_is agent 1 $ALL || fail "global tasks moved on other hosts"
+pass "global service leaves the drained host"
+sk service rm agent >/dev/null
+
+# --- constraints and preferences -----------------------------------------
+sk service create --name eu --replicas 3 --constraint node.labels.zone==eu \
+    --init "$IMG" sleep 100000 >/dev/null
+pending_reason() { sk service ps eu | grep -q "no node satisfies constraint node.labels.zone==eu: 0 of 6 nodes"; }
+wait_for 20 pending_reason || { sk service ps eu >&2; fail "no pending reason for the impossible constraint"; }
+[ "$(total_on eu $ALL h6)" = 0 ] || fail "a task of eu runs although no node matches"
+pass "impossible constraint: tasks pending with the reason"
+sk node update --label-add zone=eu h4 >/dev/null
+sk node update --label-add zone=eu h5 >/dev/null
+wait_for 60 converged eu 3 || fail "eu did not run on the labelled nodes"
+[ "$(total_on eu h4 h5)" = 3 ] || fail "eu runs outside the zone"
+pass "constraint: tasks only on the matching nodes"
+sk service rm eu >/dev/null
+
+sk node update --label-add rack=a h1 >/dev/null
+for h in h2 h3 h4 h5; do sk node update --label-add rack=b "$h" >/dev/null; done
+sk service create --name spread --replicas 8 --placement-pref spread=node.labels.rack \
+    --constraint node.hostname!=h6 --init "$IMG" sleep 100000 >/dev/null
+wait_for 60 converged spread 8 || fail "spread did not converge"
+[ "$(on_host h1 spread)" = 4 ] || fail "rack a (h1) runs $(on_host h1 spread) of 8, want 4"
+pass "placement preference: half of the tasks on the single host of rack a"
+sk service rm spread >/dev/null
+
+# --- restart policy ------------------------------------------------------
+sk service create --name crash --restart-condition on-failure --restart-delay 1s \
+    --restart-max-attempts 2 "$IMG" sh -c 'exit 3' >/dev/null
+count_failed() { sk service ps -a crash | grep -c "Failed" || true; }
+wait_for 40 test "$(count_failed)" = 3 || fail "crash: $(count_failed) failed tasks, want 3 (first run + 2 restarts)"
+sleep_ms_check=$(now_ms)
+# No fourth attempt: the policy allows 2 restarts. Watch for 3 s.
+wait_for 3 test "$(count_failed)" = 4 && fail "a fourth attempt was made"
+pass "restart policy: exit 3 restarted after the delay, at most 2 times"
+sk service create --name clean --restart-condition on-failure "$IMG" sh -c 'exit 0' >/dev/null
+wait_for 30 sh -c "$LAB skiff service ps -a clean | grep -q Complete" || fail "clean exit not seen"
+wait_for 4 test "$(sk service ps -a clean | grep -c Complete)" -gt 1 && fail "on-failure restarted a clean exit"
+pass "on-failure does not restart a clean exit"
+sk service rm crash clean >/dev/null
+
+# --- host loss -----------------------------------------------------------
+sk service create --name hl --replicas 10 --init "$IMG" sleep 100000 >/dev/null
+wait_for 60 converged hl 10 || fail "hl did not converge"
+wait_for 20 test "$(on_host h5 hl)" -gt 0 || fail "no task of hl on h5"
+old_on_h5=$(on_host h5 hl)
+t0=$(now_ms)
+"$LAB" cut h5
+back_elsewhere() { [ "$(total_on hl h1 h2 h3 h4 h6)" = 10 ]; }
+wait_for 60 back_elsewhere || fail "tasks of the cut host did not come back elsewhere"
+log "host loss: all 10 replicas running on the others after $(( $(now_ms) - t0 )) ms"
+# h5's containers kept running, cut off.
+[ "$(on_host h5 hl)" = "$old_on_h5" ] || fail "h5's containers died while it was cut off"
+"$LAB" heal h5
+wait_for 60 test "$(on_host h5 hl)" = 0 || fail "stale containers on h5 after heal: $(on_host h5 hl)"
+[ "$(total_on hl $ALL h6)" = 10 ] || fail "after heal, $(total_on hl $ALL h6) containers run (want 10)"
+pass "host loss: replaced elsewhere; after heal the stale containers were removed, none duplicated"
+
+# --- managers stopped ----------------------------------------------------
+ids_before=$(for h in $ALL h6; do "$LAB" docker "$h" ps -q --filter label=skiff.task.id; done | sort)
+for h in h1 h2 h3; do "$LAB" stop "$h"; done
+sleep_until=$(( $(now_ms) + 5000 ))
+ids_mid=$(for h in $ALL h6; do "$LAB" docker "$h" ps -q --filter label=skiff.task.id; done | sort)
+[ "$ids_before" = "$ids_mid" ] || fail "containers changed while no manager ran"
+for h in h1 h2 h3; do "$LAB" start "$h"; done
+wait_for 60 converged hl 10 || fail "hl not 10/10 after the managers returned"
+# Give the leader a moment to act if it wrongly would, then compare.
+wait_for 5 test "$(for h in $ALL h6; do "$LAB" docker "$h" ps -q --filter label=skiff.task.id; done | sort)" != "$ids_before" && fail "containers were restarted after the managers returned"
+pass "managers stopped: containers kept running; back: nothing restarted"
+
+# --- agent kill -9 -------------------------------------------------------
+ids_before=$("$LAB" docker h4 ps -q --filter label=skiff.task.id | sort)
+"$LAB" stop h4 --kill
+"$LAB" start h4
+wait_for 30 sh -c "$LAB skiff node ls | grep -q ' h4 .*Ready'" || fail "h4 not ready after restart"
+wait_for 5 test "$("$LAB" docker h4 ps -q --filter label=skiff.task.id | sort)" != "$ids_before" && fail "h4's containers changed after its agent restarted"
+[ "$(total_on hl $ALL h6)" = 10 ] || fail "duplicates after the agent restart"
+pass "kill -9 of an agent: it adopted its containers, nothing duplicated"
+sk service rm hl >/dev/null
+
+# --- bad input -----------------------------------------------------------
+before=$(sk service ls -q | wc -l)
+bad() { # EXPECTED-MESSAGE ARGS...
+    local want=$1 out; shift
+    if out=$(sk service create "$@" 2>&1); then fail "accepted: $*"; fi
+    echo "$out" | grep -qF -- "$want" || fail "message for [$*] is \"$out\", want \"$want\""
+}
+bad "unknown flag --replica (did you mean --replicas?)" --replica 3 "$IMG"
+bad 'constraint "node.labels.zone=eu": want KEY==VALUE or KEY!=VALUE' --constraint node.labels.zone=eu "$IMG"
+bad "--replicas: invalid number \"1000001\": want an integer from 0 to 100000" --replicas 1000001 "$IMG"
+bad '--publish "80:"' --publish 80: "$IMG"
+bad 'unknown key node.cpu' --constraint node.cpu==2 "$IMG"
+[ "$(sk service ls -q | wc -l)" = "$before" ] || fail "bad input changed the cluster"
+pass "bad input rejected with clear messages, nothing changed"
