@@ -37,6 +37,8 @@ wait_until() { # SECONDS CMD...: poll, fail loudly on the deadline
     done
 }
 record() { R[$1]="${R[$1]:-} $2"; log "$1: $2"; }
+# check 'SHELL-EXPR' OP VALUE: EXPR is evaluated at every poll.
+check() { [ "$(eval "$1")" "$2" "$3" ]; }
 median() {
     printf '%s\n' $1 | sort -n | awk '{v[NR]=$1} END {if (NR == 0) print "-"; else if (NR % 2) print v[(NR+1)/2]; else print int((v[NR/2]+v[NR/2+1])/2)}'
 }
@@ -74,7 +76,7 @@ limit_converge() { # N
         pids+=($!)
     done
     wait "${pids[@]}"
-    wait_until 120 test "$(running_count $HOSTS)" -ge "$n"
+    wait_until 120 check 'running_count $HOSTS' -ge "$n"
     echo $(( $(now_ms) - t0 ))
 }
 
@@ -91,7 +93,7 @@ skiff_converge() { # N
 
 skiff_remove() {
     sk service rm bench >/dev/null
-    wait_until 300 test "$(running_count $HOSTS)" = 0
+    wait_until 300 check 'running_count $HOSTS' = 0
 }
 
 skiff_host_loss() {
@@ -100,10 +102,10 @@ skiff_host_loss() {
     local t0 ms
     "$LAB" cut h5
     t0=$(now_ms)
-    wait_until 120 test "$(running_count h1 h2 h3 h4)" -ge 20
+    wait_until 120 check 'running_count h1 h2 h3 h4' -ge 20
     ms=$(( $(now_ms) - t0 ))
     "$LAB" heal h5
-    wait_until 120 test "$(running_count h5)" = 0
+    wait_until 120 check 'running_count h5' = 0
     skiff_remove
     echo "$ms"
 }
@@ -146,7 +148,11 @@ sw_init() {
         dk "$h" swarm join --token "$wt" --advertise-addr "$("$LAB" addr $h)" \
             --data-path-addr "$("$LAB" addr $h --data)" "$h1a:2377" >/dev/null
     done
-    wait_until 60 test "$(dk h1 node ls --format '{{.Status}}' | grep -c Ready)" = 5
+    wait_until 60 check 'sw_ready h1' = 5
+}
+
+sw_ready() { # MANAGER: nodes Ready as it sees them
+    dk "$1" node ls --format '{{.Status}}' 2>/dev/null | grep -c Ready
 }
 
 sw_leave() {
@@ -170,27 +176,27 @@ sw_converge() { # N
     t0=$(now_ms)
     dk h1 service create --detach --name bench --replicas "$1" --no-resolve-image \
         --init "$IMG" sleep 100000 >/dev/null
-    wait_until 300 test "$(sw_running bench)" = "$1"
+    wait_until 300 check 'sw_running bench' = "$1"
     echo $(( $(now_ms) - t0 ))
 }
 
 sw_remove() {
     dk h1 service rm bench >/dev/null
-    wait_until 300 test "$(running_count $HOSTS)" = 0
+    wait_until 300 check 'running_count $HOSTS' = 0
 }
 
 sw_host_loss() {
     dk h1 service create --detach --name bench --replicas 20 --no-resolve-image \
         --init "$IMG" sleep 100000 >/dev/null
-    wait_until 120 test "$(sw_running bench)" = 20
+    wait_until 120 check 'sw_running bench' = 20
     local node t0 ms
     node=$(dk h5 info --format '{{.Name}}')
     "$LAB" cut h5
     t0=$(now_ms)
-    wait_until 180 test "$(sw_running bench "$node")" -ge 20
+    wait_until 180 check 'sw_running bench "$node"' -ge 20
     ms=$(( $(now_ms) - t0 ))
     "$LAB" heal h5
-    wait_until 120 test "$(dk h1 node ls --format '{{.Status}}' | grep -c Ready)" = 5
+    wait_until 120 check 'sw_ready h1' = 5
     sw_remove
     echo "$ms"
 }
@@ -213,7 +219,7 @@ sw_leader_loss() {
     done
     ms=$(( $(now_ms) - t0 ))
     "$LAB" heal "$leader"
-    wait_until 120 test "$(dk "$other" node ls --format '{{.Status}}' | grep -c Ready)" = 5
+    wait_until 120 check 'sw_ready "$other"' = 5
     echo "$ms"
 }
 

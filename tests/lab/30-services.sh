@@ -45,6 +45,9 @@ total_on() { # SERVICE HOST...
     echo $n
 }
 ALL="h1 h2 h3 h4 h5"
+# check 'SHELL-EXPR' OP VALUE: evaluates EXPR anew each time wait_for polls
+# (a plain `test "$(...)"` would be expanded once, before polling).
+check() { [ "$(eval "$1")" "$2" "$3" ]; }
 
 "$LAB" down >/dev/null 2>&1 || true
 "$LAB" up --hosts 6
@@ -64,11 +67,11 @@ wait_for 10 spread_is web 10 $ALL || fail "not 10 per host after scaling to 50"
 pass "scaled to 50: 10 per host"
 sk service scale web=5 >/dev/null
 wait_for 60 converged web 5 || fail "web did not go back to 5/5"
-wait_for 30 test "$(total_on web $ALL)" = 5 || fail "$(total_on web $ALL) containers run after scaling to 5"
+wait_for 30 check 'total_on web $ALL' = 5 || fail "$(total_on web $ALL) containers run after scaling to 5"
 pass "scaled back to 5"
 
 sk service rm web >/dev/null
-wait_for 60 test "$(all_containers $ALL)" = 0 || fail "containers left after service rm: $(all_containers $ALL)"
+wait_for 60 check 'all_containers $ALL' = 0 || fail "containers left after service rm: $(all_containers $ALL)"
 pass "service rm leaves no container anywhere"
 
 # --- global services ---------------------------------------------------
@@ -110,21 +113,20 @@ sk service rm spread >/dev/null
 sk service create --name crash --restart-condition on-failure --restart-delay 1s \
     --restart-max-attempts 2 "$IMG" sh -c 'exit 3' >/dev/null
 count_failed() { sk service ps -a crash | grep -c "Failed" || true; }
-wait_for 40 test "$(count_failed)" = 3 || fail "crash: $(count_failed) failed tasks, want 3 (first run + 2 restarts)"
-sleep_ms_check=$(now_ms)
+wait_for 40 check 'count_failed' = 3 || fail "crash: $(count_failed) failed tasks, want 3 (first run + 2 restarts)"
 # No fourth attempt: the policy allows 2 restarts. Watch for 3 s.
-wait_for 3 test "$(count_failed)" = 4 && fail "a fourth attempt was made"
+wait_for 3 check 'count_failed' = 4 && fail "a fourth attempt was made"
 pass "restart policy: exit 3 restarted after the delay, at most 2 times"
 sk service create --name clean --restart-condition on-failure "$IMG" sh -c 'exit 0' >/dev/null
 wait_for 30 sh -c "$LAB skiff service ps -a clean | grep -q Complete" || fail "clean exit not seen"
-wait_for 4 test "$(sk service ps -a clean | grep -c Complete)" -gt 1 && fail "on-failure restarted a clean exit"
+wait_for 4 check 'sk service ps -a clean | grep -c Complete' -gt 1 && fail "on-failure restarted a clean exit"
 pass "on-failure does not restart a clean exit"
 sk service rm crash clean >/dev/null
 
 # --- host loss -----------------------------------------------------------
 sk service create --name hl --replicas 10 --init "$IMG" sleep 100000 >/dev/null
 wait_for 60 converged hl 10 || fail "hl did not converge"
-wait_for 20 test "$(on_host h5 hl)" -gt 0 || fail "no task of hl on h5"
+wait_for 20 check 'on_host h5 hl' -gt 0 || fail "no task of hl on h5"
 old_on_h5=$(on_host h5 hl)
 t0=$(now_ms)
 "$LAB" cut h5
@@ -134,20 +136,19 @@ log "host loss: all 10 replicas running on the others after $(( $(now_ms) - t0 )
 # h5's containers kept running, cut off.
 [ "$(on_host h5 hl)" = "$old_on_h5" ] || fail "h5's containers died while it was cut off"
 "$LAB" heal h5
-wait_for 60 test "$(on_host h5 hl)" = 0 || fail "stale containers on h5 after heal: $(on_host h5 hl)"
+wait_for 60 check 'on_host h5 hl' = 0 || fail "stale containers on h5 after heal: $(on_host h5 hl)"
 [ "$(total_on hl $ALL h6)" = 10 ] || fail "after heal, $(total_on hl $ALL h6) containers run (want 10)"
 pass "host loss: replaced elsewhere; after heal the stale containers were removed, none duplicated"
 
 # --- managers stopped ----------------------------------------------------
 ids_before=$(for h in $ALL h6; do "$LAB" docker "$h" ps -q --filter label=skiff.task.id; done | sort)
 for h in h1 h2 h3; do "$LAB" stop "$h"; done
-sleep_until=$(( $(now_ms) + 5000 ))
 ids_mid=$(for h in $ALL h6; do "$LAB" docker "$h" ps -q --filter label=skiff.task.id; done | sort)
 [ "$ids_before" = "$ids_mid" ] || fail "containers changed while no manager ran"
 for h in h1 h2 h3; do "$LAB" start "$h"; done
 wait_for 60 converged hl 10 || fail "hl not 10/10 after the managers returned"
 # Give the leader a moment to act if it wrongly would, then compare.
-wait_for 5 test "$(for h in $ALL h6; do "$LAB" docker "$h" ps -q --filter label=skiff.task.id; done | sort)" != "$ids_before" && fail "containers were restarted after the managers returned"
+wait_for 5 check 'for h in $ALL h6; do "$LAB" docker "$h" ps -q --filter label=skiff.task.id; done | sort' != "$ids_before" && fail "containers were restarted after the managers returned"
 pass "managers stopped: containers kept running; back: nothing restarted"
 
 # --- agent kill -9 -------------------------------------------------------
@@ -155,7 +156,7 @@ ids_before=$("$LAB" docker h4 ps -q --filter label=skiff.task.id | sort)
 "$LAB" stop h4 --kill
 "$LAB" start h4
 wait_for 30 sh -c "$LAB skiff node ls | grep -q ' h4 .*Ready'" || fail "h4 not ready after restart"
-wait_for 5 test "$("$LAB" docker h4 ps -q --filter label=skiff.task.id | sort)" != "$ids_before" && fail "h4's containers changed after its agent restarted"
+wait_for 5 check '"$LAB" docker h4 ps -q --filter label=skiff.task.id | sort' != "$ids_before" && fail "h4's containers changed after its agent restarted"
 [ "$(total_on hl $ALL h6)" = 10 ] || fail "duplicates after the agent restart"
 pass "kill -9 of an agent: it adopted its containers, nothing duplicated"
 sk service rm hl >/dev/null
