@@ -100,7 +100,10 @@ static char *dup_or_null(const char *s)
 }
 
 /* Plans the renewal at a random point 50-80% into the certificate's life,
- * so that a fleet issued at once does not renew at once. */
+ * so that a fleet issued at once does not renew at once. The life counts
+ * from now, when the agent got the certificate: certificates are backdated
+ * an hour against clock skew, and counting from notBefore would renew a
+ * short-lived one at once, and again at every heartbeat. */
 static void plan_renewal(struct sk_agent *a)
 {
     struct sk_cert_info info;
@@ -110,9 +113,11 @@ static void plan_renewal(struct sk_agent *a)
     }
     unsigned char r;
     sk_random_bytes(&r, 1);
-    int64_t life = info.not_after_ms - info.not_before_ms;
+    int64_t now = wall_ms();
+    int64_t start = info.not_before_ms > now ? info.not_before_ms : now;
+    int64_t life = info.not_after_ms - start;
     int pct = 50 + (r % 31);
-    a->renew_at_ms = info.not_before_ms + life / 100 * pct;
+    a->renew_at_ms = start + life / 100 * pct;
 }
 
 static void timer_cb(uv_timer_t *t);
@@ -245,7 +250,8 @@ out:
 
 static void request_certificate(struct sk_agent *a, int role)
 {
-    if (a->cert_inflight || !target(a))
+    const char *to = target(a);
+    if (a->cert_inflight || !to)
         return;
     struct sk_err err;
     char *key = NULL, *csr = NULL;
@@ -265,7 +271,7 @@ static void request_certificate(struct sk_agent *a, int role)
     json_decref(body);
     a->cert_key = key;
     a->cert_role_wanted = role;
-    a->cert_url = sk_printf("https://%s/v1/node/certificate", target(a));
+    a->cert_url = sk_printf("https://%s/v1/node/certificate", to);
     prepare_call(a, &a->certreq, "POST", a->cert_url, a->cert_body, 2000,
                  10000, cert_cb);
     if (sk_http_call_start(&a->http, &a->certreq) != 0) {

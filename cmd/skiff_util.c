@@ -29,11 +29,51 @@ int fail_err(const struct sk_err *err)
     return fail("%s", err->msg);
 }
 
+/* The output flags -- --format and -q -- may also come after the command,
+ * as with docker ("skiff node ls --format json"): they are taken out of the
+ * arguments here, before the command's own flags are parsed (and, for a
+ * command whose positional arguments end the flags, only before the first
+ * of those). */
+static int take_output_flags(const struct sk_flag *flags, size_t n, int argc,
+                             char **argv, bool stop_at_positional)
+{
+    bool has_quiet = false;
+    for (size_t i = 0; i < n; i++)
+        has_quiet |= strcmp(flags[i].name, "quiet") == 0;
+    int k = 0;
+    bool positional_seen = false;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0 || (stop_at_positional && positional_seen)) {
+            argv[k++] = argv[i];
+            continue;
+        }
+        if (strcmp(a, "--format") == 0 && i + 1 < argc) {
+            cli.json = strcmp(argv[i + 1], "json") == 0;
+            i++;
+            continue;
+        }
+        if (strncmp(a, "--format=", 9) == 0) {
+            cli.json = strcmp(a + 9, "json") == 0;
+            continue;
+        }
+        if (!has_quiet && (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0)) {
+            cli.quiet = true;
+            continue;
+        }
+        if (a[0] != '-')
+            positional_seen = true;
+        argv[k++] = argv[i];
+    }
+    return k;
+}
+
 bool parse_flags(const char *usage, struct sk_flag *flags, size_t n, int argc,
                  char **argv, bool stop_at_positional,
                  struct sk_flags_result *res, int *exit_code)
 {
     struct sk_err err;
+    argc = take_output_flags(flags, n, argc, argv, stop_at_positional);
     if (sk_flags_parse(flags, n, argc, argv, stop_at_positional, res, &err) !=
         SK_OK) {
         fprintf(stderr, "skiff: %s\nusage: %s\n", err.msg, usage);

@@ -542,14 +542,20 @@ int main(int argc, char **argv)
 
     char hostbuf[HOST_NAME_MAX + 1] = "";
     gethostname(hostbuf, sizeof hostbuf);
-    const char *docker = flag_str(F_DOCKER_HOST, "/var/run/docker.sock");
-    if (strncmp(docker, "unix://", 7) == 0)
-        docker += 7;
-    char *engine = engine_version(docker);
-    d.docker_socket = docker;
-
     char *init_command = NULL;
     enum sk_rc loaded = sk_local_node_load(d.dir, &d.node, &err);
+    /* The dockerd given at the first start is remembered, so a plain
+     * resume (systemd) finds it again. */
+    if (flags[F_DOCKER_HOST].set || !d.node.docker_socket) {
+        const char *sock = flag_str(F_DOCKER_HOST, "/var/run/docker.sock");
+        if (strncmp(sock, "unix://", 7) == 0)
+            sock += 7;
+        free(d.node.docker_socket);
+        d.node.docker_socket = sk_strdup(sock);
+    }
+    const char *docker = d.node.docker_socket;
+    char *engine = engine_version(docker);
+    d.docker_socket = docker;
     if (loaded == SK_OK) {
         if (flags[F_INIT].on || flags[F_JOIN].set)
             SK_INFO("skiffd", "%s holds a membership (node %s of cluster "
@@ -603,6 +609,8 @@ int main(int argc, char **argv)
         d.node.raft_port = 7444;
     if (!d.node.hostname)
         d.node.hostname = sk_strdup(flag_str(F_HOSTNAME, hostbuf));
+    if (loaded == SK_OK && flags[F_DOCKER_HOST].set)
+        save_state(&d);
     /* A worker holds no Raft state: a demoted manager's is wiped. */
     if (d.node.role == SK_ROLE_WORKER) {
         struct stat st;

@@ -224,6 +224,7 @@ enum sk_rc sk_local_node_load(const char *dir, struct sk_local_node *out,
     out->advertise_addr = dup_field(j, "advertise_addr");
     out->data_addr = dup_field(j, "data_addr");
     out->listen_addr = dup_field(j, "listen_addr");
+    out->docker_socket = dup_field(j, "docker_socket");
     out->api_port = (int)json_integer_value(json_object_get(j, "api_port"));
     out->raft_port = (int)json_integer_value(json_object_get(j, "raft_port"));
     load_strings(json_object_get(j, "managers"), &out->managers,
@@ -265,15 +266,15 @@ enum sk_rc sk_local_node_save(const char *dir, const struct sk_local_node *st,
                               struct sk_err *err)
 {
     json_t *j = json_pack(
-        "{s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:i, s:i, s:o, s:s, s:s, "
-        "s:s}",
+        "{s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:i, s:i, s:s?, s:o, s:s, "
+        "s:s, s:s}",
         "node_id", st->node_id, "cluster_id", st->cluster_id, "role",
         st->role ? "manager" : "worker", "hostname", st->hostname,
         "advertise_addr", st->advertise_addr, "data_addr", st->data_addr,
         "listen_addr", st->listen_addr, "api_port", st->api_port, "raft_port",
-        st->raft_port, "managers", strings_json(st->managers, st->n_managers),
-        "ca_pem", st->ca_pem, "cert_pem", st->cert_pem, "key_pem",
-        st->key_pem);
+        st->raft_port, "docker_socket", st->docker_socket, "managers",
+        strings_json(st->managers, st->n_managers), "ca_pem", st->ca_pem,
+        "cert_pem", st->cert_pem, "key_pem", st->key_pem);
     if (!j)
         return sk_err_set(err, SK_EINVAL, "node state is incomplete");
     if (st->has_data_key) {
@@ -296,6 +297,7 @@ void sk_local_node_free(struct sk_local_node *st)
     free(st->advertise_addr);
     free(st->data_addr);
     free(st->listen_addr);
+    free(st->docker_socket);
     free_strings(st->managers, st->n_managers);
     free(st->ca_pem);
     free(st->cert_pem);

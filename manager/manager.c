@@ -514,10 +514,11 @@ static void handle(struct sk_http_req *req)
         }
     }
     if (!r) {
-        if (path_known)
+        /* Strangers learn nothing about the API, not even its methods. */
+        if (path_known && authorise(c, AUTH_ADMIN, false))
             call_errorf(c, SK_EINVAL, "%s is not allowed on %s", req->method,
                         req->path);
-        else
+        else if (!path_known)
             call_errorf(c, SK_ENOTFOUND, "no such endpoint: %s %s",
                         req->method, req->path);
         return;
@@ -986,9 +987,12 @@ static void tick_cb(uv_timer_t *t)
         propose_init(m);
         return;
     }
-    if (m->cfg.force_new_cluster)
+    /* After --force-new-cluster, the old managers are made workers before
+     * any membership change, so none is added back in between. */
+    if (m->cfg.force_new_cluster && !m->forced_cleanup_done)
         forced_cleanup(m);
-    reconcile_membership(m);
+    else
+        reconcile_membership(m);
     run_pipeline(m);
     for (struct session *s = m->sessions, *next; s; s = next) {
         next = s->next;

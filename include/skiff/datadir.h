@@ -31,6 +31,7 @@ struct sk_local_node {
     char *listen_addr;
     int api_port;
     int raft_port;
+    char *docker_socket; /* the node's dockerd, as given at first start */
     char **managers; /* API "ip:port"s */
     size_t n_managers;
     char *ca_pem;
