@@ -98,6 +98,50 @@ static void add_hosts(const char *list)
     free(copy);
 }
 
+/* Keeps the credentials file's list of managers current, so the CLI can
+ * fail over to managers that joined after the file was written. Only when
+ * the list looks stale (fewer than 3, or the first did not answer); quiet
+ * on failure: the command itself already succeeded. */
+static void refresh_managers(const char *config)
+{
+    if (cli.creds.n_managers >= 3 && cli.preferred == 0)
+        return;
+    json_t *list = NULL;
+    struct sk_err err;
+    unsigned saved = cli.timeout_ms;
+    cli.timeout_ms = 2000;
+    enum sk_rc rc = cli_call("GET", "/v1/managers", NULL, &list, &err);
+    cli.timeout_ms = saved;
+    size_t n = json_array_size(list);
+    if (rc != SK_OK || n == 0) {
+        json_decref(list);
+        return;
+    }
+    bool same = n == cli.creds.n_managers;
+    for (size_t i = 0; same && i < n; i++) {
+        const char *a = json_string_value(json_array_get(list, i));
+        same = a && strcmp(a, cli.creds.managers[i]) == 0;
+    }
+    if (!same) {
+        char **addrs = sk_calloc(n, sizeof *addrs);
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+            const char *a = json_string_value(json_array_get(list, i));
+            if (a)
+                addrs[k++] = sk_strdup(a);
+        }
+        for (size_t i = 0; i < cli.creds.n_managers; i++)
+            free(cli.creds.managers[i]);
+        free(cli.creds.managers);
+        cli.creds.managers = addrs;
+        cli.creds.n_managers = k;
+        if (k && sk_admin_creds_save(config, &cli.creds, &err) != SK_OK)
+            fprintf(stderr, "skiff: note: could not update %s: %s\n", config,
+                    err.msg);
+    }
+    json_decref(list);
+}
+
 int main(int argc, char **argv)
 {
     sk_log_init_from_env();
@@ -180,6 +224,9 @@ int main(int argc, char **argv)
             add_hosts(cli.creds.managers[i]);
 
     int rc = cmd->fn(argc - first - used, argv + first + used);
+    bool hosts_from_file = !gflags[G_HOST].set && !(env_host && *env_host);
+    if (rc == 0 && hosts_from_file)
+        refresh_managers(config);
     for (size_t i = 0; i < cli.n_hosts; i++)
         free(cli.hosts[i]);
     free(cli.hosts);

@@ -203,6 +203,12 @@ void api_cluster(struct call *c)
     call_json(c, 200, j);
 }
 
+/* The managers' API addresses, for clients to keep their list fresh. */
+void api_managers(struct call *c)
+{
+    call_json(c, 200, mgr_manager_addrs(c->m));
+}
+
 void api_tokens(struct call *c)
 {
     struct sk_manager *m = c->m;

@@ -231,6 +231,7 @@ static const struct route routes[] = {
     {"GET", "/v1/ca", AUTH_NONE, false, api_ca},
     {"POST", "/v1/join", AUTH_NONE, true, api_join},
     {"GET", "/v1/cluster", AUTH_ADMIN, true, api_cluster},
+    {"GET", "/v1/managers", AUTH_ADMIN, false, api_managers},
     {"GET", "/v1/join-tokens", AUTH_ADMIN, false, api_tokens},
     {"POST", "/v1/join-tokens/rotate", AUTH_ADMIN, true, api_tokens_rotate},
     {"GET", "/v1/nodes", AUTH_ADMIN, false, api_nodes},

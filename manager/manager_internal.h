@@ -154,6 +154,7 @@ void api_health(struct call *c);
 void api_ca(struct call *c);
 void api_join(struct call *c);
 void api_cluster(struct call *c);
+void api_managers(struct call *c);
 void api_tokens(struct call *c);
 void api_tokens_rotate(struct call *c);
 void api_nodes(struct call *c);
