@@ -25,6 +25,7 @@ struct etask {
     bool stopping;        /* we asked dockerd to stop it */
     bool removed;         /* its container is removed */
     bool create_retried;  /* a name conflict was cleared once */
+    bool pulled;          /* the image was pulled once for it */
     json_t *ports;        /* the service's published ports */
     int64_t exit_code;
     char *message, *err;
@@ -271,8 +272,7 @@ static void start_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
     if (!end(t))
         return;
     if (rc != SK_OK) {
-        set_state(t, SK_TASK_FAILED, "could not start the container",
-                  err->msg);
+        set_state(t, SK_TASK_FAILED, "failed", err->msg);
     } else if (t->state < SK_TASK_RUNNING) {
         set_state(t, SK_TASK_RUNNING, "started", NULL);
     }
@@ -283,6 +283,8 @@ static void create_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
                         json_t *reply);
 
 static void create_container(struct etask *t);
+static void pull_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
+                      json_t *reply);
 
 static void conflict_removed(void *ctx, enum sk_rc rc,
                              const struct sk_err *err, json_t *reply)
@@ -317,9 +319,18 @@ static void create_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
                          conflict_removed, t);
         return;
     }
+    if (rc == SK_ENOTFOUND && !t->pulled) {
+        /* No such image here: pull it, then create again. Trying the
+         * create first spares the common case (the image is there) a
+         * round trip to dockerd. */
+        t->pulled = true;
+        begin(t);
+        sk_docker_image_pull(t->e->docker, t->task->spec.container.image,
+                             pull_done, t);
+        return;
+    }
     if (rc != SK_OK) {
-        set_state(t, SK_TASK_REJECTED, "could not create the container",
-                  err->msg);
+        set_state(t, SK_TASK_REJECTED, "rejected", err->msg);
         step(t);
         return;
     }
@@ -352,35 +363,14 @@ static void pull_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
         return;
     }
     if (rc != SK_OK) {
-        char msg[SK_ERRMSG_SIZE + 256];
-        snprintf(msg, sizeof msg,
-                 "image \"%s\" not found on node %s and could not be pulled",
-                 t->task->spec.container.image, t->e->node_name);
-        set_state(t, SK_TASK_REJECTED, msg, err->msg);
-        step(t);
-        return;
-    }
-    create_container(t);
-}
-
-static void inspect_image_done(void *ctx, enum sk_rc rc,
-                               const struct sk_err *err, json_t *reply)
-{
-    struct etask *t = ctx;
-    if (!end(t))
-        return;
-    if (t->task->desired_state != SK_TASK_RUNNING) {
-        step(t);
-        return;
-    }
-    if (rc == SK_ENOTFOUND) {
-        begin(t);
-        sk_docker_image_pull(t->e->docker, t->task->spec.container.image,
-                             pull_done, t);
-        return;
-    }
-    if (rc != SK_OK) {
-        set_state(t, SK_TASK_REJECTED, "could not check the image", err->msg);
+        /* The error names the image, the node and dockerd's reason: it is
+         * what `service ps` shows. */
+        char why[SK_ERRMSG_SIZE + 256];
+        snprintf(why, sizeof why,
+                 "image \"%s\" not found on node %s and could not be pulled: "
+                 "%s",
+                 t->task->spec.container.image, t->e->node_name, err->msg);
+        set_state(t, SK_TASK_REJECTED, "rejected", why);
         step(t);
         return;
     }
@@ -438,16 +428,12 @@ static void step(struct etask *t)
             set_state(t, SK_TASK_ACCEPTED, "accepted", NULL);
             __attribute__((fallthrough));
         case SK_TASK_ACCEPTED:
-            set_state(t, SK_TASK_PREPARING, "checking the image", NULL);
-            begin(t);
-            sk_docker_image_inspect(e->docker, t->task->spec.container.image,
-                                    inspect_image_done, t);
+            set_state(t, SK_TASK_PREPARING, "creating the container", NULL);
+            create_container(t);
             return;
         case SK_TASK_PREPARING:
             /* Interrupted (an agent restart): carry on. */
-            begin(t);
-            sk_docker_image_inspect(e->docker, t->task->spec.container.image,
-                                    inspect_image_done, t);
+            create_container(t);
             return;
         case SK_TASK_STARTING:
             if (!t->container_id) {

@@ -66,14 +66,27 @@ dockerd_pid() { cat "/run/skiff-lab/$1/docker.pid"; }
 skiffd_pid() { cat "/run/skiff-lab/$1/skiffd.pid"; }
 
 # ---- the limit: raw Docker API, all hosts in parallel --------------------
+# Each container is one create and one start straight on the host's Docker
+# API (curl on the unix socket: no docker CLI start-up per container), all
+# containers of all hosts at once. This is what an orchestrator can at best
+# approach on this machine.
+api_run() { # HOST
+    local sock="/run/skiff-lab/$1/docker.sock" id
+    id=$(curl -s --unix-socket "$sock" -H 'Content-Type: application/json' \
+        -d "{\"Image\":\"$IMG\",\"Cmd\":[\"sleep\",\"100000\"],\"HostConfig\":{\"Init\":true}}" \
+        http://localhost/v1.41/containers/create | sed -n 's/.*"Id":"\([0-9a-f]*\)".*/\1/p')
+    [ -n "$id" ] && curl -s --unix-socket "$sock" -X POST \
+        "http://localhost/v1.41/containers/$id/start" >/dev/null
+}
+
 limit_converge() { # N
     local n=$1 per=$(( $1 / 5 )) h t0 pids=()
     t0=$(now_ms)
     for h in $HOSTS; do
-        (for i in $(seq 1 "$per"); do
-            dk "$h" run -d --init "$IMG" sleep 100000 >/dev/null
-        done) &
-        pids+=($!)
+        for i in $(seq 1 "$per"); do
+            api_run "$h" &
+            pids+=($!)
+        done
     done
     wait "${pids[@]}"
     wait_until 120 check 'running_count $HOSTS' -ge "$n"
@@ -160,10 +173,16 @@ sw_leave() {
     for h in h5 h4 h3 h2 h1; do dk "$h" swarm leave --force >/dev/null 2>&1 || true; done
 }
 
-sw_running() { # SERVICE [EXCLUDED-NODE-HOSTNAME]: running tasks
-    dk h1 service ps "$1" --filter desired-state=running \
-        --format '{{.Node}} {{.CurrentState}}' 2>/dev/null |
-        awk -v x="${2:-}" '$2 == "Running" && $1 != x' | wc -l
+# Every lab dockerd has the machine's host name, so Swarm nodes are told
+# apart by their IDs, never by name.
+sw_node_id() { dk "$1" info --format '{{.Swarm.NodeID}}'; }
+
+sw_running() { # SERVICE [EXCLUDED-NODE-ID]: running tasks
+    local ids
+    ids=$(dk h1 service ps -q "$1" --filter desired-state=running 2>/dev/null)
+    [ -n "$ids" ] || { echo 0; return; }
+    dk h1 inspect --format '{{.NodeID}} {{.Status.State}}' $ids 2>/dev/null |
+        awk -v x="${2:-}" '$2 == "running" && $1 != x' | wc -l
 }
 
 sw_manager() { # a reachable manager other than $1
@@ -190,7 +209,7 @@ sw_host_loss() {
         --init "$IMG" sleep 100000 >/dev/null
     wait_until 120 check 'sw_running bench' = 20
     local node t0 ms
-    node=$(dk h5 info --format '{{.Name}}')
+    node=$(sw_node_id h5)
     "$LAB" cut h5
     t0=$(now_ms)
     wait_until 180 check 'sw_running bench "$node"' -ge 20
@@ -208,11 +227,13 @@ sw_leader_loss() {
             awk -v h="$h" '$1 == "true" && $2 == "Leader" {print h}'
     done)
     other=$(sw_manager "$leader")
+    local target
+    target=$(sw_node_id h4)
     "$LAB" cut "$leader"
     t0=$(now_ms)
     local n=0
     until timeout 3 docker -H "unix:///run/skiff-lab/$other/docker.sock" \
-            node update --label-add "bench=$n" "$(dk h4 info --format '{{.Name}}')" \
+            node update --label-add "bench=$n" "$target" \
             >/dev/null 2>&1; do
         n=$((n + 1))
         [ $(( $(now_ms) - t0 )) -lt 90000 ] || { log "no Swarm write after 90 s"; break; }

@@ -123,6 +123,13 @@ wait_for 4 check 'sk service ps -a clean | grep -c Complete' -gt 1 && fail "on-f
 pass "on-failure does not restart a clean exit"
 sk service rm crash clean >/dev/null
 
+# --- a missing image -----------------------------------------------------
+sk service create --name ghost --restart-condition none skiff-test/missing:1 sleep 1 >/dev/null
+rejected() { sk service ps -a ghost | grep -q 'Rejected.*image "skiff-test/missing:1" not found on node h[0-9] and could not be pulled'; }
+wait_for 60 rejected || { sk service ps -a ghost >&2; fail "a task with a missing image was not rejected with a clear message"; }
+pass "a missing image rejects the task, saying which image on which node"
+sk service rm ghost >/dev/null
+
 # --- host loss -----------------------------------------------------------
 sk service create --name hl --replicas 10 --init "$IMG" sleep 100000 >/dev/null
 wait_for 60 converged hl 10 || fail "hl did not converge"
@@ -135,6 +142,14 @@ wait_for 60 back_elsewhere || fail "tasks of the cut host did not come back else
 log "host loss: all 10 replicas running on the others after $(( $(now_ms) - t0 )) ms"
 # h5's containers kept running, cut off.
 [ "$(on_host h5 hl)" = "$old_on_h5" ] || fail "h5's containers died while it was cut off"
+# Logs: the reachable nodes answer; the cut one is named, not waited on.
+t0=$(now_ms)
+if logs_err=$(timeout 30 "$LAB" skiff service logs hl 2>&1 >/dev/null); then
+    fail "service logs succeeded although h5 is unreachable"
+fi
+echo "$logs_err" | grep -q "@h5: logs unavailable" || fail "service logs does not name h5: $logs_err"
+[ $(( $(now_ms) - t0 )) -lt 15000 ] || fail "service logs took $(( $(now_ms) - t0 )) ms with h5 cut off"
+pass "service logs names the unreachable node h5 and returns ($(( $(now_ms) - t0 )) ms)"
 "$LAB" heal h5
 wait_for 60 check 'on_host h5 hl' = 0 || fail "stale containers on h5 after heal: $(on_host h5 hl)"
 [ "$(total_on hl $ALL h6)" = 10 ] || fail "after heal, $(total_on hl $ALL h6) containers run (want 10)"
