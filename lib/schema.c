@@ -345,13 +345,21 @@ static enum sk_rc decode_obj(const struct sk_schema *s, const json_t *in,
         char fpath[PATH_SIZE];
         join_path(fpath, path, f->name);
         const json_t *v = json_object_get(in, f->name);
+        json_t *empty = NULL;
         if (!v || json_is_null(v)) {
             if (f->flags & SK_FF_REQUIRED)
                 return sk_err_set(err, SK_EINVAL, "%s: required", fpath);
-            apply_default(f, out);
-            continue;
+            if (f->type != SK_FT_OBJ) {
+                apply_default(f, out);
+                continue;
+            }
+            /* An absent object decodes as {}, so the fields it requires
+             * are required here too and a decoded object always encodes
+             * to something that decodes again. */
+            v = empty = json_object();
         }
         enum sk_rc rc = decode_field(f, v, out, fpath, err);
+        json_decref(empty);
         if (rc != SK_OK)
             return rc;
     }

@@ -167,6 +167,22 @@ static void strict_decoding_names_the_field(void **state)
                "spec.update.max_failure_ratio: want a number from 0 to 1");
 }
 
+/* An absent object field decodes as {}: what the object requires is required
+ * then too, so whatever decodes encodes to something that decodes again
+ * (found by fuzz_json on the input "{}"). */
+static void absent_objects_keep_their_required_fields(void **state)
+{
+    (void)state;
+    const struct sk_schema *schema = sk_kind_schema(SK_KIND_SERVICE);
+    json_t *in = parse("{}");
+    struct sk_service svc;
+    struct sk_err err;
+    assert_int_equal(sk_schema_decode(schema, in, &svc, "service", &err),
+                     SK_EINVAL);
+    assert_string_equal(err.msg, "service.spec.task: required");
+    json_decref(in);
+}
+
 static void nul_bytes_are_refused(void **state)
 {
     /* jansson refuses \u0000 when parsing; an object built in memory can
@@ -364,6 +380,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_kind_round_trips),
         cmocka_unit_test(strict_decoding_names_the_field),
+        cmocka_unit_test(absent_objects_keep_their_required_fields),
         cmocka_unit_test(nul_bytes_are_refused),
         cmocka_unit_test(caps_are_enforced_and_named),
         cmocka_unit_test(defaults_follow_swarm),
