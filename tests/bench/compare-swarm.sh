@@ -10,8 +10,9 @@
 #   host loss     a worker cut off -> all 20 replicas running elsewhere
 #   leader loss   the leader's host cut off -> a write accepted through
 #                 another manager
-#   memory        skiffd RSS/PSS per host (idle, 100 tasks) against what
-#                 Swarm adds to dockerd's RSS (init, 100 tasks)
+#   memory        skiffd RSS, PSS and anonymous memory (idle, 100 tasks)
+#                 against what Swarm adds to dockerd's RSS (init, 100
+#                 tasks), each dockerd freshly started
 # and the limit: the same containers started straight through each host's
 # Docker API, all hosts in parallel, no orchestrator.
 #
@@ -62,6 +63,7 @@ rm_all_containers() {
 }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 pss_kb() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup"; }
+anon_kb() { awk '/^Anonymous:/ {print $2}' "/proc/$1/smaps_rollup"; }
 dockerd_pid() { cat "/run/skiff-lab/$1/docker.pid"; }
 skiffd_pid() { cat "/run/skiff-lab/$1/skiffd.pid"; }
 
@@ -245,42 +247,50 @@ sw_leader_loss() {
 }
 
 # ---- the run -------------------------------------------------------------
-"$LAB" down >/dev/null 2>&1 || true
-"$LAB" up --hosts 5
+sum_dockerd_added() { # what the 5 dockerds grew by since BASE was taken
+    local h m=0
+    for h in $HOSTS; do m=$(( m + $(rss_kb "$(dockerd_pid "$h")") - ${BASE[$h]} )); done
+    echo "$m"
+}
+take_base() { local h; for h in $HOSTS; do BASE[$h]=$(rss_kb "$(dockerd_pid "$h")"); done; }
+fresh_lab() { "$LAB" down >/dev/null 2>&1 || true; "$LAB" up --hosts 5; }
+declare -A BASE
+
+# Memory first, each on freshly started dockerds: Go keeps the heap it grew,
+# so a dockerd that already ran containers would hide what Swarm adds.
+fresh_lab
+log "memory: 100 plain containers"
+take_base
+limit_converge 100 >/dev/null
+sleep 5
+record "plain dockerd added RSS at 100 containers (KiB, 5 hosts)" "$(sum_dockerd_added)"
+rm_all_containers
+fresh_lab
+log "memory: Swarm mode"
+take_base
+sw_init
+sleep 10 # let the managers settle before reading memory
+record "swarm dockerd added RSS at init (KiB, 5 hosts)" "$(sum_dockerd_added)"
+sw_converge 100 >/dev/null
+sleep 5
+record "swarm dockerd added RSS at 100 tasks (KiB, 5 hosts)" "$(sum_dockerd_added)"
+sw_remove
+sw_leave
+fresh_lab
 
 log "limit: raw Docker API"
-declare -A DOCKERD_BASE
-for h in $HOSTS; do DOCKERD_BASE[$h]=$(rss_kb "$(dockerd_pid "$h")"); done
 for run in $(seq 1 "$RUNS"); do
     for n in $SIZES; do
         record "limit converge $n" "$(limit_converge "$n")"
-        if [ "$n" = 100 ] && [ "$run" = 1 ]; then
-            # What 100 containers cost dockerd without any orchestrator:
-            # subtracted from Swarm's figure to see what Swarm itself adds.
-            m=0
-            for h in $HOSTS; do m=$(( m + $(rss_kb "$(dockerd_pid "$h")") - ${DOCKERD_BASE[$h]} )); done
-            record "plain dockerd added RSS at 100 containers (KiB, 5 hosts)" "$m"
-        fi
         rm_all_containers
     done
 done
 
 log "Swarm mode"
-# dockerd keeps some of what the plain containers cost: measure anew.
-for h in $HOSTS; do DOCKERD_BASE[$h]=$(rss_kb "$(dockerd_pid "$h")"); done
 sw_init
-sleep 5 # let the managers settle before reading memory
-sw_mem_init=0
-for h in $HOSTS; do sw_mem_init=$(( sw_mem_init + $(rss_kb "$(dockerd_pid "$h")") - ${DOCKERD_BASE[$h]} )); done
-record "swarm dockerd added RSS at init (KiB, 5 hosts)" "$sw_mem_init"
 for run in $(seq 1 "$RUNS"); do
     for n in $SIZES; do
         record "swarm converge $n" "$(sw_converge "$n")"
-        if [ "$n" = 100 ] && [ "$run" = 1 ]; then
-            m=0
-            for h in $HOSTS; do m=$(( m + $(rss_kb "$(dockerd_pid "$h")") - ${DOCKERD_BASE[$h]} )); done
-            record "swarm dockerd added RSS at 100 tasks (KiB, 5 hosts)" "$m"
-        fi
         sw_remove
     done
     record "swarm host loss" "$(sw_host_loss)"
@@ -292,24 +302,24 @@ rm_all_containers
 log "skiff"
 "$LAB" cluster --managers 3 --workers 2
 sleep 3
-m=0; p=0
-for h in $HOSTS; do
-    m=$(( m + $(rss_kb "$(skiffd_pid "$h")") ))
-    p=$(( p + $(pss_kb "$(skiffd_pid "$h")") ))
-done
-record "skiffd RSS idle (KiB, 5 hosts)" "$m"
-record "skiffd PSS idle (KiB, 5 hosts)" "$p"
+skiffd_memory() { # WHEN
+    local h m=0 p=0 a=0
+    for h in $HOSTS; do
+        m=$(( m + $(rss_kb "$(skiffd_pid "$h")") ))
+        p=$(( p + $(pss_kb "$(skiffd_pid "$h")") ))
+        a=$(( a + $(anon_kb "$(skiffd_pid "$h")") ))
+    done
+    record "skiffd RSS $1 (KiB, 5 hosts)" "$m"
+    record "skiffd PSS $1 (KiB, 5 hosts)" "$p"
+    record "skiffd anon $1 (KiB, 5 hosts)" "$a"
+}
+skiffd_memory idle
 for run in $(seq 1 "$RUNS"); do
     for n in $SIZES; do
         record "skiff converge $n" "$(skiff_converge "$n")"
         if [ "$n" = 100 ] && [ "$run" = 1 ]; then
-            m=0; p=0
-            for h in $HOSTS; do
-                m=$(( m + $(rss_kb "$(skiffd_pid "$h")") ))
-                p=$(( p + $(pss_kb "$(skiffd_pid "$h")") ))
-            done
-            record "skiffd RSS at 100 tasks (KiB, 5 hosts)" "$m"
-            record "skiffd PSS at 100 tasks (KiB, 5 hosts)" "$p"
+            sleep 5
+            skiffd_memory "at 100 tasks"
         fi
         skiff_remove
     done
@@ -334,9 +344,11 @@ printf '%-28s %10s %10s %10s %12s %12s\n' "worker cut -> all back" "$s" "$w" - "
 s=$(median "${R[skiff leader loss]:-}"); w=$(median "${R[swarm leader loss]:-}")
 printf '%-28s %10s %10s %10s %12s %12s\n' "leader cut -> write" "$s" "$w" - "$(ratio "$s" "$w")" -
 printf '\nmemory (KiB, summed over the 5 hosts)\n'
-printf '  skiffd RSS idle %s, at 100 tasks %s; PSS idle %s, at 100 tasks %s\n' \
-    "$(median "${R[skiffd RSS idle (KiB, 5 hosts)]:-}")" "$(median "${R[skiffd RSS at 100 tasks (KiB, 5 hosts)]:-}")" \
-    "$(median "${R[skiffd PSS idle (KiB, 5 hosts)]:-}")" "$(median "${R[skiffd PSS at 100 tasks (KiB, 5 hosts)]:-}")"
+for what in RSS PSS anon; do
+    printf '  skiffd %-4s idle %s, at 100 tasks %s\n' "$what" \
+        "$(median "${R[skiffd $what idle (KiB, 5 hosts)]:-}")" \
+        "$(median "${R[skiffd $what at 100 tasks (KiB, 5 hosts)]:-}")"
+done
 printf '  Swarm adds to dockerd RSS: at init %s, at 100 tasks %s (of which %s is what 100 plain containers cost dockerd)\n' \
     "$(median "${R[swarm dockerd added RSS at init (KiB, 5 hosts)]:-}")" \
     "$(median "${R[swarm dockerd added RSS at 100 tasks (KiB, 5 hosts)]:-}")" \
