@@ -1278,26 +1278,37 @@ bool sk_manager_is_leader(const struct sk_manager *m)
     return sk_raft_is_leader(&m->raft);
 }
 
+/* A leaving leader's handover. Two things hold it: libraft holds `change`
+ * until transfer_cb (which raft_close also fires), and the bounding timer
+ * until its close callback. It is freed when both have let go. */
 struct handover {
     struct sk_raft_change change;
     struct sk_manager *m;
     uv_timer_t timer;
-    bool done;
+    bool transfer_pending, timer_closed, finishing;
 };
+
+static void handover_release(struct handover *ho)
+{
+    if (!ho->transfer_pending && ho->timer_closed)
+        free(ho);
+}
 
 static void handover_timer_closed(uv_handle_t *h)
 {
     struct handover *ho = h->data;
     struct sk_manager *m = ho->m;
-    free(ho);
-    close_all(m);
+    ho->timer_closed = true;
+    handover_release(ho);
+    close_all(m); /* may complete a pending transfer, which then frees ho */
 }
 
+/* The transfer completed or the time is up: stop the timer, then close. */
 static void handover_finish(struct handover *ho)
 {
-    if (ho->done)
+    if (ho->finishing)
         return;
-    ho->done = true;
+    ho->finishing = true;
     uv_close((uv_handle_t *)&ho->timer, handover_timer_closed);
 }
 
@@ -1305,9 +1316,11 @@ static void handover_cb(struct sk_raft_change *req, enum sk_rc rc,
                         const char *msg)
 {
     struct handover *ho = req->data;
+    ho->transfer_pending = false;
     if (rc != SK_OK)
         SK_WARN("raft", "leadership handover: %s", msg);
     handover_finish(ho);
+    handover_release(ho);
 }
 
 static void handover_timeout(uv_timer_t *t)
@@ -1332,17 +1345,19 @@ void sk_manager_stop(struct sk_manager *m, bool handover, void (*cb)(void *),
         ho->change.data = ho;
         uv_timer_init(m->loop, &ho->timer);
         ho->timer.data = ho;
+        ho->transfer_pending = true;
         struct sk_err err;
         if (sk_raft_change(&m->raft, &ho->change, SK_RAFT_TRANSFER, 0, NULL,
-                           handover_cb, &err) == SK_OK) {
-            SK_INFO("raft", "handing leadership over before stopping");
-            uv_timer_start(&ho->timer, handover_timeout, 2000, 0);
+                           handover_cb, &err) != SK_OK) {
+            SK_WARN("raft", "leadership handover: %s", err.msg);
+            ho->transfer_pending = false;
+            handover_finish(ho); /* closes the timer, then everything */
             return;
         }
-        uv_close((uv_handle_t *)&ho->timer, NULL);
-        /* ho is freed once the handle is closed: reuse the finish path. */
-        ho->done = true;
-        free(ho);
+        SK_INFO("raft", "handing leadership over before stopping");
+        if (!ho->finishing)
+            uv_timer_start(&ho->timer, handover_timeout, 2000, 0);
+        return;
     }
     close_all(m);
 }

@@ -244,6 +244,11 @@ enum sk_rc sk_raft_propose(struct sk_raft_node *n, struct sk_raft_propose *req,
         return sk_err_set(err, SK_EUNAVAIL, "raft is not running");
     if (raft_state(&n->raft) != RAFT_LEADER)
         return sk_err_set(err, SK_ENOTLEADER, "this manager is not the leader");
+    /* libraft refuses proposals during a leadership transfer, and whether
+     * it freed the buffer then is not defined: ask first. */
+    if (raft_transferee(&n->raft) != 0)
+        return sk_err_set(err, SK_ENOTLEADER,
+                          "this manager is handing leadership over");
     if (len > SK_TXN_MAX_BYTES)
         return sk_err_set(err, SK_ETOOBIG,
                           "change of %zu bytes exceeds the %u-byte limit", len,

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Three managers on loopback: they form one cluster with three voters and one
 # leader; kill -9 of the leader gives a new leader and an accepted write in
-# under 3 s; the killed manager, restarted, catches up; all three stopped
-# (SIGTERM) and started again keep the state.
+# under 3 s; the killed manager, restarted, catches up; the leader stopped
+# with SIGTERM hands leadership over first; all three stopped (SIGTERM) and
+# started again keep the state.
 . "$(dirname "$0")/lib.sh"
 
 FAILOVER_LIMIT_MS=3000
@@ -64,6 +65,29 @@ for n in m1 m2 m3; do
     must 10 "label written via $leader visible through $n" has_label "${others[1]}" written-via "$leader" "$n"
 done
 ok "write through the restarted $leader is forwarded and visible on all 3 managers"
+
+# ---- SIGTERM of the leader: it hands leadership over first ----
+leader=$(leader_name)
+mapfile -t others < <(printf '%s\n' m1 m2 m3 | grep -vx "$leader")
+t0=$(now_ms)
+stop "$leader"
+stop_ms=$(elapsed_ms "$t0")
+grep -q "handing leadership over before stopping" "$TEST_DIR/$leader.log" ||
+    fail "$leader did not hand leadership over when stopped"
+if grep -q "leadership handover:" "$TEST_DIR/$leader.log"; then
+    fail "leadership handover of $leader failed: $(grep "leadership handover:" "$TEST_DIR/$leader.log" | tail -1)"
+fi
+SK_HOSTS="$(api "${others[0]}"),$(api "${others[1]}")"
+write_via_others() { SK_HOSTS="$SK_HOSTS" sk node update --label-add handover=yes "${others[0]}"; }
+wait_for 5 write_via_others || fail "no write accepted within 5 s of stopping leader $leader"
+handover_ms=$(elapsed_ms "$t0")
+new_leader=$(SK_HOSTS="$SK_HOSTS" leader_name)
+[ -n "$new_leader" ] && [ "$new_leader" != "$leader" ] ||
+    fail "leader after stopping $leader is \"$new_leader\""
+ok "SIGTERM of leader $leader: handed over to $new_leader, exit 0 in $stop_ms ms, write accepted after $handover_ms ms"
+start "$leader"
+must 15 "$leader ready again after its stop" node_is "$leader" ready
+must 15 "3 voters after $leader's restart" voters_are 3
 
 # ---- full stop and start ----
 sk node update --label-add zone=a m1 >/dev/null
