@@ -35,6 +35,13 @@ enum sk_rc cli_stream(const char *path, bool (*on_line)(const char *line,
                                                         void *ctx),
                       void *ctx, struct sk_err *err);
 
+/* Read-modify-write with a version: how often to try, and the pause before
+ * attempt N (1, 2, ...) after a conflict -- growing, so that an object the
+ * cluster itself keeps changing (a node's status) is caught between two
+ * changes. */
+#define CLI_MODIFY_ATTEMPTS 8
+void cli_conflict_pause(int attempt);
+
 /* Prints "skiff: MESSAGE" to stderr and returns 1 (for `return fail(...)`). */
 int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int fail_err(const struct sk_err *err);

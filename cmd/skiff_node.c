@@ -107,7 +107,9 @@ static enum sk_rc modify_node(const char *ref,
                                              struct sk_err *err),
                               void *ctx, struct sk_err *err)
 {
-    for (int attempt = 0; attempt < 5; attempt++) {
+    for (int attempt = 0; attempt < CLI_MODIFY_ATTEMPTS; attempt++) {
+        if (attempt)
+            cli_conflict_pause(attempt);
         json_t *n = get_node(ref, err);
         if (!n)
             return err->code;

@@ -566,7 +566,9 @@ static enum sk_rc modify_service(const char *ref,
                                                 struct sk_err *err),
                                  void *ctx, struct sk_err *err)
 {
-    for (int attempt = 0; attempt < 5; attempt++) {
+    for (int attempt = 0; attempt < CLI_MODIFY_ATTEMPTS; attempt++) {
+        if (attempt)
+            cli_conflict_pause(attempt);
         json_t *s = get_service(ref, err);
         if (!s)
             return err->code;

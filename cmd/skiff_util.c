@@ -354,3 +354,9 @@ void ago(long long ms, char *buf, size_t size)
     else
         snprintf(buf, size, "%lld days ago", s / 86400);
 }
+
+void cli_conflict_pause(int attempt)
+{
+    unsigned ms = 25u << (attempt < 5 ? attempt : 5); /* 50 ms .. 800 ms */
+    usleep(ms * 1000);
+}

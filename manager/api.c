@@ -326,18 +326,20 @@ static bool demotion_safe(struct call *c, const struct sk_node *n)
     return true;
 }
 
-/* Applies a changed spec to node n (role changes included). */
-static void update_node_spec(struct call *c, const struct sk_node *n,
-                             const struct sk_node_spec *spec, uint64_t expect)
+/* The update of node n to spec (role changes included), or NULL when it is
+ * refused -- then the call has been answered with why. */
+static struct sk_txn *node_update_txn(struct call *c, const struct sk_node *n,
+                                      const struct sk_node_spec *spec,
+                                      uint64_t expect)
 {
     struct sk_err err;
     if (sk_node_spec_validate(spec, &err) != SK_OK) {
         call_error(c, &err);
-        return;
+        return NULL;
     }
     if (n->spec.role == SK_ROLE_MANAGER && spec->role == SK_ROLE_WORKER &&
         !demotion_safe(c, n))
-        return;
+        return NULL;
     struct sk_node *u = sk_object_dup(SK_KIND_NODE, n);
     sk_schema_free(&sk_node_spec_schema, &u->spec);
     sk_schema_copy(&sk_node_spec_schema, &u->spec, spec);
@@ -347,7 +349,7 @@ static void update_node_spec(struct call *c, const struct sk_node *n,
             sk_node_role_names[u->spec.role],
             sk_availability_names[u->spec.availability]);
     sk_object_free(SK_KIND_NODE, u);
-    call_propose(c, t, NULL);
+    return t;
 }
 
 void api_node_update(struct call *c)
@@ -374,29 +376,82 @@ void api_node_update(struct call *c)
         call_error(c, &err);
         return;
     }
-    update_node_spec(c, n, &spec,
-                     jver ? (uint64_t)json_integer_value(jver) : 0);
+    struct sk_txn *t = node_update_txn(
+        c, n, &spec, jver ? (uint64_t)json_integer_value(jver) : 0);
+    if (t)
+        call_propose(c, t, NULL);
     sk_schema_free(&sk_node_spec_schema, &spec);
 }
 
-static void set_role(struct call *c, int role)
+/* promote and demote change one field on the node as it is now. The node
+ * also changes on its own (status, certificate, Raft membership), so a
+ * version conflict is ours to solve: read it again and retry. */
+#define ROLE_ATTEMPTS 8
+
+struct role_change {
+    struct call *c;
+    int role;
+    int attempts;
+};
+
+static void role_try(struct role_change *r);
+
+static void role_done(struct sk_manager *m, void *ctx, enum sk_rc rc,
+                      const struct sk_err *err)
 {
-    const struct sk_node *n = lookup_node(c, c->param[0]);
-    if (!n)
+    (void)m;
+    struct role_change *r = ctx;
+    if (rc == SK_ECONFLICT && r->attempts < ROLE_ATTEMPTS) {
+        role_try(r);
         return;
-    if (n->spec.role == role) {
+    }
+    if (rc == SK_OK)
+        call_json(r->c, 200, json_pack("{s:b}", "ok", 1));
+    else
+        call_error(r->c, err);
+    free(r);
+}
+
+static void role_try(struct role_change *r)
+{
+    struct call *c = r->c;
+    r->attempts++;
+    const struct sk_node *n = lookup_node(c, c->param[0]);
+    if (!n) {
+        free(r);
+        return;
+    }
+    if (n->spec.role == r->role) {
         call_json(c, 200,
                   json_pack("{s:b, s:s}", "ok", 1, "message",
-                            role == SK_ROLE_MANAGER
+                            r->role == SK_ROLE_MANAGER
                                 ? "node is already a manager"
                                 : "node is already a worker"));
+        free(r);
         return;
     }
     struct sk_node_spec spec;
     sk_schema_copy(&sk_node_spec_schema, &spec, &n->spec);
-    spec.role = role;
-    update_node_spec(c, n, &spec, n->meta.version);
+    spec.role = r->role;
+    struct sk_txn *t = node_update_txn(c, n, &spec, n->meta.version);
     sk_schema_free(&sk_node_spec_schema, &spec);
+    if (!t) {
+        free(r);
+        return;
+    }
+    struct sk_err err;
+    if (!mgr_propose(c->m, t, role_done, r, &err)) {
+        call_error(c, &err);
+        free(r);
+    }
+}
+
+static void set_role(struct call *c, int role)
+{
+    struct role_change *r = sk_calloc(1, sizeof *r);
+    r->c = c;
+    r->role = role;
+    role_try(r);
 }
 
 void api_node_promote(struct call *c)
