@@ -65,8 +65,7 @@ static struct sk_flag gflags[G_COUNT] = {
                    .help = "give up after this long (default 15s)"},
     [G_VERSION] = {.name = "version", .type = SK_FLAG_BOOL,
                    .help = "print versions"},
-    [G_HELP] = {.name = "help", .short_name = 'h', .type = SK_FLAG_BOOL,
-                .help = "this help"},
+    [G_HELP] = HELP_FLAG,
 };
 
 static void usage(FILE *f)

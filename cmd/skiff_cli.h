@@ -35,12 +35,26 @@ enum sk_rc cli_stream(const char *path, bool (*on_line)(const char *line,
                                                         void *ctx),
                       void *ctx, struct sk_err *err);
 
-/* Read-modify-write with a version: how often to try, and the pause before
- * attempt N (1, 2, ...) after a conflict -- growing, so that an object the
- * cluster itself keeps changing (a node's status) is caught between two
- * changes. */
-#define CLI_MODIFY_ATTEMPTS 8
-void cli_conflict_pause(int attempt);
+/* GET /v1/COLLECTION/REF ("nodes", "services"); NULL with err on failure. */
+json_t *cli_get(const char *collection, const char *ref, struct sk_err *err);
+/* Read-modify-write of an object's spec with its version: change edits a
+ * copy of the spec (false, with err, refuses). A version conflict means the
+ * object changed meanwhile -- often the cluster itself, e.g. a node's status
+ * -- so it is read and changed again, after a growing pause. */
+enum sk_rc cli_modify(const char *collection, const char *ref,
+                      bool (*change)(json_t *spec, void *ctx,
+                                     struct sk_err *err),
+                      void *ctx, struct sk_err *err);
+/* `skiff KIND inspect REF...`: prints the objects as one JSON array. */
+int cli_inspect(const char *collection, const char *usage, int argc,
+                char **argv);
+
+/* Every command's -h/--help. */
+#define HELP_FLAG                                                             \
+    {                                                                         \
+        .name = "help", .short_name = 'h', .type = SK_FLAG_BOOL,              \
+        .help = "this help"                                                   \
+    }
 
 /* Prints "skiff: MESSAGE" to stderr and returns 1 (for `return fail(...)`). */
 int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -9,8 +9,7 @@
 
 int cmd_cluster_info(int argc, char **argv)
 {
-    struct sk_flag f[] = {{.name = "help", .short_name = 'h',
-                           .type = SK_FLAG_BOOL, .help = "this help"}};
+    struct sk_flag f[] = {HELP_FLAG};
     struct sk_flags_result res;
     int code;
     if (!parse_flags("skiff cluster info", f, 1, argc, argv, false, &res,
@@ -74,8 +73,7 @@ int cmd_join_token(int argc, char **argv)
                     .help = "replace the token; the old one stops working"},
         [QUIET] = {.name = "quiet", .short_name = 'q', .type = SK_FLAG_BOOL,
                    .help = "print only the token"},
-        [HELP] = {.name = "help", .short_name = 'h', .type = SK_FLAG_BOOL,
-                  .help = "this help"},
+        [HELP] = HELP_FLAG,
     };
     const char *usage = "skiff join-token [--rotate] [-q] worker|manager";
     struct sk_flags_result res;
@@ -159,8 +157,7 @@ int cmd_events(int argc, char **argv)
         [SINCE] = {.name = "since", .type = SK_FLAG_INT, .min = 0,
                    .max = INT64_MAX, .metavar = "INDEX",
                    .help = "replay events after this Raft index first"},
-        [HELP] = {.name = "help", .short_name = 'h', .type = SK_FLAG_BOOL,
-                  .help = "this help"},
+        [HELP] = HELP_FLAG,
     };
     struct sk_flags_result res;
     int code;

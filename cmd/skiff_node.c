@@ -6,12 +6,6 @@
 #include "skiff/mem.h"
 #include "skiff_cli.h"
 
-#define HELP_FLAG                                                             \
-    {                                                                         \
-        .name = "help", .short_name = 'h', .type = SK_FLAG_BOOL,              \
-        .help = "this help"                                                   \
-    }
-
 static const char *engine(const json_t *n)
 {
     const char *v = jstr(n, "description.engine_version");
@@ -63,78 +57,10 @@ int cmd_node_ls(int argc, char **argv)
     return 0;
 }
 
-static json_t *get_node(const char *ref, struct sk_err *err)
-{
-    char *path = sk_printf("/v1/nodes/%s", ref);
-    json_t *n = NULL;
-    enum sk_rc rc = cli_call("GET", path, NULL, &n, err);
-    free(path);
-    return rc == SK_OK ? n : NULL;
-}
-
 int cmd_node_inspect(int argc, char **argv)
 {
-    enum { HELP, N };
-    struct sk_flag f[N] = {[HELP] = HELP_FLAG};
-    struct sk_flags_result res;
-    int code;
-    if (!parse_flags("skiff node inspect NODE...", f, N, argc, argv, false,
-                     &res, &code))
-        return code;
-    int rc = 0;
-    if (res.n_positional == 0)
-        rc = fail("usage: skiff node inspect NODE...");
-    json_t *all = json_array();
-    for (size_t i = 0; i < res.n_positional && rc == 0; i++) {
-        struct sk_err err;
-        json_t *n = get_node(res.positional[i], &err);
-        if (!n)
-            rc = fail_err(&err);
-        else
-            json_array_append_new(all, n);
-    }
-    if (rc == 0)
-        print_json(all);
-    json_decref(all);
-    sk_flags_free(f, N, &res);
-    return rc;
+    return cli_inspect("nodes", "skiff node inspect NODE...", argc, argv);
 }
-
-/* Read-modify-write of a node's spec with its version; retried when
- * someone else changed the node meanwhile. */
-static enum sk_rc modify_node(const char *ref,
-                              bool (*change)(json_t *spec, void *ctx,
-                                             struct sk_err *err),
-                              void *ctx, struct sk_err *err)
-{
-    for (int attempt = 0; attempt < CLI_MODIFY_ATTEMPTS; attempt++) {
-        if (attempt)
-            cli_conflict_pause(attempt);
-        json_t *n = get_node(ref, err);
-        if (!n)
-            return err->code;
-        json_t *spec = json_deep_copy(json_object_get(n, "spec"));
-        if (!change(spec, ctx, err)) {
-            json_decref(spec);
-            json_decref(n);
-            return err->code;
-        }
-        json_t *body = json_pack("{s:o, s:I}", "spec", spec, "version",
-                                 (json_int_t)jint(n, "version"));
-        char *path = sk_printf("/v1/nodes/%s/update", jstr(n, "id"));
-        enum sk_rc rc = cli_call("POST", path, body, NULL, err);
-        free(path);
-        json_decref(body);
-        json_decref(n);
-        if (rc != SK_ECONFLICT)
-            return rc;
-    }
-    return err->code;
-}
-
-struct update_args {
-    struct sk_flag *f;
-};
 
 enum { U_AVAIL, U_LABEL_ADD, U_LABEL_RM, U_ROLE, U_HELP, U_N };
 
@@ -205,7 +131,8 @@ int cmd_node_update(int argc, char **argv)
         rc = fail("node update: nothing to change (see --help)");
     } else {
         struct sk_err err;
-        if (modify_node(res.positional[0], apply_update, f, &err) != SK_OK)
+        if (cli_modify("nodes", res.positional[0], apply_update, f, &err) !=
+            SK_OK)
             rc = fail_err(&err);
         else if (!cli.quiet)
             printf("%s\n", res.positional[0]);

@@ -10,12 +10,6 @@
 #include "skiff/parse.h"
 #include "skiff_cli.h"
 
-#define HELP_FLAG                                                             \
-    {                                                                         \
-        .name = "help", .short_name = 'h', .type = SK_FLAG_BOOL,              \
-        .help = "this help"                                                   \
-    }
-
 /* ---- flags shared by create and update ---- */
 
 enum {
@@ -551,46 +545,6 @@ out:
     return rc;
 }
 
-static json_t *get_service(const char *ref, struct sk_err *err)
-{
-    char *path = sk_printf("/v1/services/%s", ref);
-    json_t *s = NULL;
-    enum sk_rc rc = cli_call("GET", path, NULL, &s, err);
-    free(path);
-    return rc == SK_OK ? s : NULL;
-}
-
-/* Read, change, write with the version; retried on conflicts. */
-static enum sk_rc modify_service(const char *ref,
-                                 bool (*change)(json_t *spec, void *ctx,
-                                                struct sk_err *err),
-                                 void *ctx, struct sk_err *err)
-{
-    for (int attempt = 0; attempt < CLI_MODIFY_ATTEMPTS; attempt++) {
-        if (attempt)
-            cli_conflict_pause(attempt);
-        json_t *s = get_service(ref, err);
-        if (!s)
-            return err->code;
-        json_t *spec = json_deep_copy(json_object_get(s, "spec"));
-        if (!change(spec, ctx, err)) {
-            json_decref(spec);
-            json_decref(s);
-            return err->code ? err->code : SK_EINVAL;
-        }
-        json_t *body = json_pack("{s:o, s:I}", "spec", spec, "version",
-                                 (json_int_t)jint(s, "version"));
-        char *path = sk_printf("/v1/services/%s/update", jstr(s, "id"));
-        enum sk_rc rc = cli_call("POST", path, body, NULL, err);
-        free(path);
-        json_decref(body);
-        json_decref(s);
-        if (rc != SK_ECONFLICT)
-            return rc;
-    }
-    return err->code;
-}
-
 static bool update_change(json_t *spec, void *ctx, struct sk_err *err)
 {
     return apply_flags(ctx, spec, err);
@@ -612,7 +566,8 @@ int cmd_service_update(int argc, char **argv)
         rc = fail("usage: %s", usage);
     } else {
         struct sk_err err;
-        if (modify_service(res.positional[0], update_change, f, &err) != SK_OK)
+        if (cli_modify("services", res.positional[0], update_change, f,
+                       &err) != SK_OK)
             rc = fail_err(&err);
         else if (!cli.quiet)
             printf("%s\n", res.positional[0]);
@@ -665,7 +620,7 @@ int cmd_service_scale(int argc, char **argv)
         }
         char *name = sk_strndup(arg, (size_t)(eq - arg));
         struct scale_ctx s = {.replicas = r};
-        if (modify_service(name, scale_change, &s, &err) != SK_OK)
+        if (cli_modify("services", name, scale_change, &s, &err) != SK_OK)
             rc = fail_err(&err);
         else if (!cli.quiet)
             printf("%s scaled to %lld\n", name, (long long)r);
@@ -803,29 +758,8 @@ out:
 
 int cmd_service_inspect(int argc, char **argv)
 {
-    struct sk_flag f[] = {HELP_FLAG};
-    struct sk_flags_result res;
-    int code;
-    if (!parse_flags("skiff service inspect SERVICE...", f, 1, argc, argv,
-                     false, &res, &code))
-        return code;
-    int rc = 0;
-    if (res.n_positional == 0)
-        rc = fail("usage: skiff service inspect SERVICE...");
-    json_t *all = json_array();
-    for (size_t i = 0; i < res.n_positional && rc == 0; i++) {
-        struct sk_err err;
-        json_t *s = get_service(res.positional[i], &err);
-        if (!s)
-            rc = fail_err(&err);
-        else
-            json_array_append_new(all, s);
-    }
-    if (rc == 0)
-        print_json(all);
-    json_decref(all);
-    sk_flags_free(f, 1, &res);
-    return rc;
+    return cli_inspect("services", "skiff service inspect SERVICE...", argc,
+                       argv);
 }
 
 int cmd_service_rm(int argc, char **argv)

@@ -355,8 +355,70 @@ void ago(long long ms, char *buf, size_t size)
         snprintf(buf, size, "%lld days ago", s / 86400);
 }
 
-void cli_conflict_pause(int attempt)
+json_t *cli_get(const char *collection, const char *ref, struct sk_err *err)
 {
-    unsigned ms = 25u << (attempt < 5 ? attempt : 5); /* 50 ms .. 800 ms */
-    usleep(ms * 1000);
+    char *path = sk_printf("/v1/%s/%s", collection, ref);
+    json_t *o = NULL;
+    enum sk_rc rc = cli_call("GET", path, NULL, &o, err);
+    free(path);
+    return rc == SK_OK ? o : NULL;
+}
+
+#define MODIFY_ATTEMPTS 8
+
+enum sk_rc cli_modify(const char *collection, const char *ref,
+                      bool (*change)(json_t *spec, void *ctx,
+                                     struct sk_err *err),
+                      void *ctx, struct sk_err *err)
+{
+    for (int attempt = 0; attempt < MODIFY_ATTEMPTS; attempt++) {
+        if (attempt) /* 50 ms, 100 ms, ... up to 800 ms */
+            usleep((25u << (attempt < 5 ? attempt : 5)) * 1000);
+        json_t *o = cli_get(collection, ref, err);
+        if (!o)
+            return err->code;
+        json_t *spec = json_deep_copy(json_object_get(o, "spec"));
+        if (!change(spec, ctx, err)) {
+            json_decref(spec);
+            json_decref(o);
+            return err->code ? err->code : SK_EINVAL;
+        }
+        json_t *body = json_pack("{s:o, s:I}", "spec", spec, "version",
+                                 (json_int_t)jint(o, "version"));
+        char *path = sk_printf("/v1/%s/%s/update", collection, jstr(o, "id"));
+        enum sk_rc rc = cli_call("POST", path, body, NULL, err);
+        free(path);
+        json_decref(body);
+        json_decref(o);
+        if (rc != SK_ECONFLICT)
+            return rc;
+    }
+    return err->code;
+}
+
+int cli_inspect(const char *collection, const char *usage, int argc,
+                char **argv)
+{
+    struct sk_flag f[] = {HELP_FLAG};
+    struct sk_flags_result res;
+    int code;
+    if (!parse_flags(usage, f, 1, argc, argv, false, &res, &code))
+        return code;
+    int rc = 0;
+    if (res.n_positional == 0)
+        rc = fail("usage: %s", usage);
+    json_t *all = json_array();
+    for (size_t i = 0; i < res.n_positional && rc == 0; i++) {
+        struct sk_err err;
+        json_t *o = cli_get(collection, res.positional[i], &err);
+        if (!o)
+            rc = fail_err(&err);
+        else
+            json_array_append_new(all, o);
+    }
+    if (rc == 0)
+        print_json(all);
+    json_decref(all);
+    sk_flags_free(f, 1, &res);
+    return rc;
 }
