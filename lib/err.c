@@ -47,14 +47,21 @@ enum sk_rc sk_rc_from_name(const char *name)
     return SK_EINTERNAL;
 }
 
-enum sk_rc sk_err_set(struct sk_err *err, enum sk_rc code, const char *fmt, ...)
+enum sk_rc sk_err_vset(struct sk_err *err, enum sk_rc code, const char *fmt,
+                       va_list ap)
 {
     if (!err)
         return code;
     err->code = code;
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    return code;
+}
+
+enum sk_rc sk_err_set(struct sk_err *err, enum sk_rc code, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    sk_err_vset(err, code, fmt, ap);
     va_end(ap);
     return code;
 }

@@ -179,3 +179,14 @@ void sk_format_duration_ms(int64_t ms, char *buf, unsigned long size)
         snprintf(buf, size, "%lldh%lldm", (long long)(ms / 3600000),
                  (long long)((ms % 3600000) / 60000));
 }
+
+int sk_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}

@@ -20,6 +20,7 @@
 
 #include "skiff/base32.h"
 #include "skiff/mem.h"
+#include "skiff/parse.h"
 
 /* Certificates, keys and CSRs are about a kilobyte; anything near this cap
  * is not one of ours. Requests and certificates come from peers. */
@@ -941,17 +942,6 @@ void sk_token_secret_hash(const struct sk_token *t, char out_hex[65])
     out_hex[64] = '\0';
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 bool sk_token_secret_matches(const struct sk_token *t,
                              const char *stored_hash_hex)
 {
@@ -961,8 +951,8 @@ bool sk_token_secret_matches(const struct sk_token *t,
         return false;
     unsigned char stored[SK_DIGEST_SIZE], md[SK_DIGEST_SIZE];
     for (size_t i = 0; i < SK_DIGEST_SIZE; i++) {
-        int hi = hex_value(stored_hash_hex[2 * i]);
-        int lo = hex_value(stored_hash_hex[2 * i + 1]);
+        int hi = sk_hex_digit(stored_hash_hex[2 * i]);
+        int lo = sk_hex_digit(stored_hash_hex[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return false;
         stored[i] = (unsigned char)(hi << 4 | lo);

@@ -54,10 +54,10 @@ void call_error(struct call *c, const struct sk_err *err)
 
 void call_errorf(struct call *c, enum sk_rc code, const char *fmt, ...)
 {
-    struct sk_err err = {.code = code};
+    struct sk_err err;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err.msg, sizeof err.msg, fmt, ap);
+    sk_err_vset(&err, code, fmt, ap);
     va_end(ap);
     call_error(c, &err);
 }

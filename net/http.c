@@ -31,6 +31,7 @@
 #include <strings.h>
 
 #include "skiff/mem.h"
+#include "skiff/parse.h"
 
 #define DEFAULT_MAX_HEADER_BYTES (16 * 1024)
 #define DEFAULT_MAX_BODY_BYTES (1024 * 1024)
@@ -185,17 +186,6 @@ const char *sk_http_status_text(int status)
     return s;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes src[0..len) into out (at least len + 1 bytes). Returns
  * the decoded length, or -1 on a malformed escape. */
 static long percent_decode(const char *src, size_t len, char *out,
@@ -207,7 +197,7 @@ static long percent_decode(const char *src, size_t len, char *out,
         if (c == '%') {
             if (len - i < 3)
                 return -1;
-            int hi = hexval(src[i + 1]), lo = hexval(src[i + 2]);
+            int hi = sk_hex_digit(src[i + 1]), lo = sk_hex_digit(src[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             out[o++] = (char)(hi * 16 + lo);

@@ -374,10 +374,9 @@ static void listener_reject(struct listener_impl *li, enum sk_rc code,
     if (!li->reject_cb)
         return;
     struct sk_err err;
-    err.code = code;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err.msg, sizeof err.msg, fmt, ap);
+    sk_err_vset(&err, code, fmt, ap);
     va_end(ap);
     li->reject_cb(li->pub, &err);
 }
@@ -696,10 +695,9 @@ static void connect_fail(struct connect_op *op, int status, enum sk_rc code,
                          const char *fmt, ...)
 {
     struct sk_err err;
-    err.code = code;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err.msg, sizeof err.msg, fmt, ap);
+    sk_err_vset(&err, code, fmt, ap);
     va_end(ap);
     connect_finish(op, NULL, status, &err);
 }

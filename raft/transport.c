@@ -82,10 +82,10 @@ static void report(struct transport *tr, const char *fmt, ...)
     tr->stats.refused++;
     if (!tr->cfg.reject_cb)
         return;
-    struct sk_err err = {.code = SK_EAUTH};
+    struct sk_err err;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err.msg, sizeof err.msg, fmt, ap);
+    sk_err_vset(&err, SK_EAUTH, fmt, ap);
     va_end(ap);
     tr->cfg.reject_cb(tr->cfg.reject_ctx, &err);
 }

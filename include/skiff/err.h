@@ -10,6 +10,7 @@
 #ifndef SKIFF_ERR_H
 #define SKIFF_ERR_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 enum sk_rc {
@@ -50,6 +51,9 @@ enum sk_rc sk_rc_from_name(const char *name);
  * err may be NULL, then only the code is returned. */
 enum sk_rc sk_err_set(struct sk_err *err, enum sk_rc code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* sk_err_set for variadic wrappers that build an error of their own. */
+enum sk_rc sk_err_vset(struct sk_err *err, enum sk_rc code, const char *fmt,
+                       va_list ap) __attribute__((format(printf, 3, 0)));
 /* Prefixes the current message with context and ": "; keeps the code.
  * Returns the code. A message that would overflow is truncated with "...". */
 enum sk_rc sk_err_wrap(struct sk_err *err, const char *fmt, ...)

@@ -21,6 +21,8 @@ bool sk_parse_nano_cpus(const char *s, int64_t *out_nano, struct sk_err *err);
 /* A decimal integer in [min, max], nothing else (no sign games, no spaces). */
 bool sk_parse_int(const char *s, int64_t min, int64_t max, int64_t *out,
                   struct sk_err *err);
+/* The value of one hexadecimal digit (either case), or -1. */
+int sk_hex_digit(char c);
 /* Formats milliseconds as the shortest of "1.5s", "250ms", "2m0s", ... */
 void sk_format_duration_ms(int64_t ms, char *buf, unsigned long size);
 
