@@ -141,6 +141,30 @@ static void refresh_managers(const char *config)
     json_decref(list);
 }
 
+/* Loads the credentials and the managers' addresses on the first call to a
+ * manager, so that what needs no manager (a command's --help, its flag
+ * errors) works without credentials. */
+enum sk_rc cli_connect(struct sk_err *err)
+{
+    if (cli.connected)
+        return SK_OK;
+    if (sk_admin_creds_load(cli.config, &cli.creds, err) != SK_OK) {
+        char cause[sizeof err->msg];
+        snprintf(cause, sizeof cause, "%s", err->msg);
+        return sk_err_set(err, err->code,
+                          "credentials: %s\n  (run skiff on a manager set "
+                          "up with --init, or give --config / SKIFF_CONFIG)",
+                          cause);
+    }
+    if (cli.host_flag)
+        add_hosts(cli.host_flag);
+    else
+        for (size_t i = 0; i < cli.creds.n_managers; i++)
+            add_hosts(cli.creds.managers[i]);
+    cli.connected = true;
+    return SK_OK;
+}
+
 int main(int argc, char **argv)
 {
     sk_log_init_from_env();
@@ -201,31 +225,18 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    const char *config = gflags[G_CONFIG].set ? gflags[G_CONFIG].str
-                                              : getenv("SKIFF_CONFIG");
-    if (!config || !*config)
-        config = "/var/lib/skiff/admin.json";
-    if (sk_admin_creds_load(config, &cli.creds, &err) != SK_OK) {
-        fprintf(stderr,
-                "skiff: credentials: %s\n"
-                "  (run skiff on a manager set up with --init, or give "
-                "--config / SKIFF_CONFIG)\n",
-                err.msg);
-        return 1;
-    }
+    cli.config = gflags[G_CONFIG].set ? gflags[G_CONFIG].str
+                                      : getenv("SKIFF_CONFIG");
+    if (!cli.config || !*cli.config)
+        cli.config = "/var/lib/skiff/admin.json";
     const char *env_host = getenv("SKIFF_HOST");
-    if (gflags[G_HOST].set)
-        add_hosts(gflags[G_HOST].str);
-    else if (env_host && *env_host)
-        add_hosts(env_host);
-    else
-        for (size_t i = 0; i < cli.creds.n_managers; i++)
-            add_hosts(cli.creds.managers[i]);
+    cli.host_flag = gflags[G_HOST].set ? gflags[G_HOST].str
+                    : env_host && *env_host ? env_host
+                                            : NULL;
 
     int rc = cmd->fn(argc - first - used, argv + first + used);
-    bool hosts_from_file = !gflags[G_HOST].set && !(env_host && *env_host);
-    if (rc == 0 && hosts_from_file)
-        refresh_managers(config);
+    if (rc == 0 && cli.connected && !cli.host_flag)
+        refresh_managers(cli.config);
     for (size_t i = 0; i < cli.n_hosts; i++)
         free(cli.hosts[i]);
     free(cli.hosts);

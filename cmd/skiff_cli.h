@@ -12,6 +12,9 @@
 #include "skiff/flags.h"
 
 struct cli {
+    const char *config;    /* the credentials file */
+    const char *host_flag; /* --host or $SKIFF_HOST, else NULL */
+    bool connected;        /* creds and hosts loaded (cli_connect) */
     struct sk_admin_creds creds;
     char **hosts; /* managers to try, in order */
     size_t n_hosts;
@@ -22,6 +25,10 @@ struct cli {
 };
 
 extern struct cli cli;
+
+/* Loads the credentials and the list of managers, once; the calls below do
+ * it themselves. */
+enum sk_rc cli_connect(struct sk_err *err);
 
 /* Runs method on path (e.g. "/v1/nodes") against the managers, trying the
  * next one on a transport failure or an unavailable manager, for up to the

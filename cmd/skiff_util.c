@@ -148,6 +148,8 @@ static enum sk_rc do_call(const char *method, const char *path,
                           const char *body, struct stream_ctx *stream,
                           json_t **out, struct sk_err *err)
 {
+    if (cli_connect(err) != SK_OK)
+        return err->code;
     struct sk_tls_creds tls = {.ca_pem = cli.creds.ca_pem,
                                .cert_pem = cli.creds.cert_pem,
                                .key_pem = cli.creds.key_pem,
