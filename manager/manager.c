@@ -730,8 +730,14 @@ static struct sk_txn *produce_liveness(struct sk_manager *m)
         free(u->status.message);
         u->status.message = sk_strdup(changes[i].message);
         u->status.state_changed_at = mgr_now_ms();
-        SK_INFO("dispatcher", "node %s is %s: %s", u->spec.name,
-                sk_node_state_names[u->status.state], changes[i].message);
+        /* Logged on commit: a conflict re-proposes the same change. */
+        char *line = sk_printf("%s%snode %s is %s: %s",
+                               m->loop_log ? m->loop_log : "",
+                               m->loop_log ? "\n" : "", u->spec.name,
+                               sk_node_state_names[u->status.state],
+                               changes[i].message);
+        free(m->loop_log);
+        m->loop_log = line;
         sk_trace("node", u->meta.id, sk_node_state_names[cur->status.state],
                  sk_node_state_names[u->status.state], changes[i].message);
         sk_txn_update(t, SK_KIND_NODE, u, cur->meta.version);
@@ -875,6 +881,13 @@ static void pipeline_done(struct sk_manager *m, void *ctx, enum sk_rc rc,
                           const struct sk_err *err)
 {
     m->loop_inflight = false;
+    char *save = NULL;
+    for (char *line = rc == SK_OK && m->loop_log
+                          ? strtok_r(m->loop_log, "\n", &save) : NULL;
+         line; line = strtok_r(NULL, "\n", &save))
+        SK_INFO("dispatcher", "%s", line);
+    free(m->loop_log);
+    m->loop_log = NULL;
     if (rc != SK_OK) {
         /* Someone else changed the same objects (an API write): compute
          * again from the new state. */
@@ -899,6 +912,8 @@ static void run_pipeline(struct sk_manager *m)
         m->loop_inflight = true;
         if (!mgr_propose(m, t, pipeline_done, NULL, &err)) {
             m->loop_inflight = false;
+            free(m->loop_log);
+            m->loop_log = NULL;
             SK_DEBUG("manager", "leader loop: %s", err.msg);
         }
         return;
@@ -1064,6 +1079,7 @@ static void free_manager(struct sk_manager *m)
         task_report_free(v);
     sk_map_clear(&m->reports);
     free(m->raft_dir);
+    free(m->loop_log);
     free(m->node_id);
     free(m->cluster_id);
     free(m->listen_addr);
