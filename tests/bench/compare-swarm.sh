@@ -4,6 +4,7 @@
 #
 #   tests/bench/compare-swarm.sh            (RUNS=5 by default)
 #   RUNS=1 SIZES="20" tests/bench/compare-swarm.sh   (a quick look)
+#   RUNS=0 tests/bench/compare-swarm.sh     (memory only)
 #
 # Figures, each the median of RUNS runs:
 #   converge N    service created -> N/N replicas running (N in SIZES)
@@ -11,8 +12,10 @@
 #   leader loss   the leader's host cut off -> a write accepted through
 #                 another manager
 #   memory        skiffd RSS, PSS and anonymous memory (idle, 100 tasks)
-#                 against what Swarm adds to dockerd's RSS (init, 100
-#                 tasks), each dockerd freshly started
+#                 against what Swarm adds to dockerd's RSS and anonymous
+#                 memory (init, 100 tasks), each dockerd freshly started;
+#                 and the floor: the RSS of an empty process that loads and
+#                 initialises skiffd's libraries (build/tests/lib_floor)
 # and the limit: the same containers started straight through each host's
 # Docker API, all hosts in parallel, no orchestrator -- measured in turn with
 # each orchestrator's runs, on the dockerds as they are then.
@@ -28,6 +31,7 @@ IMG=skiff-test/busybox:latest
 HOSTS="h1 h2 h3 h4 h5"
 MANAGERS="h1 h2 h3"
 declare -A R # figure -> space-separated samples
+declare -A sw_init sw_100 # what Swarm adds, for the report
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
@@ -41,8 +45,10 @@ wait_until() { # SECONDS CMD...: poll, fail loudly on the deadline
 record() { R[$1]="${R[$1]:-} $2"; log "$1: $2"; }
 # check 'SHELL-EXPR' OP VALUE: EXPR is evaluated at every poll.
 check() { [ "$(eval "$1")" "$2" "$3" ]; }
-median() {
-    printf '%s\n' $1 | sort -n | awk '{v[NR]=$1} END {if (NR == 0) print "-"; else if (NR % 2) print v[(NR+1)/2]; else print int((v[NR/2]+v[NR/2+1])/2)}'
+median() { # "SAMPLE..." -> the median, "-" if there is none
+    printf '%s\n' $1 | sort -n | awk 'NF { v[++n] = $1 }
+        END { if (n == 0) print "-"; else if (n % 2) print v[(n + 1) / 2];
+              else print int((v[n / 2] + v[n / 2 + 1]) / 2) }'
 }
 cleanup() { "$LAB" down >/dev/null 2>&1 || true; }
 trap cleanup EXIT
@@ -69,6 +75,7 @@ rm_all_containers() {
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 pss_kb() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup"; }
 anon_kb() { awk '/^Anonymous:/ {print $2}' "/proc/$1/smaps_rollup"; }
+rss_anon_kb() { awk '/^RssAnon/ {print $2}' "/proc/$1/status"; }
 dockerd_pid() { cat "/run/skiff-lab/$1/docker.pid"; }
 skiffd_pid() { cat "/run/skiff-lab/$1/skiffd.pid"; }
 
@@ -253,12 +260,19 @@ sw_leader_loss() {
 }
 
 # ---- the run -------------------------------------------------------------
-sum_dockerd_added() { # what the 5 dockerds grew by since BASE was taken
-    local h m=0
-    for h in $HOSTS; do m=$(( m + $(rss_kb "$(dockerd_pid "$h")") - ${BASE[$h]} )); done
+sum_dockerd_added() { # rss|anon: what the 5 dockerds grew by since take_base
+    local h m=0 f=rss_kb
+    [ "$1" = rss ] || f=rss_anon_kb
+    for h in $HOSTS; do m=$(( m + $($f "$(dockerd_pid "$h")") - ${BASE[$1 $h]} )); done
     echo "$m"
 }
-take_base() { local h; for h in $HOSTS; do BASE[$h]=$(rss_kb "$(dockerd_pid "$h")"); done; }
+take_base() {
+    local h
+    for h in $HOSTS; do
+        BASE[rss $h]=$(rss_kb "$(dockerd_pid "$h")")
+        BASE[anon $h]=$(rss_anon_kb "$(dockerd_pid "$h")")
+    done
+}
 fresh_lab() { "$LAB" down >/dev/null 2>&1 || true; "$LAB" up --hosts 5; }
 declare -A BASE
 
@@ -269,17 +283,20 @@ log "memory: 100 plain containers"
 take_base
 limit_converge 100 >/dev/null
 sleep 5
-record "plain dockerd added RSS at 100 containers (KiB, 5 hosts)" "$(sum_dockerd_added)"
+record "plain dockerd added RSS at 100 containers (KiB, 5 hosts)" "$(sum_dockerd_added rss)"
+record "plain dockerd added anon at 100 containers (KiB, 5 hosts)" "$(sum_dockerd_added anon)"
 rm_all_containers
 fresh_lab
 log "memory: Swarm mode"
 take_base
 sw_init
 sleep 10 # let the managers settle before reading memory
-record "swarm dockerd added RSS at init (KiB, 5 hosts)" "$(sum_dockerd_added)"
+record "swarm dockerd added RSS at init (KiB, 5 hosts)" "$(sum_dockerd_added rss)"
+record "swarm dockerd added anon at init (KiB, 5 hosts)" "$(sum_dockerd_added anon)"
 sw_converge 100 >/dev/null
 sleep 5
-record "swarm dockerd added RSS at 100 tasks (KiB, 5 hosts)" "$(sum_dockerd_added)"
+record "swarm dockerd added RSS at 100 tasks (KiB, 5 hosts)" "$(sum_dockerd_added rss)"
+record "swarm dockerd added anon at 100 tasks (KiB, 5 hosts)" "$(sum_dockerd_added anon)"
 sw_remove
 sw_leave
 fresh_lab
@@ -321,14 +338,14 @@ skiffd_memory() { # WHEN
     record "skiffd anon $1 (KiB, 5 hosts)" "$a"
 }
 skiffd_memory idle
+skiff_converge 100 >/dev/null
+sleep 5
+skiffd_memory "at 100 tasks"
+skiff_remove
 for run in $(seq 1 "$RUNS"); do
     for n in $SIZES; do
         limit_run "$n" "limit (skiff phase)"
         record "skiff converge $n" "$(skiff_converge "$n")"
-        if [ "$n" = 100 ] && [ "$run" = 1 ]; then
-            sleep 5
-            skiffd_memory "at 100 tasks"
-        fi
         skiff_remove
     done
     record "skiff host loss" "$(skiff_host_loss)"
@@ -354,15 +371,37 @@ s=$(median "${R[skiff host loss]:-}"); w=$(median "${R[swarm host loss]:-}")
 printf '%-28s %10s %10s %10s %12s %12s\n' "worker cut -> all back" "$s" "$w" - "$(ratio "$s" "$w")" -
 s=$(median "${R[skiff leader loss]:-}"); w=$(median "${R[swarm leader loss]:-}")
 printf '%-28s %10s %10s %10s %12s %12s\n' "leader cut -> write" "$s" "$w" - "$(ratio "$s" "$w")" -
-printf '\nmemory (KiB, summed over the 5 hosts)\n'
-for what in RSS PSS anon; do
-    printf '  skiffd %-4s idle %s, at 100 tasks %s\n' "$what" \
-        "$(median "${R[skiffd $what idle (KiB, 5 hosts)]:-}")" \
-        "$(median "${R[skiffd $what at 100 tasks (KiB, 5 hosts)]:-}")"
+per_host() { # KiB summed over the 5 hosts -> MiB per host
+    awk -v k="$1" 'BEGIN { if (k == "-" || k == "") print "-"; else printf "%.1f", k / 5 / 1024 }'
+}
+minus() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-") print "-"; else print a - b }'; }
+m() { median "${R[$1]:-}"; }
+# What Swarm itself costs at 100 tasks: dockerd's growth less what the same
+# 100 containers cost a dockerd without Swarm (skiffd's figures hold no
+# container cost: that stays in dockerd).
+for what in RSS anon; do
+    sw_init[$what]=$(m "swarm dockerd added $what at init (KiB, 5 hosts)")
+    sw_100[$what]=$(minus "$(m "swarm dockerd added $what at 100 tasks (KiB, 5 hosts)")" \
+                          "$(m "plain dockerd added $what at 100 containers (KiB, 5 hosts)")")
 done
-printf '  Swarm adds to dockerd RSS: at init %s, at 100 tasks %s (of which %s is what 100 plain containers cost dockerd)\n' \
-    "$(median "${R[swarm dockerd added RSS at init (KiB, 5 hosts)]:-}")" \
-    "$(median "${R[swarm dockerd added RSS at 100 tasks (KiB, 5 hosts)]:-}")" \
-    "$(median "${R[plain dockerd added RSS at 100 containers (KiB, 5 hosts)]:-}")"
+printf '\nmemory, MiB per host (mean of the 5)\n'
+printf '  %-46s %8s %14s\n' "" idle "at 100 tasks"
+for what in RSS PSS anon; do
+    printf '  %-46s %8s %14s\n' "skiffd $what" "$(per_host "$(m "skiffd $what idle (KiB, 5 hosts)")")" \
+        "$(per_host "$(m "skiffd $what at 100 tasks (KiB, 5 hosts)")")"
+done
+for what in RSS anon; do
+    printf '  %-46s %8s %14s\n' "what Swarm adds to dockerd ($what)" \
+        "$(per_host "${sw_init[$what]}")" "$(per_host "${sw_100[$what]}")"
+done
+# The libraries' floor: an empty process that loads and initialises them.
+floor=$("${SKIFF_BUILD_DIR:-$SRC/build}/tests/lib_floor" 2>/dev/null || echo "rss - file - anon -")
+printf '  %-46s %8s\n' "empty process on skiffd's libraries (RSS)" \
+    "$(awk '{ if ($2 == "-") print "-"; else printf "%.1f", $2 / 1024 }' <<<"$floor")"
+for what in RSS anon; do
+    printf '  skiffd/Swarm %-4s %s idle, %s at 100 tasks\n' "$what" \
+        "$(ratio "$(m "skiffd $what idle (KiB, 5 hosts)")" "${sw_init[$what]}")" \
+        "$(ratio "$(m "skiffd $what at 100 tasks (KiB, 5 hosts)")" "${sw_100[$what]}")"
+done
 printf '\nsamples:\n'
 for k in "${!R[@]}"; do printf '  %-52s %s\n' "$k" "${R[$k]}"; done | sort
