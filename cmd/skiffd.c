@@ -123,7 +123,6 @@ struct daemon {
     const char *docker_socket;
     bool stopping;
     bool reexec;   /* after stopping, re-execute (role change) */
-    unsigned running; /* manager + agent still to stop */
 };
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -315,32 +314,38 @@ static void do_join(struct daemon *d, const char *hostname,
 
 /* ---- running ---- */
 
-static void stopped_one(void *ctx)
+static void stopped(void *ctx)
 {
     struct daemon *d = ctx;
-    if (--d->running > 0)
-        return;
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
 }
 
+static void stop_manager(void *ctx)
+{
+    struct daemon *d = ctx;
+    struct sk_manager *m = d->manager;
+    d->manager = NULL;
+    if (m)
+        sk_manager_stop(m, true, stopped, d);
+    else
+        stopped(d);
+}
+
+/* The agent stops first, then the manager: the agent's leave is a Raft
+ * write, and with a cluster down to its last two managers it needs this
+ * node's own manager for a quorum. */
 static void stop(struct daemon *d, bool leave)
 {
     if (d->stopping)
         return;
     d->stopping = true;
-    d->running = 1;
-    if (d->agent) {
-        d->running++;
-        sk_agent_stop(d->agent, leave, stopped_one, d);
-        d->agent = NULL;
-    }
-    if (d->manager) {
-        d->running++;
-        sk_manager_stop(d->manager, true, stopped_one, d);
-        d->manager = NULL;
-    }
-    stopped_one(d);
+    struct sk_agent *a = d->agent;
+    d->agent = NULL;
+    if (a)
+        sk_agent_stop(a, leave, stop_manager, d);
+    else
+        stop_manager(d);
 }
 
 static void on_signal(uv_signal_t *s, int signum)

@@ -1344,18 +1344,30 @@ static void handover_timeout(uv_timer_t *t)
     handover_finish(t->data);
 }
 
+/* The other voters still connected to us: those that could take
+ * leadership over. */
+static unsigned connected_voters(const struct sk_manager *m)
+{
+    const struct raft_configuration *conf = sk_raft_configuration(&m->raft);
+    uint64_t self = sk_raft_id_of(m->node_id);
+    unsigned n = 0;
+    for (unsigned i = 0; i < conf->n; i++)
+        n += conf->servers[i].role == RAFT_VOTER &&
+             conf->servers[i].id != self &&
+             sk_raft_transport_hears_from(&m->raft.transport,
+                                          conf->servers[i].id);
+    return n;
+}
+
 void sk_manager_stop(struct sk_manager *m, bool handover, void (*cb)(void *),
                      void *ctx)
 {
     m->stop_cb = cb;
     m->stop_ctx = ctx;
-    const struct raft_configuration *conf = sk_raft_configuration(&m->raft);
-    unsigned voters = 0;
-    for (unsigned i = 0; i < conf->n; i++)
-        voters += conf->servers[i].role == RAFT_VOTER;
-    if (handover && sk_raft_is_leader(&m->raft) && voters > 1) {
+    if (handover && sk_raft_is_leader(&m->raft) && connected_voters(m) > 0) {
         /* A leaving leader hands over first, so the others need not wait
-         * for an election timeout. Bounded: at most 2 s. */
+         * for an election timeout. Bounded: at most 2 s. Not when no other
+         * voter is connected: nobody could take over, it would only wait. */
         struct handover *ho = sk_calloc(1, sizeof *ho);
         ho->m = m;
         ho->change.data = ho;

@@ -41,11 +41,13 @@ struct pump {
     size_t pipe_queued;     /* bytes written to `ours` not yet flushed */
     uint64_t started;       /* uv_now at creation, for the preamble timeout */
 
+    uint64_t peer_id; /* outgoing: whom we dial; incoming: who dialled */
+    bool incoming;
+
     /* Outgoing. */
     struct sk_connect_req creq;
     struct raft_uv_connect *raft_req;
     raft_uv_connect_cb raft_cb;
-    uint64_t peer_id;
     char peer_addr[MAX_ADDR];
 
     /* Incoming preamble. */
@@ -495,6 +497,8 @@ static void preamble_read_cb(struct sk_stream *s, ssize_t nread,
     }
     tr->stats.accepted++;
     tr->stats.open++;
+    p->peer_id = id;
+    p->incoming = true;
     p->raft_pipe_handed = true;
     uv_pipe_t *raft_end = p->raft_pipe;
     p->raft_pipe = NULL;
@@ -681,4 +685,14 @@ void sk_raft_transport_stats(const struct raft_uv_transport *t,
 {
     const struct transport *tr = t->impl;
     *out = tr->stats;
+}
+
+bool sk_raft_transport_hears_from(const struct raft_uv_transport *t,
+                                  uint64_t id)
+{
+    const struct transport *tr = t->impl;
+    for (const struct pump *p = tr->pumps; p; p = p->next)
+        if (p->incoming && p->peer_id == id && p->state == P_PUMPING)
+            return true;
+    return false;
 }

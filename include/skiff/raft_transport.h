@@ -61,6 +61,12 @@ void sk_raft_transport_set_tls(struct raft_uv_transport *t,
  * close callback ran), or if raft_uv_init was never reached. */
 void sk_raft_transport_release(struct raft_uv_transport *t);
 
+/* Is a connection from the manager with raft ID id open? A running peer
+ * keeps one to us (raft's connections are one-way: it sends to us on its
+ * own), so none means it stopped or is cut off. */
+bool sk_raft_transport_hears_from(const struct raft_uv_transport *t,
+                                  uint64_t id);
+
 /* Counters for /metrics. */
 struct sk_raft_transport_stats {
     uint64_t accepted, connected, refused, bytes_in, bytes_out;

@@ -96,9 +96,20 @@ sk node update --label-add zone=c m3 >/dev/null
 must 10 "labels visible through every manager" eval \
     '[ "$(node_field m3 .spec.labels.zone m1)" = c ] && [ "$(node_field m1 .spec.labels.zone m3)" = a ]'
 before=$(nodes_json | jq -c '[.[] | {id, name: .spec.name, role: .spec.role, labels: .spec.labels}] | sort_by(.name)')
+# The leader goes last. The second manager to stop leaves the leader and
+# itself, a bare quorum: its leave must still be recorded (its agent leaves
+# before its own Raft stops), so the leader shows it disconnected, not down.
+last=$(leader_name)
+[ -n "$last" ] || fail "no leader before the full stop"
 t0=$(now_ms)
-for n in m1 m2 m3; do stop "$n"; done
-log "all 3 managers stopped with SIGTERM (exit 0) in $(elapsed_ms "$t0") ms"
+followers=()
+for n in m1 m2 m3; do [ "$n" = "$last" ] || followers+=("$n"); done
+for n in "${followers[@]}"; do stop "$n"; done
+eq "$(node_field "${followers[1]}" .status.state "$last")" disconnected \
+    "${followers[1]} as $last sees it after its stop"
+stop "$last"
+log "all 3 managers stopped with SIGTERM (exit 0) in $(elapsed_ms "$t0") ms, leader $last last"
+ok "${followers[1]}, stopped with a bare quorum left, is recorded as disconnected"
 
 t0=$(now_ms)
 for n in m1 m2 m3; do start "$n"; done
