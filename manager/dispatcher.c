@@ -84,10 +84,20 @@ static bool check_node(const void *obj, void *ctx)
         bool joined = !seen && node->meta.created_at > c->d->leader_since;
         if (joined && c->now - node->meta.created_at <= limit)
             grace = true;
-        /* A node that left on purpose stays disconnected until it is back. */
-        if (!grace && node->status.state != SK_NODE_DISCONNECTED) {
+        /* A node that left on purpose has longer to come back. */
+        bool left = node->status.state == SK_NODE_DISCONNECTED;
+        int64_t away = c->now - node->status.state_changed_at;
+        if (left && away <= SK_LEFT_DOWN_AFTER_PERIODS * c->period)
+            grace = true;
+        if (!grace) {
             want = SK_NODE_DOWN;
-            if (seen)
+            if (left)
+                snprintf(msg, sizeof msg,
+                         "skiffd stopped %lld ms ago and is not back "
+                         "(limit %lld ms)",
+                         (long long)away,
+                         (long long)(SK_LEFT_DOWN_AFTER_PERIODS * c->period));
+            else if (seen)
                 snprintf(msg, sizeof msg,
                          "no heartbeat for %lld ms (limit %lld ms)",
                          (long long)(c->now - seen), (long long)limit);

@@ -8,7 +8,10 @@
  * gives every node a grace of 5 periods from the moment it became leader
  * before calling anything down (agents need a moment to find it). A node
  * that joined under this leader and has not heartbeated yet counts as heard
- * of when it joined (the node's created time).
+ * of when it joined (the node's created time). A node whose skiffd stopped
+ * on purpose (it said so: disconnected) gets 15 periods to come back -- a
+ * restart or an upgrade does not move its tasks -- and is down after that,
+ * so that its tasks run elsewhere.
  *
  * Pure: time is passed in; the caller proposes the state changes. */
 #ifndef SKIFF_DISPATCHER_H
@@ -22,6 +25,7 @@
 
 #define SK_DOWN_AFTER_PERIODS 3
 #define SK_LEADER_GRACE_PERIODS 5
+#define SK_LEFT_DOWN_AFTER_PERIODS 15
 
 struct sk_dispatcher {
     struct sk_map last_seen; /* node id -> heap int64_t (ms) */

@@ -174,6 +174,24 @@ wait_for 30 sh -c "$LAB skiff node ls | grep -q ' h4 .*Ready'" || fail "h4 not r
 wait_for 5 check '"$LAB" docker h4 ps -q --filter label=skiff.task.id | sort' != "$ids_before" && fail "h4's containers changed after its agent restarted"
 [ "$(total_on hl $ALL h6)" = 10 ] || fail "duplicates after the agent restart"
 pass "kill -9 of an agent: it adopted its containers, nothing duplicated"
+
+# --- a worker's skiffd stopped for good ----------------------------------
+# A stopped skiffd says so (disconnected); a restart moves nothing (see the
+# managers above), but a node that stays away is down after 15 heartbeat
+# periods and its tasks run elsewhere; back, it removes its stale ones.
+wait_for 20 check 'on_host h4 hl' -gt 0 || fail "no task of hl on h4"
+t0=$(now_ms)
+"$LAB" stop h4
+wait_for 10 sh -c "$LAB skiff node ls | grep -q ' h4 .*Disconnected'" ||
+    fail "h4 is not disconnected after its skiffd stopped: $(sk node ls | grep ' h4 ')"
+back_without_h4() { [ "$(total_on hl h1 h2 h3 h5 h6)" = 10 ]; }
+wait_for 60 back_without_h4 || fail "h4's tasks did not move while its skiffd stayed away"
+log "skiffd stopped on h4: its tasks run elsewhere after $(( $(now_ms) - t0 )) ms"
+sk node ls | grep -q ' h4 .*Down' || fail "h4 is not down: $(sk node ls | grep ' h4 ')"
+"$LAB" start h4
+wait_for 30 check 'on_host h4 hl' = 0 || fail "h4 kept $(on_host h4 hl) stale containers after its return"
+[ "$(total_on hl $ALL h6)" = 10 ] || fail "$(total_on hl $ALL h6) containers of hl after h4's return (want 10)"
+pass "a worker's skiffd stopped for good: its tasks moved; back, its stale containers were removed"
 sk service rm hl >/dev/null
 
 # --- bad input -----------------------------------------------------------

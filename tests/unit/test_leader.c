@@ -179,6 +179,8 @@ static void liveness(void **state)
     struct sk_dispatcher d;
     sk_dispatcher_init(&d);
     const int64_t P = 1000, t0 = 50000;
+    c->status.state_changed_at = t0; /* its skiffd stopped then */
+    update_node(c);
     sk_dispatcher_reset(&d, t0);
 
     /* Fresh leader: nobody is called down during the grace. */
@@ -216,14 +218,26 @@ static void liveness(void **state)
     assert_non_null(strstr(x->message, "no heartbeat for 3001 ms"));
     free(ch);
 
+    /* c, stopped on purpose, has 15 periods to come back... */
+    n = sk_dispatcher_check(&d, store, t0 + 15 * P, P, &ch);
+    assert_null(find(ch, n, c->meta.id));
+    free(ch);
+    /* ...then it is down, and its tasks can move. */
+    n = sk_dispatcher_check(&d, store, t0 + 15 * P + 1, P, &ch);
+    x = find(ch, n, c->meta.id);
+    assert_non_null(x);
+    assert_int_equal(x->state, SK_NODE_DOWN);
+    assert_non_null(strstr(x->message, "skiffd stopped 15001 ms ago"));
+    free(ch);
+
     /* c comes back. */
-    sk_dispatcher_heartbeat(&d, c->meta.id, t0 + 10 * P);
-    n = sk_dispatcher_check(&d, store, t0 + 10 * P, P, &ch);
+    sk_dispatcher_heartbeat(&d, c->meta.id, t0 + 16 * P);
+    n = sk_dispatcher_check(&d, store, t0 + 16 * P, P, &ch);
     x = find(ch, n, c->meta.id);
     assert_non_null(x);
     assert_int_equal(x->state, SK_NODE_READY);
     free(ch);
-    assert_int_equal(sk_dispatcher_last_seen(&d, c->meta.id), t0 + 10 * P);
+    assert_int_equal(sk_dispatcher_last_seen(&d, c->meta.id), t0 + 16 * P);
     sk_dispatcher_forget(&d, c->meta.id);
     assert_int_equal(sk_dispatcher_last_seen(&d, c->meta.id), 0);
 
