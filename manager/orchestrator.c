@@ -133,7 +133,10 @@ static enum node_fate fate_of(const struct pass *p, const struct sk_task *t,
 
 static bool outdated(const struct sk_service *svc, const struct sk_task *t)
 {
-    return t->spec_version < svc->spec_version;
+    /* A task of an older spec version that equals the current one -- after
+     * a rollback, or an update back to it -- is not replaced for nothing. */
+    return t->spec_version < svc->spec_version &&
+           !sk_schema_equal(&sk_task_spec_schema, &t->spec, &svc->spec.task);
 }
 
 static bool failed_state(int state)
@@ -261,12 +264,48 @@ static void reap(struct pass *p, const struct slot *s)
     }
 }
 
+/* The update (or rollback) settings in force. */
+static const struct sk_update_config *update_config(
+    const struct sk_service *svc)
+{
+    int st = svc->update_status.state;
+    return st == SK_UPDATE_ROLLBACK_STARTED || st == SK_UPDATE_ROLLBACK_PAUSED
+               ? &svc->spec.rollback
+               : &svc->spec.update;
+}
+
+static bool update_running(const struct sk_service *svc)
+{
+    return svc->update_status.state == SK_UPDATE_UPDATING ||
+           svc->update_status.state == SK_UPDATE_ROLLBACK_STARTED;
+}
+
+/* A task of the slot made from the current spec during this update that
+ * failed (or was rejected) within `monitor` of its creation -- at any time
+ * if monitor is 0 -- or NULL. */
+static const struct sk_task *failed_replacement(const struct sk_service *svc,
+                                                const struct slot *s)
+{
+    int64_t monitor = update_config(svc)->monitor_ms;
+    for (size_t k = 0; k < s->n && !outdated(svc, s->tasks[k]); k++) {
+        const struct sk_task *t = s->tasks[k];
+        if (failed_state(t->status.state) &&
+            t->meta.created_at >= svc->update_status.started_at &&
+            (monitor == 0 ||
+             t->status.timestamp - t->meta.created_at <= monitor))
+            return t;
+    }
+    return NULL;
+}
+
 /* The update bookkeeping of a service: how many replacements are under
- * way, and whether the next batch may start. */
+ * way, whether the next batch may start, and how many failed. */
 struct update_state {
     size_t in_flight;
     bool may_start;
     size_t outdated;
+    size_t slots, failed;
+    const struct sk_task *first_failure;
 };
 
 static void update_state(struct pass *p, const struct sk_service *svc,
@@ -281,6 +320,11 @@ static void update_state(struct pass *p, const struct sk_service *svc,
         if (!s->n || (max_slot && s->number > max_slot))
             continue;
         const struct sk_task *newest = s->tasks[0];
+        u->slots++;
+        const struct sk_task *f =
+            update_running(svc) ? failed_replacement(svc, s) : NULL;
+        if (f && !u->failed++)
+            u->first_failure = f;
         if (outdated(svc, newest)) {
             u->outdated++;
             /* Stopping (stop-first), or stopped and about to be replaced
@@ -304,14 +348,19 @@ static void update_state(struct pass *p, const struct sk_service *svc,
             last_running = newest->status.timestamp;
         }
     }
-    int64_t par = svc->spec.update.parallelism;
+    const struct sk_update_config *cfg = update_config(svc);
+    int64_t par = cfg->parallelism;
     u->may_start = par == 0 || (int64_t)u->in_flight < par;
-    if (u->may_start && svc->spec.update.delay_ms > 0 && last_running) {
+    /* A paused update replaces nothing more until the next update. */
+    if (svc->update_status.state == SK_UPDATE_PAUSED ||
+        svc->update_status.state == SK_UPDATE_ROLLBACK_PAUSED)
+        u->may_start = false;
+    if (u->may_start && cfg->delay_ms > 0 && last_running) {
         if (!all_running) {
             u->may_start = false;
-        } else if (p->now < last_running + svc->spec.update.delay_ms) {
+        } else if (p->now < last_running + cfg->delay_ms) {
             u->may_start = false;
-            wake(p, last_running + svc->spec.update.delay_ms);
+            wake(p, last_running + cfg->delay_ms);
         }
     }
 }
@@ -338,7 +387,7 @@ static void tend_slot(struct pass *p, const struct sk_service *svc,
         const struct sk_task *t = s->tasks[i];
         if (t->desired_state != SK_TASK_RUNNING)
             continue;
-        bool keep = svc->spec.update.order == SK_ORDER_START_FIRST &&
+        bool keep = update_config(svc)->order == SK_ORDER_START_FIRST &&
                     newest->desired_state == SK_TASK_RUNNING &&
                     newest->status.state < SK_TASK_RUNNING &&
                     !sk_task_state_terminal(newest->status.state);
@@ -385,10 +434,10 @@ static void tend_slot(struct pass *p, const struct sk_service *svc,
             }
         } else if (outdated(svc, newest) && u->may_start) {
             u->in_flight++;
-            int64_t par = svc->spec.update.parallelism;
+            int64_t par = update_config(svc)->parallelism;
             if (par && (int64_t)u->in_flight >= par)
                 u->may_start = false;
-            if (svc->spec.update.order == SK_ORDER_START_FIRST) {
+            if (update_config(svc)->order == SK_ORDER_START_FIRST) {
                 if (room(p))
                     create(p, new_task(p, svc, s, node_for_new, 0, 0,
                                        "updated"));
@@ -428,6 +477,62 @@ static bool node_eligible(const struct sk_node *n,
     return true;
 }
 
+/* Too many replacements failed (more than max_failure_ratio of the
+ * slots): the failure action. Pause stops replacing; rollback puts the
+ * previous task spec back, replaced under the rollback settings; a failing
+ * rollback pauses. Returns true if it changed the service. */
+static bool on_update_failure(struct pass *p, const struct sk_service *svc,
+                              const struct update_state *u)
+{
+    const struct sk_update_config *cfg = update_config(svc);
+    if (!update_running(svc) || u->failed == 0 || !room(p) ||
+        (double)u->failed / (double)u->slots <= cfg->max_failure_ratio ||
+        cfg->failure_action == SK_FAILURE_CONTINUE)
+        return false;
+    const struct sk_task *f = u->first_failure;
+    const struct sk_node *node = sk_store_get(p->s, SK_KIND_NODE, f->node_id);
+    char what[160];
+    if (svc->spec.mode == SK_MODE_GLOBAL)
+        snprintf(what, sizeof what, "the task of %s on %s",
+                 svc->spec.name, node ? node->spec.name : "a removed node");
+    else
+        snprintf(what, sizeof what, "task %s.%lld", svc->spec.name,
+                 (long long)f->slot);
+    const char *cause = f->status.err && *f->status.err
+                            ? f->status.err
+                            : sk_task_state_name(f->status.state);
+    bool rolling_back = svc->update_status.state == SK_UPDATE_ROLLBACK_STARTED;
+    struct sk_service *upd = sk_object_dup(SK_KIND_SERVICE, svc);
+    free(upd->update_status.message);
+    if (!rolling_back && cfg->failure_action == SK_FAILURE_ROLLBACK &&
+        upd->previous_spec) {
+        /* The failed task spec becomes the previous one. */
+        struct sk_task_spec failed = upd->spec.task;
+        sk_schema_copy(&sk_task_spec_schema, &upd->spec.task,
+                       &upd->previous_spec->task);
+        sk_schema_free(&sk_task_spec_schema, &upd->previous_spec->task);
+        upd->previous_spec->task = failed;
+        upd->spec_version++;
+        upd->update_status.state = SK_UPDATE_ROLLBACK_STARTED;
+        upd->update_status.started_at = p->now;
+        upd->update_status.completed_at = 0;
+        upd->update_status.message = sk_printf(
+            "rolling back: %zu of %zu tasks failed; %s failed: %s",
+            u->failed, u->slots, what, cause);
+    } else {
+        upd->update_status.state =
+            rolling_back ? SK_UPDATE_ROLLBACK_PAUSED : SK_UPDATE_PAUSED;
+        upd->update_status.message = sk_printf(
+            "%s paused: %zu of %zu tasks failed; %s failed: %s",
+            rolling_back ? "rollback" : "update", u->failed, u->slots, what,
+            cause);
+    }
+    sk_txn_update(p->txn, SK_KIND_SERVICE, upd, svc->meta.version);
+    p->changes++;
+    sk_object_free(SK_KIND_SERVICE, upd);
+    return true;
+}
+
 static void tend_service(struct pass *p, const struct sk_service *svc)
 {
     struct svc_tasks st = {0};
@@ -442,6 +547,10 @@ static void tend_service(struct pass *p, const struct sk_service *svc)
     if (!global) {
         int64_t replicas = svc->spec.replicas;
         update_state(p, svc, &st, replicas, &u);
+        if (on_update_failure(p, svc, &u)) {
+            free_tasks(&st); /* the next pass works from the new state */
+            return;
+        }
         for (int64_t n = 1; n <= replicas; n++)
             slot_for(&st, n, NULL);
         for (size_t i = 0; i < st.n && room(p); i++) {
@@ -462,6 +571,12 @@ static void tend_service(struct pass *p, const struct sk_service *svc)
         for (size_t i = 0; i < nn; i++)
             slot_for(&st, 0, ((const struct sk_node *)nodes[i])->meta.id);
         update_state(p, svc, &st, 0, &u);
+        if (on_update_failure(p, svc, &u)) {
+            free(nodes);
+            free(cons);
+            free_tasks(&st);
+            return;
+        }
         for (size_t i = 0; i < st.n && room(p); i++) {
             struct slot *s = &st.slots[i];
             const struct sk_node *node =
@@ -498,7 +613,10 @@ static void tend_service(struct pass *p, const struct sk_service *svc)
                     : SK_UPDATE_ROLLBACK_COMPLETED;
             upd->update_status.completed_at = p->now;
             free(upd->update_status.message);
-            upd->update_status.message = sk_strdup("update completed");
+            upd->update_status.message = sk_strdup(
+                svc->update_status.state == SK_UPDATE_UPDATING
+                    ? "update completed"
+                    : "rollback completed");
             sk_txn_update(p->txn, SK_KIND_SERVICE, upd, svc->meta.version);
             p->changes++;
             sk_object_free(SK_KIND_SERVICE, upd);

@@ -130,6 +130,35 @@ wait_for 60 rejected || { sk service ps -a ghost >&2; fail "a task with a missin
 pass "a missing image rejects the task, saying which image on which node"
 sk service rm ghost >/dev/null
 
+# --- an update that fails ------------------------------------------------
+# The first replacement is rejected (missing image): the update pauses (the
+# default failure action) with the cause, and the other replicas keep the
+# old image. With failure action rollback, the old image comes back.
+sk service create --name upd --replicas 4 --init "$IMG" sleep 100000 >/dev/null
+wait_for 60 converged upd 4 || fail "upd did not converge"
+update_state() { sk service inspect upd | jq -r '.[0].update_status.state'; }
+sk service update --image skiff-test/missing:2 upd >/dev/null
+wait_for 30 check update_state = paused || fail "the update did not pause: $(update_state)"
+msg=$(sk service inspect upd | jq -r '.[0].update_status.message')
+echo "$msg" | grep -q '^update paused: 1 of 4 tasks failed; task upd\.[1-4] failed: image "skiff-test/missing:2" not found' ||
+    fail "pause message: $msg"
+wait_for 5 check 'total_on upd h1 h2 h3 h4 h5 h6' != 3 && fail "a paused update went on replacing"
+[ "$(sk service ps upd | grep -c "$IMG.*Running *Running")" = 3 ] || fail "the old image does not run on 3 replicas"
+pass "an update whose first replacement fails pauses, saying why; 3 of 4 replicas keep running"
+# Back to the old image: the update completes (the untouched replicas are
+# left alone); then a failing update with failure action rollback.
+sk service update --image "$IMG" --update-failure-action rollback upd >/dev/null
+wait_for 30 check update_state = completed || fail "the update back did not complete: $(update_state)"
+wait_for 30 converged upd 4 || fail "upd not 4/4 after the update back: $(running upd)"
+sk service update --image skiff-test/missing:3 upd >/dev/null
+wait_for 30 check update_state = rollback_completed || fail "no rollback: $(update_state)"
+wait_for 30 converged upd 4 || fail "upd not 4/4 after the rollback: $(running upd)"
+[ "$(sk service inspect upd | jq -r '.[0].spec.task.container.image')" = "$IMG" ] ||
+    fail "the rollback did not restore the previous image"
+[ "$(sk service ps upd | grep -c "$IMG.*Running *Running")" = 4 ] || fail "the old image does not run on 4 replicas after the rollback"
+pass "failure action rollback: the previous image is back on every replica"
+sk service rm upd >/dev/null
+
 # --- host loss -----------------------------------------------------------
 sk service create --name hl --replicas 10 --init "$IMG" sleep 100000 >/dev/null
 wait_for 60 converged hl 10 || fail "hl did not converge"

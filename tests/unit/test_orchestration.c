@@ -155,6 +155,9 @@ static size_t round_once(void)
     return changes + ops;
 }
 
+/* An image the agents cannot find: its tasks are rejected. */
+static const char *missing_image;
+
 /* The agents: assigned tasks start running; tasks told to stop stop. */
 static bool agent_visit(const void *obj, void *ctx)
 {
@@ -166,7 +169,10 @@ static bool agent_visit(const void *obj, void *ctx)
         t->status.state < SK_TASK_RUNNING) {
         const struct sk_node *n = sk_store_get(store, SK_KIND_NODE, t->node_id);
         if (n && n->status.state == SK_NODE_READY)
-            to = SK_TASK_RUNNING;
+            to = missing_image &&
+                         strcmp(t->spec.container.image, missing_image) == 0
+                     ? SK_TASK_REJECTED
+                     : SK_TASK_RUNNING;
     } else if (t->desired_state > SK_TASK_RUNNING &&
                !sk_task_state_terminal(t->status.state) &&
                t->status.state >= SK_TASK_ASSIGNED) {
@@ -179,6 +185,10 @@ static bool agent_visit(const void *obj, void *ctx)
     struct sk_task *u = sk_object_dup(SK_KIND_TASK, t);
     u->status.state = to;
     u->status.timestamp = now;
+    if (to == SK_TASK_REJECTED) {
+        free(u->status.err);
+        u->status.err = sk_printf("image \"%s\" not found", missing_image);
+    }
     sk_txn_update(txn, SK_KIND_TASK, u, t->meta.version);
     sk_object_free(SK_KIND_TASK, u);
     return true;
@@ -619,6 +629,105 @@ static void updates_one_at_a_time(void **state)
     assert_int_equal(done->update_status.state, SK_UPDATE_COMPLETED);
 }
 
+/* Updates web (4 replicas of "img", running) to image, with the failure
+ * action; returns the service's ID in id. */
+static void update_to(const char *image, int failure_action, char *id)
+{
+    five_nodes();
+    const struct sk_service *s = add_service("web", SK_MODE_REPLICATED, 4,
+                                             NULL);
+    memcpy(id, s->meta.id, SK_ID_SIZE);
+    settle();
+    struct sk_service *u = sk_object_dup(SK_KIND_SERVICE, s);
+    u->previous_spec = sk_malloc(sizeof *u->previous_spec);
+    sk_schema_copy(&sk_service_spec_schema, u->previous_spec, &u->spec);
+    free(u->spec.task.container.image);
+    u->spec.task.container.image = sk_strdup(image);
+    u->spec.update.failure_action = failure_action;
+    u->spec_version = 2;
+    u->update_status.state = SK_UPDATE_UPDATING;
+    u->update_status.started_at = now;
+    struct sk_txn *t = sk_txn_new();
+    sk_txn_update(t, SK_KIND_SERVICE, u, 0);
+    commit(t);
+    sk_object_free(SK_KIND_SERVICE, u);
+}
+
+static int running_with(const char *svc, const char *image)
+{
+    size_t n;
+    const void **tasks = sk_store_list(store, SK_KIND_TASK, &n);
+    int k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct sk_task *t = tasks[i];
+        k += strcmp(t->service_id, svc) == 0 &&
+             t->status.state == SK_TASK_RUNNING &&
+             strcmp(t->spec.container.image, image) == 0;
+    }
+    free(tasks);
+    return k;
+}
+
+/* A replacement that cannot start pauses the update (the default failure
+ * action): one slot is lost, the other three keep the old image. */
+static void failed_update_pauses(void **state)
+{
+    char id[SK_ID_SIZE];
+    missing_image = "img:missing";
+    update_to("img:missing", SK_FAILURE_PAUSE, id);
+    for (int r = 0; r < 40; r++) {
+        now += 10;
+        round_once();
+        agents();
+    }
+    const struct sk_service *s = sk_store_get(store, SK_KIND_SERVICE, id);
+    assert_int_equal(s->update_status.state, SK_UPDATE_PAUSED);
+    assert_non_null(strstr(s->update_status.message,
+                           "update paused: 1 of 4 tasks failed; task web."));
+    assert_non_null(strstr(s->update_status.message,
+                           "failed: image \"img:missing\" not found"));
+    assert_int_equal(running_with(id, "img"), 3);
+    assert_int_equal(count(id, NULL, SK_TASK_REJECTED, -1), 1);
+    /* Paused: nothing more is replaced, also later. */
+    now += 60000;
+    settle();
+    assert_int_equal(running_with(id, "img"), 3);
+    missing_image = NULL;
+}
+
+/* With failure action rollback, the previous image comes back on every
+ * slot, and the failed spec is kept as the previous one. */
+static void failed_update_rolls_back(void **state)
+{
+    char id[SK_ID_SIZE];
+    missing_image = "img:missing";
+    update_to("img:missing", SK_FAILURE_ROLLBACK, id);
+    for (int r = 0; r < 40; r++) {
+        now += 10;
+        round_once();
+        agents();
+    }
+    settle();
+    const struct sk_service *s = sk_store_get(store, SK_KIND_SERVICE, id);
+    assert_int_equal(s->update_status.state, SK_UPDATE_ROLLBACK_COMPLETED);
+    assert_string_equal(s->update_status.message, "rollback completed");
+    assert_string_equal(s->spec.task.container.image, "img");
+    assert_string_equal(s->previous_spec->task.container.image, "img:missing");
+    assert_int_equal(s->spec_version, 3);
+    assert_int_equal(running_with(id, "img"), 4);
+    /* The three tasks the update never reached were left alone. */
+    size_t n;
+    const void **tasks = sk_store_list(store, SK_KIND_TASK, &n);
+    int untouched = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct sk_task *t = tasks[i];
+        untouched += t->spec_version == 1 && t->status.state == SK_TASK_RUNNING;
+    }
+    free(tasks);
+    assert_int_equal(untouched, 3);
+    missing_image = NULL;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -637,6 +746,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(global_follows_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(history_is_reaped, setup, teardown),
         cmocka_unit_test_setup_teardown(updates_one_at_a_time, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(failed_update_pauses, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(failed_update_rolls_back, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
