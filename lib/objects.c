@@ -335,6 +335,7 @@ SCHEMA(sk_service_schema, struct sk_service, "service", service_fields);
 static const struct sk_field task_status_fields[] = {
     ENUM(struct sk_task_status, state, sk_task_state_names),
     INT(struct sk_task_status, timestamp),
+    INT(struct sk_task_status, started_at),
     STR(struct sk_task_status, message),
     STR(struct sk_task_status, err),
     INT(struct sk_task_status, exit_code),

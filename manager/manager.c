@@ -786,6 +786,8 @@ static struct sk_txn *produce_reports(struct sk_manager *m)
                      sk_task_state_name(r->state), r->message);
             u->status.state = r->state;
             u->status.timestamp = r->timestamp ? r->timestamp : mgr_now_ms();
+            if (r->state == SK_TASK_RUNNING)
+                u->status.started_at = u->status.timestamp;
             u->status.exit_code = r->exit_code;
             u->status.healthy = r->healthy;
             char *msg = dup_or_keep(r->message, NULL);

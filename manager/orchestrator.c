@@ -280,19 +280,26 @@ static bool update_running(const struct sk_service *svc)
            svc->update_status.state == SK_UPDATE_ROLLBACK_STARTED;
 }
 
-/* A task of the slot made from the current spec during this update that
- * failed (or was rejected) within `monitor` of its creation -- at any time
- * if monitor is 0 -- or NULL. */
+/* Made from the current spec during this update (a replacement, or a
+ * restart of one). */
+static bool made_by_update(const struct sk_service *svc,
+                           const struct sk_task *t)
+{
+    return !outdated(svc, t) &&
+           t->meta.created_at >= svc->update_status.started_at;
+}
+
+/* A task of the slot made by this update that failed (or was rejected)
+ * before it ran, or within `monitor` of starting to run; or NULL. */
 static const struct sk_task *failed_replacement(const struct sk_service *svc,
                                                 const struct slot *s)
 {
     int64_t monitor = update_config(svc)->monitor_ms;
-    for (size_t k = 0; k < s->n && !outdated(svc, s->tasks[k]); k++) {
+    for (size_t k = 0; k < s->n && made_by_update(svc, s->tasks[k]); k++) {
         const struct sk_task *t = s->tasks[k];
         if (failed_state(t->status.state) &&
-            t->meta.created_at >= svc->update_status.started_at &&
-            (monitor == 0 ||
-             t->status.timestamp - t->meta.created_at <= monitor))
+            (!t->status.started_at ||
+             t->status.timestamp - t->status.started_at <= monitor))
             return t;
     }
     return NULL;
@@ -599,12 +606,24 @@ static void tend_service(struct pass *p, const struct sk_service *svc)
     if (u.outdated == 0 && room(p) &&
         (svc->update_status.state == SK_UPDATE_UPDATING ||
          svc->update_status.state == SK_UPDATE_ROLLBACK_STARTED)) {
+        /* ...and every replacement runs, and has run for `monitor`: a
+         * failure until then still counts. */
+        int64_t monitor = update_config(svc)->monitor_ms;
         bool pending_new = false;
-        for (size_t i = 0; i < st.n && !pending_new; i++)
-            if (st.slots[i].n &&
-                st.slots[i].tasks[0]->desired_state == SK_TASK_RUNNING &&
-                st.slots[i].tasks[0]->status.state < SK_TASK_RUNNING)
+        for (size_t i = 0; i < st.n; i++) {
+            const struct sk_task *t = st.slots[i].n ? st.slots[i].tasks[0]
+                                                    : NULL;
+            if (!t || t->desired_state != SK_TASK_RUNNING)
+                continue;
+            if (t->status.state < SK_TASK_RUNNING) {
                 pending_new = true;
+            } else if (t->status.state == SK_TASK_RUNNING &&
+                       made_by_update(svc, t) &&
+                       p->now < t->status.started_at + monitor) {
+                pending_new = true;
+                wake(p, t->status.started_at + monitor);
+            }
+        }
         if (!pending_new) {
             struct sk_service *upd = sk_object_dup(SK_KIND_SERVICE, svc);
             upd->update_status.state =

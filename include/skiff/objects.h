@@ -323,6 +323,7 @@ enum sk_task_state {
 struct sk_task_status {
     int state; /* enum sk_task_state */
     int64_t timestamp;
+    int64_t started_at; /* when it began running; 0: it never did */
     char *message; /* what happened, or why a task is pending */
     char *err;     /* the failure, if any */
     int64_t exit_code;

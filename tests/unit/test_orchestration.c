@@ -185,6 +185,8 @@ static bool agent_visit(const void *obj, void *ctx)
     struct sk_task *u = sk_object_dup(SK_KIND_TASK, t);
     u->status.state = to;
     u->status.timestamp = now;
+    if (to == SK_TASK_RUNNING)
+        u->status.started_at = now;
     if (to == SK_TASK_REJECTED) {
         free(u->status.err);
         u->status.err = sk_printf("image \"%s\" not found", missing_image);
@@ -617,6 +619,11 @@ static void updates_one_at_a_time(void **state)
     }
     settle();
     assert_int_equal(count(id, NULL, SK_TASK_RUNNING, SK_TASK_RUNNING), 4);
+    /* Not complete before the last replacement has run for `monitor`. */
+    const struct sk_service *svc = sk_store_get(store, SK_KIND_SERVICE, id);
+    assert_int_equal(svc->update_status.state, SK_UPDATE_UPDATING);
+    now += 5000;
+    settle();
     size_t n;
     const void **tasks = sk_store_list(store, SK_KIND_TASK, &n);
     for (size_t i = 0; i < n; i++) {
@@ -695,6 +702,49 @@ static void failed_update_pauses(void **state)
     missing_image = NULL;
 }
 
+/* Replacements that start, then fail within `monitor` of starting, pause
+ * the update too, though every slot was replaced by then; after `monitor`,
+ * a failure no longer counts against the update. */
+static void failure_while_monitored_pauses(void **state)
+{
+    char id[SK_ID_SIZE];
+    update_to("img:v2", SK_FAILURE_PAUSE, id);
+    for (int r = 0; r < 40; r++) {
+        now += 10;
+        round_once();
+        agents();
+    }
+    settle();
+    assert_int_equal(running_with(id, "img:v2"), 4);
+    now += 2000;
+    finish_all(id, SK_TASK_FAILED);
+    settle();
+    const struct sk_service *s = sk_store_get(store, SK_KIND_SERVICE, id);
+    assert_int_equal(s->update_status.state, SK_UPDATE_PAUSED);
+    assert_non_null(strstr(s->update_status.message,
+                           "update paused: 4 of 4 tasks failed"));
+}
+
+static void failure_after_monitor_does_not_count(void **state)
+{
+    char id[SK_ID_SIZE];
+    update_to("img:v2", SK_FAILURE_PAUSE, id);
+    for (int r = 0; r < 40; r++) {
+        now += 10;
+        round_once();
+        agents();
+    }
+    now += 5000;
+    settle();
+    const struct sk_service *s = sk_store_get(store, SK_KIND_SERVICE, id);
+    assert_int_equal(s->update_status.state, SK_UPDATE_COMPLETED);
+    now += 1000;
+    finish_all(id, SK_TASK_FAILED);
+    settle();
+    s = sk_store_get(store, SK_KIND_SERVICE, id);
+    assert_int_equal(s->update_status.state, SK_UPDATE_COMPLETED);
+}
+
 /* With failure action rollback, the previous image comes back on every
  * slot, and the failed spec is kept as the previous one. */
 static void failed_update_rolls_back(void **state)
@@ -707,6 +757,8 @@ static void failed_update_rolls_back(void **state)
         round_once();
         agents();
     }
+    settle();
+    now += 5000;
     settle();
     const struct sk_service *s = sk_store_get(store, SK_KIND_SERVICE, id);
     assert_int_equal(s->update_status.state, SK_UPDATE_ROLLBACK_COMPLETED);
@@ -751,6 +803,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(failed_update_rolls_back, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(failure_while_monitored_pauses, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(failure_after_monitor_does_not_count,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
