@@ -675,6 +675,16 @@ static int running_with(const char *svc, const char *image)
     return k;
 }
 
+/* n leader rounds, each followed by the agents' reports, 10 ms apart. */
+static void rounds_10ms_apart(int n)
+{
+    for (int r = 0; r < n; r++) {
+        now += 10;
+        round_once();
+        agents();
+    }
+}
+
 /* A replacement that cannot start pauses the update (the default failure
  * action): one slot is lost, the other three keep the old image. */
 static void failed_update_pauses(void **state)
@@ -682,11 +692,7 @@ static void failed_update_pauses(void **state)
     char id[SK_ID_SIZE];
     missing_image = "img:missing";
     update_to("img:missing", SK_FAILURE_PAUSE, id);
-    for (int r = 0; r < 40; r++) {
-        now += 10;
-        round_once();
-        agents();
-    }
+    rounds_10ms_apart(40);
     const struct sk_service *s = sk_store_get(store, SK_KIND_SERVICE, id);
     assert_int_equal(s->update_status.state, SK_UPDATE_PAUSED);
     assert_non_null(strstr(s->update_status.message,
@@ -709,11 +715,7 @@ static void failure_while_monitored_pauses(void **state)
 {
     char id[SK_ID_SIZE];
     update_to("img:v2", SK_FAILURE_PAUSE, id);
-    for (int r = 0; r < 40; r++) {
-        now += 10;
-        round_once();
-        agents();
-    }
+    rounds_10ms_apart(40);
     settle();
     assert_int_equal(running_with(id, "img:v2"), 4);
     now += 2000;
@@ -729,11 +731,7 @@ static void failure_after_monitor_does_not_count(void **state)
 {
     char id[SK_ID_SIZE];
     update_to("img:v2", SK_FAILURE_PAUSE, id);
-    for (int r = 0; r < 40; r++) {
-        now += 10;
-        round_once();
-        agents();
-    }
+    rounds_10ms_apart(40);
     now += 5000;
     settle();
     const struct sk_service *s = sk_store_get(store, SK_KIND_SERVICE, id);
@@ -752,11 +750,7 @@ static void failed_update_rolls_back(void **state)
     char id[SK_ID_SIZE];
     missing_image = "img:missing";
     update_to("img:missing", SK_FAILURE_ROLLBACK, id);
-    for (int r = 0; r < 40; r++) {
-        now += 10;
-        round_once();
-        agents();
-    }
+    rounds_10ms_apart(40);
     settle();
     now += 5000;
     settle();
