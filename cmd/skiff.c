@@ -41,6 +41,8 @@ static const struct command commands[] = {
     {{"service", "inspect"}, cmd_service_inspect, "show services in detail"},
     {{"service", "scale"}, cmd_service_scale, "SERVICE=REPLICAS..."},
     {{"service", "update"}, cmd_service_update, "change a service"},
+    {{"service", "rollback"}, cmd_service_rollback,
+     "put a service's previous task spec back"},
     {{"service", "rm"}, cmd_service_rm, "remove services"},
     {{"service", "logs"}, cmd_service_logs, "the logs of a service's tasks"},
     {{"events", NULL}, cmd_events, "stream cluster events"},

@@ -110,6 +110,7 @@ int cmd_service_inspect(int argc, char **argv);
 int cmd_service_scale(int argc, char **argv);
 int cmd_service_update(int argc, char **argv);
 int cmd_service_rm(int argc, char **argv);
+int cmd_service_rollback(int argc, char **argv);
 int cmd_service_logs(int argc, char **argv);
 
 #endif

@@ -762,6 +762,31 @@ int cmd_service_inspect(int argc, char **argv)
                        argv);
 }
 
+int cmd_service_rollback(int argc, char **argv)
+{
+    struct sk_flag f[] = {HELP_FLAG};
+    struct sk_flags_result res;
+    int code;
+    if (!parse_flags("skiff service rollback SERVICE", f, 1, argc, argv,
+                     false, &res, &code))
+        return code;
+    int rc = 0;
+    if (res.n_positional != 1) {
+        rc = fail("usage: skiff service rollback SERVICE");
+    } else {
+        char *path =
+            sk_printf("/v1/services/%s/rollback", res.positional[0]);
+        struct sk_err err;
+        if (cli_call("POST", path, NULL, NULL, &err) != SK_OK)
+            rc = fail_err(&err);
+        else if (!cli.quiet)
+            printf("%s\n", res.positional[0]);
+        free(path);
+    }
+    sk_flags_free(f, 1, &res);
+    return rc;
+}
+
 int cmd_service_rm(int argc, char **argv)
 {
     struct sk_flag f[] = {HELP_FLAG};

@@ -508,6 +508,21 @@ const char *sk_task_state_name(int state)
     return sk_task_state_names[state];
 }
 
+void sk_service_roll_back(struct sk_service *s, int64_t now, char *message)
+{
+    struct sk_task_spec current = s->spec.task;
+    sk_schema_copy(&sk_task_spec_schema, &s->spec.task,
+                   &s->previous_spec->task);
+    sk_schema_free(&sk_task_spec_schema, &s->previous_spec->task);
+    s->previous_spec->task = current;
+    s->spec_version++;
+    s->update_status.state = SK_UPDATE_ROLLBACK_STARTED;
+    s->update_status.started_at = now;
+    s->update_status.completed_at = 0;
+    free(s->update_status.message);
+    s->update_status.message = message;
+}
+
 bool sk_task_state_terminal(int state)
 {
     return state >= SK_TASK_COMPLETE;

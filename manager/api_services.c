@@ -302,6 +302,30 @@ void api_service_update(struct call *c)
     call_propose(c, t, reply);
 }
 
+/* `service rollback`: the previous task spec back, like the failure
+ * action rollback. */
+void api_service_rollback(struct call *c)
+{
+    const struct sk_service *cur = lookup_service(c);
+    if (!cur)
+        return;
+    if (!cur->previous_spec) {
+        call_errorf(c, SK_EINVAL,
+                    "service \"%s\" has no previous spec to roll back to "
+                    "(it was never updated)",
+                    cur->spec.name);
+        return;
+    }
+    struct sk_service *u = sk_object_dup(SK_KIND_SERVICE, cur);
+    sk_service_roll_back(u, mgr_now_ms(), sk_strdup("rollback requested"));
+    struct sk_txn *t = sk_txn_new();
+    sk_txn_update(t, SK_KIND_SERVICE, u, cur->meta.version);
+    SK_INFO("api", "service %s: rolling back", u->spec.name);
+    json_t *reply = json_pack("{s:s}", "id", u->meta.id);
+    sk_object_free(SK_KIND_SERVICE, u);
+    call_propose(c, t, reply);
+}
+
 void api_service_remove(struct call *c)
 {
     const struct sk_service *s = lookup_service(c);

@@ -249,6 +249,7 @@ static const struct route routes[] = {
     {"POST", "/v1/services", AUTH_ADMIN, true, api_service_create},
     {"GET", "/v1/services/*", AUTH_ADMIN, false, api_service_get},
     {"POST", "/v1/services/*/update", AUTH_ADMIN, true, api_service_update},
+    {"POST", "/v1/services/*/rollback", AUTH_ADMIN, true, api_service_rollback},
     {"DELETE", "/v1/services/*", AUTH_ADMIN, true, api_service_remove},
     {"GET", "/v1/services/*/logs", AUTH_ADMIN, false, api_service_logs},
     {"GET", "/v1/tasks", AUTH_ADMIN, false, api_tasks},

@@ -174,6 +174,7 @@ void api_service_create(struct call *c);
 void api_service_get(struct call *c);
 void api_service_update(struct call *c);
 void api_service_remove(struct call *c);
+void api_service_rollback(struct call *c);
 void api_service_logs(struct call *c);
 void api_tasks(struct call *c);
 /* Agent endpoints, served by the local agent (see sk_manager_config). */

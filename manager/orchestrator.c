@@ -510,23 +510,14 @@ static bool on_update_failure(struct pass *p, const struct sk_service *svc,
                             : sk_task_state_name(f->status.state);
     bool rolling_back = svc->update_status.state == SK_UPDATE_ROLLBACK_STARTED;
     struct sk_service *upd = sk_object_dup(SK_KIND_SERVICE, svc);
-    free(upd->update_status.message);
     if (!rolling_back && cfg->failure_action == SK_FAILURE_ROLLBACK &&
         upd->previous_spec) {
-        /* The failed task spec becomes the previous one. */
-        struct sk_task_spec failed = upd->spec.task;
-        sk_schema_copy(&sk_task_spec_schema, &upd->spec.task,
-                       &upd->previous_spec->task);
-        sk_schema_free(&sk_task_spec_schema, &upd->previous_spec->task);
-        upd->previous_spec->task = failed;
-        upd->spec_version++;
-        upd->update_status.state = SK_UPDATE_ROLLBACK_STARTED;
-        upd->update_status.started_at = p->now;
-        upd->update_status.completed_at = 0;
-        upd->update_status.message = sk_printf(
-            "rolling back: %zu of %zu tasks failed; %s failed: %s",
-            u->failed, u->slots, what, cause);
+        sk_service_roll_back(
+            upd, p->now,
+            sk_printf("rolling back: %zu of %zu tasks failed; %s failed: %s",
+                      u->failed, u->slots, what, cause));
     } else {
+        free(upd->update_status.message);
         upd->update_status.state =
             rolling_back ? SK_UPDATE_ROLLBACK_PAUSED : SK_UPDATE_PAUSED;
         upd->update_status.message = sk_printf(

@@ -448,6 +448,12 @@ void *sk_object_dup(enum sk_kind kind, const void *obj);
 const char *sk_task_state_name(int state);
 bool sk_task_state_terminal(int state); /* complete and beyond */
 
+/* Starts a rollback of s (which must have a previous_spec): the previous
+ * task spec comes back and the current one becomes the previous; a new
+ * spec_version; update status rollback_started at now, with message (taken
+ * over). The orchestrator then replaces tasks under the rollback settings. */
+void sk_service_roll_back(struct sk_service *s, int64_t now, char *message);
+
 /* ---- validation of what users send ---- */
 
 /* Checks a decoded spec beyond what the schema can (names, consistency,

@@ -145,12 +145,15 @@ echo "$msg" | grep -q '^update paused: 1 of 4 tasks failed; task upd\.[1-4] fail
 wait_for 5 check 'total_on upd h1 h2 h3 h4 h5 h6' != 3 && fail "a paused update went on replacing"
 [ "$(sk service ps upd | grep -c "$IMG.*Running *Running")" = 3 ] || fail "the old image does not run on 3 replicas"
 pass "an update whose first replacement fails pauses, saying why; 3 of 4 replicas keep running"
-# Back to the old image: the update completes (the untouched replicas are
-# left alone); then a failing update with failure action rollback.
-sk service update --image "$IMG" --update-failure-action rollback upd >/dev/null
-wait_for 30 check update_state = completed || fail "the update back did not complete: $(update_state)"
-wait_for 30 converged upd 4 || fail "upd not 4/4 after the update back: $(running upd)"
-sk service update --image skiff-test/missing:3 upd >/dev/null
+# `service rollback` puts the old image back; then a failing update with
+# failure action rollback rolls back by itself.
+sk service rollback upd >/dev/null
+wait_for 30 check update_state = rollback_completed || fail "service rollback did not complete: $(update_state)"
+wait_for 30 converged upd 4 || fail "upd not 4/4 after service rollback: $(running upd)"
+[ "$(sk service inspect upd | jq -r '.[0].spec.task.container.image')" = "$IMG" ] ||
+    fail "service rollback did not restore the previous image"
+pass "service rollback: the previous image is back"
+sk service update --image skiff-test/missing:3 --update-failure-action rollback upd >/dev/null
 wait_for 30 check update_state = rollback_completed || fail "no rollback: $(update_state)"
 wait_for 30 converged upd 4 || fail "upd not 4/4 after the rollback: $(running upd)"
 [ "$(sk service inspect upd | jq -r '.[0].spec.task.container.image')" = "$IMG" ] ||
@@ -235,5 +238,9 @@ bad 'constraint "node.labels.zone=eu": want KEY==VALUE or KEY!=VALUE' --constrai
 bad "--replicas: invalid number \"1000001\": want an integer from 0 to 100000" --replicas 1000001 "$IMG"
 bad '--publish "80:"' --publish 80: "$IMG"
 bad 'unknown key node.cpu' --constraint node.cpu==2 "$IMG"
+sk service create --name fresh --replicas 0 "$IMG" >/dev/null
+if out=$(sk service rollback fresh 2>&1); then fail "rollback of a never-updated service accepted"; fi
+echo "$out" | grep -qF 'service "fresh" has no previous spec to roll back to' || fail "rollback message: $out"
+sk service rm fresh >/dev/null
 [ "$(sk service ls -q | wc -l)" = "$before" ] || fail "bad input changed the cluster"
 pass "bad input rejected with clear messages, nothing changed"

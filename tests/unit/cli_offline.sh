@@ -9,7 +9,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 for cmd in "cluster info" "join-token" "node ls" "node inspect" "node update" \
            "node promote" "node demote" "node rm" "service create" \
            "service ls" "service ps" "service inspect" "service scale" \
-           "service update" "service rm" "service logs" "events"; do
+           "service update" "service rollback" "service rm" "service logs" "events"; do
     # shellcheck disable=SC2086 # the command's words split on purpose
     out=$("$skiff" --config "$nowhere" $cmd --help 2>&1) ||
         fail "skiff $cmd --help exited $? without credentials: $out"
