@@ -11,6 +11,9 @@
 #   host loss     a worker cut off -> all 20 replicas running elsewhere
 #   leader loss   the leader's host cut off -> a write accepted through
 #                 another manager
+#   rolling update  20 replicas, a new environment variable, the defaults
+#                 of both (parallelism 1, monitor 5 s): update started ->
+#                 update completed
 #   memory        skiffd RSS, PSS and anonymous memory (idle, 100 tasks)
 #                 against what Swarm adds to dockerd's RSS and anonymous
 #                 memory (init, 100 tasks), each dockerd freshly started;
@@ -137,6 +140,19 @@ skiff_host_loss() {
     echo "$ms"
 }
 
+sk_update_state() { skq service inspect bench | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["update_status"]["state"])'; }
+skiff_rolling_update() {
+    sk service create --name bench --replicas 20 --init "$IMG" sleep 100000 >/dev/null
+    wait_until 120 sk_converged bench 20
+    local t0 ms
+    t0=$(now_ms)
+    sk service update --env-add BENCH=2 bench >/dev/null
+    wait_until 300 check sk_update_state = completed
+    ms=$(( $(now_ms) - t0 ))
+    skiff_remove
+    echo "$ms"
+}
+
 skiff_leader() {
     sk cluster info --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)["leader"]["name"])'
 }
@@ -217,6 +233,19 @@ sw_converge() { # N
 sw_remove() {
     dk h1 service rm bench >/dev/null
     wait_until 300 check 'running_count $HOSTS' = 0
+}
+
+sw_rolling_update() {
+    dk h1 service create --detach --name bench --replicas 20 --no-resolve-image \
+        --init "$IMG" sleep 100000 >/dev/null
+    wait_until 120 sw_converged bench 20
+    local t0 ms
+    t0=$(now_ms)
+    dk h1 service update --detach --env-add BENCH=2 bench >/dev/null
+    wait_until 300 check "dkq h1 service inspect bench --format '{{.UpdateStatus.State}}'" = completed
+    ms=$(( $(now_ms) - t0 ))
+    sw_remove
+    echo "$ms"
 }
 
 sw_host_loss() {
@@ -318,6 +347,7 @@ for run in $(seq 1 "$RUNS"); do
         sw_remove
     done
     record "swarm host loss" "$(sw_host_loss)"
+    record "swarm rolling update" "$(sw_rolling_update)"
     record "swarm leader loss" "$(sw_leader_loss)"
 done
 sw_leave
@@ -349,6 +379,7 @@ for run in $(seq 1 "$RUNS"); do
         skiff_remove
     done
     record "skiff host loss" "$(skiff_host_loss)"
+    record "skiff rolling update" "$(skiff_rolling_update)"
     record "skiff leader loss" "$(skiff_leader_loss)"
 done
 
@@ -371,6 +402,8 @@ s=$(median "${R[skiff host loss]:-}"); w=$(median "${R[swarm host loss]:-}")
 printf '%-28s %10s %10s %10s %12s %12s\n' "worker cut -> all back" "$s" "$w" - "$(ratio "$s" "$w")" -
 s=$(median "${R[skiff leader loss]:-}"); w=$(median "${R[swarm leader loss]:-}")
 printf '%-28s %10s %10s %10s %12s %12s\n' "leader cut -> write" "$s" "$w" - "$(ratio "$s" "$w")" -
+s=$(median "${R[skiff rolling update]:-}"); w=$(median "${R[swarm rolling update]:-}")
+printf '%-28s %10s %10s %10s %12s %12s\n' "rolling update of 20" "$s" "$w" - "$(ratio "$s" "$w")" -
 per_host() { # KiB summed over the 5 hosts -> MiB per host
     awk -v k="$1" 'BEGIN { if (k == "-" || k == "") print "-"; else printf "%.1f", k / 5 / 1024 }'
 }
