@@ -227,7 +227,9 @@ pass "a worker's skiffd stopped for good: its tasks moved; back, its stale conta
 sk service rm hl >/dev/null
 
 # --- bad input -----------------------------------------------------------
-before=$(sk service ls -q | wc -l)
+# Reads are served by any manager: wait until the removals above show.
+wait_for 10 check 'sk service ls -q | wc -l' = 0 || fail "services left: $(sk service ls)"
+before=0
 bad() { # EXPECTED-MESSAGE ARGS...
     local want=$1 out; shift
     if out=$(sk service create "$@" 2>&1); then fail "accepted: $*"; fi
@@ -238,9 +240,10 @@ bad 'constraint "node.labels.zone=eu": want KEY==VALUE or KEY!=VALUE' --constrai
 bad "--replicas: invalid number \"1000001\": want an integer from 0 to 100000" --replicas 1000001 "$IMG"
 bad '--publish "80:"' --publish 80: "$IMG"
 bad 'unknown key node.cpu' --constraint node.cpu==2 "$IMG"
+[ "$(sk service ls -q | wc -l)" = "$before" ] || fail "bad input changed the cluster"
+pass "bad input rejected with clear messages, nothing changed"
 sk service create --name fresh --replicas 0 "$IMG" >/dev/null
 if out=$(sk service rollback fresh 2>&1); then fail "rollback of a never-updated service accepted"; fi
 echo "$out" | grep -qF 'service "fresh" has no previous spec to roll back to' || fail "rollback message: $out"
+pass "rollback of a service never updated is refused, saying why"
 sk service rm fresh >/dev/null
-[ "$(sk service ls -q | wc -l)" = "$before" ] || fail "bad input changed the cluster"
-pass "bad input rejected with clear messages, nothing changed"
