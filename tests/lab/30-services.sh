@@ -219,7 +219,7 @@ wait_for 10 sh -c "$LAB skiff node ls | grep -q ' h4 .*Disconnected'" ||
 back_without_h4() { [ "$(total_on hl h1 h2 h3 h5 h6)" = 10 ]; }
 wait_for 60 back_without_h4 || fail "h4's tasks did not move while its skiffd stayed away"
 log "skiffd stopped on h4: its tasks run elsewhere after $(( $(now_ms) - t0 )) ms"
-sk node ls | grep -q ' h4 .*Down' || fail "h4 is not down: $(sk node ls | grep ' h4 ')"
+wait_for 5 sh -c "$LAB skiff node ls | grep -q ' h4 .*Down'" || fail "h4 is not down: $(sk node ls | grep ' h4 ')"
 "$LAB" start h4
 wait_for 30 check 'on_host h4 hl' = 0 || fail "h4 kept $(on_host h4 hl) stale containers after its return"
 [ "$(total_on hl $ALL h6)" = 10 ] || fail "$(total_on hl $ALL h6) containers of hl after h4's return (want 10)"
