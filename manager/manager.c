@@ -731,21 +731,31 @@ static struct sk_txn *produce_liveness(struct sk_manager *m)
         free(u->status.message);
         u->status.message = sk_strdup(changes[i].message);
         u->status.state_changed_at = mgr_now_ms();
-        /* Logged on commit: a conflict re-proposes the same change. */
-        char *line = sk_printf("%s%snode %s is %s: %s",
-                               m->loop_log ? m->loop_log : "",
-                               m->loop_log ? "\n" : "", u->spec.name,
-                               sk_node_state_names[u->status.state],
-                               changes[i].message);
-        free(m->loop_log);
-        m->loop_log = line;
         sk_trace("node", u->meta.id, sk_node_state_names[cur->status.state],
                  sk_node_state_names[u->status.state], changes[i].message);
         sk_txn_update(t, SK_KIND_NODE, u, cur->meta.version);
         sk_object_free(SK_KIND_NODE, u);
     }
-    free(changes);
+    m->loop_changes = changes; /* logged on commit */
+    m->n_loop_changes = n;
     return t;
+}
+
+/* Logs the node state changes of the loop's proposal if it committed, and
+ * forgets them. */
+static void log_loop_changes(struct sk_manager *m, bool committed)
+{
+    for (size_t i = 0; committed && i < m->n_loop_changes; i++) {
+        const struct sk_node_change *ch = &m->loop_changes[i];
+        const struct sk_node *n =
+            sk_store_get(m->store, SK_KIND_NODE, ch->node_id);
+        if (n) /* not proposed if the node was gone */
+            SK_INFO("dispatcher", "node %s is %s: %s", n->spec.name,
+                    sk_node_state_names[ch->state], ch->message);
+    }
+    free(m->loop_changes);
+    m->loop_changes = NULL;
+    m->n_loop_changes = 0;
 }
 
 void task_report_free(struct task_report *r)
@@ -884,13 +894,7 @@ static void pipeline_done(struct sk_manager *m, void *ctx, enum sk_rc rc,
                           const struct sk_err *err)
 {
     m->loop_inflight = false;
-    char *save = NULL;
-    for (char *line = rc == SK_OK && m->loop_log
-                          ? strtok_r(m->loop_log, "\n", &save) : NULL;
-         line; line = strtok_r(NULL, "\n", &save))
-        SK_INFO("dispatcher", "%s", line);
-    free(m->loop_log);
-    m->loop_log = NULL;
+    log_loop_changes(m, rc == SK_OK);
     if (rc != SK_OK) {
         /* Someone else changed the same objects (an API write): compute
          * again from the new state. */
@@ -915,8 +919,7 @@ static void run_pipeline(struct sk_manager *m)
         m->loop_inflight = true;
         if (!mgr_propose(m, t, pipeline_done, NULL, &err)) {
             m->loop_inflight = false;
-            free(m->loop_log);
-            m->loop_log = NULL;
+            log_loop_changes(m, false);
             SK_DEBUG("manager", "leader loop: %s", err.msg);
         }
         return;
@@ -1082,7 +1085,7 @@ static void free_manager(struct sk_manager *m)
         task_report_free(v);
     sk_map_clear(&m->reports);
     free(m->raft_dir);
-    free(m->loop_log);
+    free(m->loop_changes);
     free(m->node_id);
     free(m->cluster_id);
     free(m->listen_addr);

@@ -54,7 +54,10 @@ struct sk_manager {
     /* The leader loops write one proposal at a time, each computed from
      * the latest state, so they never conflict with each other. */
     bool loop_inflight;
-    char *loop_log; /* logged once the loop's proposal commits, or NULL */
+    /* Node state changes in the loop's proposal, logged once it commits
+     * (a conflict re-proposes them). */
+    struct sk_node_change *loop_changes;
+    size_t n_loop_changes;
     unsigned next_producer;
     bool orch_dirty, sched_dirty;
     int64_t orch_wake_ms;      /* wall clock; 0: none */
