@@ -71,6 +71,13 @@ bool parse_flags(const char *usage, struct sk_flag *flags, size_t n,
                  int argc, char **argv, bool stop_at_positional,
                  struct sk_flags_result *res, int *exit_code);
 
+/* For a command whose only flag is -h/--help: parses its arguments into
+ * res and wants at least one positional argument, at most max (0: any
+ * number); prints the usage otherwise. On success free res with
+ * sk_flags_free(NULL, 0, res). */
+bool parse_positionals(const char *usage, size_t max, int argc, char **argv,
+                       struct sk_flags_result *res, int *exit_code);
+
 /* Prints JSON pretty (for --format json and inspect). */
 void print_json(const json_t *j);
 

@@ -143,17 +143,13 @@ int cmd_node_update(int argc, char **argv)
 
 static int role_command(int argc, char **argv, const char *verb)
 {
-    enum { HELP, N };
-    struct sk_flag f[N] = {[HELP] = HELP_FLAG};
     char usage[64];
     snprintf(usage, sizeof usage, "skiff node %s NODE...", verb);
     struct sk_flags_result res;
     int code;
-    if (!parse_flags(usage, f, N, argc, argv, false, &res, &code))
+    if (!parse_positionals(usage, 0, argc, argv, &res, &code))
         return code;
     int rc = 0;
-    if (res.n_positional == 0)
-        rc = fail("usage: %s", usage);
     for (size_t i = 0; i < res.n_positional && rc == 0; i++) {
         char *path = sk_printf("/v1/nodes/%s/%s", res.positional[i], verb);
         json_t *reply = NULL;
@@ -170,7 +166,7 @@ static int role_command(int argc, char **argv, const char *verb)
         json_decref(reply);
         free(path);
     }
-    sk_flags_free(f, N, &res);
+    sk_flags_free(NULL, 0, &res);
     return rc;
 }
 

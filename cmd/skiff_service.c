@@ -596,15 +596,12 @@ static bool scale_change(json_t *spec, void *ctx, struct sk_err *err)
 
 int cmd_service_scale(int argc, char **argv)
 {
-    struct sk_flag f[] = {HELP_FLAG};
-    const char *usage = "skiff service scale SERVICE=REPLICAS...";
     struct sk_flags_result res;
     int code;
-    if (!parse_flags(usage, f, 1, argc, argv, false, &res, &code))
+    if (!parse_positionals("skiff service scale SERVICE=REPLICAS...", 0, argc,
+                           argv, &res, &code))
         return code;
     int rc = 0;
-    if (res.n_positional == 0)
-        rc = fail("usage: %s", usage);
     for (size_t i = 0; i < res.n_positional && rc == 0; i++) {
         const char *arg = res.positional[i];
         const char *eq = strchr(arg, '=');
@@ -626,7 +623,7 @@ int cmd_service_scale(int argc, char **argv)
             printf("%s scaled to %lld\n", name, (long long)r);
         free(name);
     }
-    sk_flags_free(f, 1, &res);
+    sk_flags_free(NULL, 0, &res);
     return rc;
 }
 
@@ -764,40 +761,31 @@ int cmd_service_inspect(int argc, char **argv)
 
 int cmd_service_rollback(int argc, char **argv)
 {
-    struct sk_flag f[] = {HELP_FLAG};
     struct sk_flags_result res;
     int code;
-    if (!parse_flags("skiff service rollback SERVICE", f, 1, argc, argv,
-                     false, &res, &code))
+    if (!parse_positionals("skiff service rollback SERVICE", 1, argc, argv,
+                           &res, &code))
         return code;
     int rc = 0;
-    if (res.n_positional != 1) {
-        rc = fail("usage: skiff service rollback SERVICE");
-    } else {
-        char *path =
-            sk_printf("/v1/services/%s/rollback", res.positional[0]);
-        struct sk_err err;
-        if (cli_call("POST", path, NULL, NULL, &err) != SK_OK)
-            rc = fail_err(&err);
-        else if (!cli.quiet)
-            printf("%s\n", res.positional[0]);
-        free(path);
-    }
-    sk_flags_free(f, 1, &res);
+    char *path = sk_printf("/v1/services/%s/rollback", res.positional[0]);
+    struct sk_err err;
+    if (cli_call("POST", path, NULL, NULL, &err) != SK_OK)
+        rc = fail_err(&err);
+    else if (!cli.quiet)
+        printf("%s\n", res.positional[0]);
+    free(path);
+    sk_flags_free(NULL, 0, &res);
     return rc;
 }
 
 int cmd_service_rm(int argc, char **argv)
 {
-    struct sk_flag f[] = {HELP_FLAG};
     struct sk_flags_result res;
     int code;
-    if (!parse_flags("skiff service rm SERVICE...", f, 1, argc, argv, false,
-                     &res, &code))
+    if (!parse_positionals("skiff service rm SERVICE...", 0, argc, argv, &res,
+                           &code))
         return code;
     int rc = 0;
-    if (res.n_positional == 0)
-        rc = fail("usage: skiff service rm SERVICE...");
     for (size_t i = 0; i < res.n_positional && rc == 0; i++) {
         char *path = sk_printf("/v1/services/%s", res.positional[i]);
         struct sk_err err;
@@ -807,7 +795,7 @@ int cmd_service_rm(int argc, char **argv)
             printf("%s\n", res.positional[i]);
         free(path);
     }
-    sk_flags_free(f, 1, &res);
+    sk_flags_free(NULL, 0, &res);
     return rc;
 }
 

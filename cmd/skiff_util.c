@@ -398,17 +398,28 @@ enum sk_rc cli_modify(const char *collection, const char *ref,
     return err->code;
 }
 
+bool parse_positionals(const char *usage, size_t max, int argc, char **argv,
+                       struct sk_flags_result *res, int *exit_code)
+{
+    struct sk_flag f[] = {HELP_FLAG};
+    if (!parse_flags(usage, f, 1, argc, argv, false, res, exit_code))
+        return false;
+    if (res->n_positional == 0 || (max && res->n_positional > max)) {
+        sk_flags_free(f, 1, res);
+        *exit_code = fail("usage: %s", usage);
+        return false;
+    }
+    return true;
+}
+
 int cli_inspect(const char *collection, const char *usage, int argc,
                 char **argv)
 {
-    struct sk_flag f[] = {HELP_FLAG};
     struct sk_flags_result res;
     int code;
-    if (!parse_flags(usage, f, 1, argc, argv, false, &res, &code))
+    if (!parse_positionals(usage, 0, argc, argv, &res, &code))
         return code;
     int rc = 0;
-    if (res.n_positional == 0)
-        rc = fail("usage: %s", usage);
     json_t *all = json_array();
     for (size_t i = 0; i < res.n_positional && rc == 0; i++) {
         struct sk_err err;
@@ -421,6 +432,6 @@ int cli_inspect(const char *collection, const char *usage, int argc,
     if (rc == 0)
         print_json(all);
     json_decref(all);
-    sk_flags_free(f, 1, &res);
+    sk_flags_free(NULL, 0, &res);
     return rc;
 }
