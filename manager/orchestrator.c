@@ -440,11 +440,11 @@ static void tend_slot(struct pass *p, const struct sk_service *svc,
                                    window, "restarted"));
             }
         } else if (outdated(svc, newest) && u->may_start) {
+            const struct sk_update_config *cfg = update_config(svc);
             u->in_flight++;
-            int64_t par = update_config(svc)->parallelism;
-            if (par && (int64_t)u->in_flight >= par)
+            if (cfg->parallelism && (int64_t)u->in_flight >= cfg->parallelism)
                 u->may_start = false;
-            if (update_config(svc)->order == SK_ORDER_START_FIRST) {
+            if (cfg->order == SK_ORDER_START_FIRST) {
                 if (room(p))
                     create(p, new_task(p, svc, s, node_for_new, 0, 0,
                                        "updated"));
@@ -594,9 +594,7 @@ static void tend_service(struct pass *p, const struct sk_service *svc)
     }
 
     /* The update is done once no task of the old spec runs any more. */
-    if (u.outdated == 0 && room(p) &&
-        (svc->update_status.state == SK_UPDATE_UPDATING ||
-         svc->update_status.state == SK_UPDATE_ROLLBACK_STARTED)) {
+    if (u.outdated == 0 && room(p) && update_running(svc)) {
         /* ...and every replacement runs, and has run for `monitor`: a
          * failure until then still counts. */
         int64_t monitor = update_config(svc)->monitor_ms;

@@ -576,25 +576,60 @@ static void history_is_reaped(void **state)
     assert_int_equal(count(id, NULL, SK_TASK_RUNNING, -1), 1);
 }
 
-static void updates_one_at_a_time(void **state)
+/* Updates web (4 replicas of "img", running) to image, with the failure
+ * action; returns the service's ID in id. */
+static void update_to(const char *image, int failure_action, char *id)
 {
     five_nodes();
     const struct sk_service *s = add_service("web", SK_MODE_REPLICATED, 4,
                                              NULL);
-    char id[SK_ID_SIZE];
     memcpy(id, s->meta.id, SK_ID_SIZE);
-    settle();
-    struct sk_service *u = sk_object_dup(SK_KIND_SERVICE,
-                                         sk_store_get(store, SK_KIND_SERVICE,
-                                                      id));
+    settle(); /* may have replaced s in the store: look it up again */
+    struct sk_service *u = sk_object_dup(
+        SK_KIND_SERVICE, sk_store_get(store, SK_KIND_SERVICE, id));
+    u->previous_spec = sk_malloc(sizeof *u->previous_spec);
+    sk_schema_copy(&sk_service_spec_schema, u->previous_spec, &u->spec);
     free(u->spec.task.container.image);
-    u->spec.task.container.image = sk_strdup("img:v2");
+    u->spec.task.container.image = sk_strdup(image);
+    u->spec.update.failure_action = failure_action;
     u->spec_version = 2;
     u->update_status.state = SK_UPDATE_UPDATING;
+    u->update_status.started_at = now;
     struct sk_txn *t = sk_txn_new();
     sk_txn_update(t, SK_KIND_SERVICE, u, 0);
     commit(t);
     sk_object_free(SK_KIND_SERVICE, u);
+}
+
+static int running_with(const char *svc, const char *image)
+{
+    size_t n;
+    const void **tasks = sk_store_list(store, SK_KIND_TASK, &n);
+    int k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct sk_task *t = tasks[i];
+        k += strcmp(t->service_id, svc) == 0 &&
+             t->status.state == SK_TASK_RUNNING &&
+             strcmp(t->spec.container.image, image) == 0;
+    }
+    free(tasks);
+    return k;
+}
+
+/* n leader rounds, each followed by the agents' reports, 10 ms apart. */
+static void rounds_10ms_apart(int n)
+{
+    for (int r = 0; r < n; r++) {
+        now += 10;
+        round_once();
+        agents();
+    }
+}
+
+static void updates_one_at_a_time(void **state)
+{
+    char id[SK_ID_SIZE];
+    update_to("img:v2", SK_FAILURE_PAUSE, id);
 
     /* Each round: at most one slot is being replaced. */
     for (int r = 0; r < 40; r++) {
@@ -634,55 +669,6 @@ static void updates_one_at_a_time(void **state)
     free(tasks);
     const struct sk_service *done = sk_store_get(store, SK_KIND_SERVICE, id);
     assert_int_equal(done->update_status.state, SK_UPDATE_COMPLETED);
-}
-
-/* Updates web (4 replicas of "img", running) to image, with the failure
- * action; returns the service's ID in id. */
-static void update_to(const char *image, int failure_action, char *id)
-{
-    five_nodes();
-    const struct sk_service *s = add_service("web", SK_MODE_REPLICATED, 4,
-                                             NULL);
-    memcpy(id, s->meta.id, SK_ID_SIZE);
-    settle();
-    struct sk_service *u = sk_object_dup(SK_KIND_SERVICE, s);
-    u->previous_spec = sk_malloc(sizeof *u->previous_spec);
-    sk_schema_copy(&sk_service_spec_schema, u->previous_spec, &u->spec);
-    free(u->spec.task.container.image);
-    u->spec.task.container.image = sk_strdup(image);
-    u->spec.update.failure_action = failure_action;
-    u->spec_version = 2;
-    u->update_status.state = SK_UPDATE_UPDATING;
-    u->update_status.started_at = now;
-    struct sk_txn *t = sk_txn_new();
-    sk_txn_update(t, SK_KIND_SERVICE, u, 0);
-    commit(t);
-    sk_object_free(SK_KIND_SERVICE, u);
-}
-
-static int running_with(const char *svc, const char *image)
-{
-    size_t n;
-    const void **tasks = sk_store_list(store, SK_KIND_TASK, &n);
-    int k = 0;
-    for (size_t i = 0; i < n; i++) {
-        const struct sk_task *t = tasks[i];
-        k += strcmp(t->service_id, svc) == 0 &&
-             t->status.state == SK_TASK_RUNNING &&
-             strcmp(t->spec.container.image, image) == 0;
-    }
-    free(tasks);
-    return k;
-}
-
-/* n leader rounds, each followed by the agents' reports, 10 ms apart. */
-static void rounds_10ms_apart(int n)
-{
-    for (int r = 0; r < n; r++) {
-        now += 10;
-        round_once();
-        agents();
-    }
 }
 
 /* A replacement that cannot start pauses the update (the default failure
