@@ -167,9 +167,9 @@ static void set_managers(struct sk_agent *a, const json_t *arr)
 /* Fills one of the agent's calls to a manager (mutual TLS, a manager's
  * certificate expected). The strings stay owned by the caller. */
 static void prepare_call(struct sk_agent *a, struct sk_http_call *call,
-                         const char *method, const char *url,
-                         const char *body, unsigned connect_ms,
-                         unsigned timeout_ms, sk_http_call_cb cb)
+                         const char *method, const char *url, const char *body,
+                         unsigned connect_ms, unsigned timeout_ms,
+                         sk_http_call_cb cb)
 {
     memset(call, 0, sizeof *call);
     call->method = method;
@@ -272,8 +272,8 @@ static void request_certificate(struct sk_agent *a, int role)
     a->cert_key = key;
     a->cert_role_wanted = role;
     a->cert_url = sk_printf("https://%s/v1/node/certificate", to);
-    prepare_call(a, &a->certreq, "POST", a->cert_url, a->cert_body, 2000,
-                 10000, cert_cb);
+    prepare_call(a, &a->certreq, "POST", a->cert_url, a->cert_body, 2000, 10000,
+                 cert_cb);
     if (sk_http_call_start(&a->http, &a->certreq) != 0) {
         free(a->cert_url);
         free(a->cert_body);
@@ -336,8 +336,7 @@ static void stream_done(struct sk_http_call *h)
     a->stream_inflight = false;
     struct sk_err err;
     if (sk_http_call_api_error(h, &err) != SK_OK && err.code != SK_ECANCELED)
-        SK_DEBUG("agent", "assignments from %s: %s", a->stream_target,
-                 err.msg);
+        SK_DEBUG("agent", "assignments from %s: %s", a->stream_target, err.msg);
     sk_http_call_reset(h);
     free(a->stream_url);
     free(a->stream_target);
@@ -379,8 +378,8 @@ static void stream_check(struct sk_agent *a)
         return;
     }
     uint64_t silent = uv_now(a->loop) - a->stream_last_data;
-    uint64_t limit = (uint64_t)(a->period_ms * 3 > 3000 ? a->period_ms * 3
-                                                        : 3000);
+    uint64_t limit =
+        (uint64_t)(a->period_ms * 3 > 3000 ? a->period_ms * 3 : 3000);
     bool moved = a->leader && a->stream_target &&
                  strcmp(a->leader, a->stream_target) != 0;
     if (silent > limit || moved) {
@@ -706,8 +705,8 @@ struct sk_agent *sk_agent_start(const struct sk_agent_config *cfg,
         struct sk_err derr;
         a->docker = sk_docker_new(a->loop, cfg->docker_socket, &derr);
         if (a->docker)
-            a->exec = executor_new(a->loop, a->docker, a->node_id,
-                                   a->hostname, on_report, a);
+            a->exec = executor_new(a->loop, a->docker, a->node_id, a->hostname,
+                                   on_report, a);
         else
             SK_ERROR("agent", "dockerd: %s (this node runs no tasks)",
                      derr.msg);

@@ -18,15 +18,15 @@ struct etask {
     struct executor *e;
     struct sk_task *task; /* the latest object from the leader */
     char *service_name;
-    int state;            /* what we observed and reported */
+    int state; /* what we observed and reported */
     char *container_id;
-    bool busy;            /* a dockerd call in flight */
-    bool gone;            /* no longer assigned: remove, then forget */
-    bool stopping;        /* we asked dockerd to stop it */
-    bool removed;         /* its container is removed */
-    bool create_retried;  /* a name conflict was cleared once */
-    bool pulled;          /* the image was pulled once for it */
-    json_t *ports;        /* the service's published ports */
+    bool busy;           /* a dockerd call in flight */
+    bool gone;           /* no longer assigned: remove, then forget */
+    bool stopping;       /* we asked dockerd to stop it */
+    bool removed;        /* its container is removed */
+    bool create_retried; /* a name conflict was cleared once */
+    bool pulled;         /* the image was pulled once for it */
+    json_t *ports;       /* the service's published ports */
     int64_t exit_code;
     char *message, *err;
 };
@@ -38,7 +38,7 @@ struct executor {
     struct sk_map tasks; /* task id -> struct etask */
     bool adopted;        /* the first full set was reconciled */
     bool adopting;
-    bool want_adopt;     /* a full set arrived: reconcile with dockerd */
+    bool want_adopt; /* a full set arrived: reconcile with dockerd */
     struct sk_docker_events *events;
     uv_timer_t retry;
     executor_report_cb report;
@@ -149,8 +149,8 @@ static const char *task_name(const struct etask *t, char *buf, size_t size)
         snprintf(buf, size, "%s.%lld.%s", t->service_name,
                  (long long)t->task->slot, t->task->meta.id);
     else
-        snprintf(buf, size, "%s.%.10s.%s", t->service_name,
-                 t->task->node_id, t->task->meta.id);
+        snprintf(buf, size, "%s.%.10s.%s", t->service_name, t->task->node_id,
+                 t->task->meta.id);
     return buf;
 }
 
@@ -213,11 +213,10 @@ static json_t *container_config(const struct etask *t)
     }
     /* Safe defaults: no privilege escalation, Docker's seccomp profile
      * (dockerd's default, not disabled), restarts are ours alone. */
-    json_t *hc = json_pack("{s:b, s:b, s:b, s:[s], s:{s:s}}", "Init", c->init,
-                           "ReadonlyRootfs", c->read_only, "Privileged",
-                           c->privileged, "SecurityOpt",
-                           "no-new-privileges:true", "RestartPolicy", "Name",
-                           "no");
+    json_t *hc = json_pack(
+        "{s:b, s:b, s:b, s:[s], s:{s:s}}", "Init", c->init, "ReadonlyRootfs",
+        c->read_only, "Privileged", c->privileged, "SecurityOpt",
+        "no-new-privileges:true", "RestartPolicy", "Name", "no");
     if (c->n_cap_add)
         json_object_set_new(hc, "CapAdd", strs_json(c->cap_add, c->n_cap_add));
     if (c->n_cap_drop)
@@ -286,8 +285,8 @@ static void create_container(struct etask *t);
 static void pull_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
                       json_t *reply);
 
-static void conflict_removed(void *ctx, enum sk_rc rc,
-                             const struct sk_err *err, json_t *reply)
+static void conflict_removed(void *ctx, enum sk_rc rc, const struct sk_err *err,
+                             json_t *reply)
 {
     struct etask *t = ctx;
     if (!end(t))
@@ -384,8 +383,7 @@ static void stop_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
     if (!end(t))
         return;
     if (rc != SK_OK && rc != SK_ENOTFOUND)
-        SK_WARN("executor", "stopping task %s: %s", t->task->meta.id,
-                err->msg);
+        SK_WARN("executor", "stopping task %s: %s", t->task->meta.id, err->msg);
     /* The die event may come first or not at all (already exited). */
     if (!sk_task_state_terminal(t->state))
         set_state(t, SK_TASK_SHUTDOWN, "stopped", NULL);
@@ -452,8 +450,8 @@ static void step(struct etask *t)
         if (t->container_id && !t->stopping) {
             t->stopping = true;
             begin(t);
-            int grace = (int)((t->task->spec.container.stop_grace_ms + 999) /
-                              1000);
+            int grace =
+                (int)((t->task->spec.container.stop_grace_ms + 999) / 1000);
             sk_docker_stop(e->docker, t->container_id, grace, stop_done, t);
             return;
         }
@@ -567,8 +565,7 @@ static void adopt_list_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
     }
     if (rc != SK_OK) {
         if (e->failures++ == 0)
-            SK_WARN("executor", "listing containers: %s (retrying)",
-                    err->msg);
+            SK_WARN("executor", "listing containers: %s (retrying)", err->msg);
         uv_timer_start(&e->retry, retry_cb, EVENTS_RETRY_MS, 0);
         return;
     }
@@ -580,15 +577,16 @@ static void adopt_list_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
     json_array_foreach(reply, i, c)
     {
         const char *id = json_string_value(json_object_get(c, "Id"));
-        const char *task_id = json_string_value(json_object_get(
-            json_object_get(c, "Labels"), LABEL_TASK));
+        const char *task_id = json_string_value(
+            json_object_get(json_object_get(c, "Labels"), LABEL_TASK));
         const char *state = json_string_value(json_object_get(c, "State"));
         if (!id || !task_id)
             continue;
         struct etask *t = sk_map_get(&e->tasks, task_id);
         if (!t) {
-            SK_INFO("executor", "removing container %.12s of unassigned "
-                                "task %s",
+            SK_INFO("executor",
+                    "removing container %.12s of unassigned "
+                    "task %s",
                     id, task_id);
             e->inflight++;
             sk_docker_remove(e->docker, id, true, orphan_removed, e);
@@ -599,8 +597,7 @@ static void adopt_list_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
         bool running = state && strcmp(state, "running") == 0;
         if (running && t->state < SK_TASK_RUNNING &&
             t->task->desired_state == SK_TASK_RUNNING) {
-            set_state(t, SK_TASK_RUNNING, "adopted a running container",
-                      NULL);
+            set_state(t, SK_TASK_RUNNING, "adopted a running container", NULL);
         } else if (!running && !sk_task_state_terminal(t->state) &&
                    t->state >= SK_TASK_STARTING) {
             /* It exited while no agent watched. */
@@ -631,8 +628,8 @@ static void adopt_list_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
         bool have = false;
         json_array_foreach(reply, i, c)
         {
-            const char *tid = json_string_value(json_object_get(
-                json_object_get(c, "Labels"), LABEL_TASK));
+            const char *tid = json_string_value(
+                json_object_get(json_object_get(c, "Labels"), LABEL_TASK));
             if (tid && strcmp(tid, t->task->meta.id) == 0)
                 have = true;
         }
@@ -640,8 +637,7 @@ static void adopt_list_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
             free(t->container_id);
             t->container_id = NULL;
             if (t->state == SK_TASK_RUNNING)
-                set_state(t, SK_TASK_FAILED, "its container disappeared",
-                          NULL);
+                set_state(t, SK_TASK_FAILED, "its container disappeared", NULL);
         }
     }
     e->adopted = true;
@@ -787,8 +783,8 @@ static void watch_events(struct executor *e)
 {
     json_t *filters = json_pack("{s:[s], s:[s,s,s]}", "type", "container",
                                 "event", "die", "oom", "start");
-    e->events = sk_docker_events_start(e->docker, filters, on_event,
-                                       on_events_end, e);
+    e->events =
+        sk_docker_events_start(e->docker, filters, on_event, on_events_end, e);
     json_decref(filters);
     if (e->events)
         e->inflight++;
@@ -834,7 +830,8 @@ static void retry_closed(uv_handle_t *h)
 
 static void maybe_closed(struct executor *e)
 {
-    if (!e->closing || e->inflight > 0 || uv_is_closing((uv_handle_t *)&e->retry))
+    if (!e->closing || e->inflight > 0 ||
+        uv_is_closing((uv_handle_t *)&e->retry))
         return;
     uv_close((uv_handle_t *)&e->retry, retry_closed);
 }
@@ -918,6 +915,6 @@ void executor_serve_logs(struct executor *e, struct sk_http_req *req)
     req->data = l;
     req->abort_cb = log_abort;
     sk_http_stream_begin(req, 200, "application/x-ndjson");
-    l->logs = sk_docker_logs_start(e->docker, container, &o, log_line,
-                                   log_end, l);
+    l->logs =
+        sk_docker_logs_start(e->docker, container, &o, log_line, log_end, l);
 }

@@ -41,8 +41,7 @@ struct executor_report {
     int64_t timestamp;
 };
 
-typedef void (*executor_report_cb)(void *ctx,
-                                   const struct executor_report *r);
+typedef void (*executor_report_cb)(void *ctx, const struct executor_report *r);
 
 struct executor *executor_new(uv_loop_t *loop, struct sk_docker *docker,
                               const char *node_id, const char *node_name,

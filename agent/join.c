@@ -75,9 +75,9 @@ static enum sk_rc send_join(const struct sk_join_config *cfg,
         "{s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:I, s:I, s:s?, s:s}", "token",
         cfg->token, "csr", csr, "hostname", cfg->hostname, "addr", cfg->addr,
         "data_addr", cfg->data_addr, "api_addr", cfg->api_addr, "raft_addr",
-        cfg->raft_addr, "nano_cpus", (json_int_t)cfg->nano_cpus,
-        "memory_bytes", (json_int_t)cfg->memory_bytes, "engine_version",
-        cfg->engine_version, "skiff_version", SKIFF_VERSION);
+        cfg->raft_addr, "nano_cpus", (json_int_t)cfg->nano_cpus, "memory_bytes",
+        (json_int_t)cfg->memory_bytes, "engine_version", cfg->engine_version,
+        "skiff_version", SKIFF_VERSION);
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     char *url = sk_printf("https://%s/v1/join", cfg->manager);
@@ -118,14 +118,13 @@ static enum sk_rc read_reply(const json_t *r, const char *ca_pem,
     const char *role = json_string_value(json_object_get(r, "role"));
     const char *cert = json_string_value(json_object_get(r, "cert_pem"));
     int rr = role ? sk_enum_index(sk_node_role_names, role) : -1;
-    if (!id || !sk_id_valid(id) || !cid || !sk_id_valid(cid) || rr < 0 ||
-        !cert)
+    if (!id || !sk_id_valid(id) || !cid || !sk_id_valid(cid) || rr < 0 || !cert)
         return sk_err_set(err, SK_EPROTO, "join reply is incomplete");
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     if (sk_pki_verify(ca_pem, cert,
-                      (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000,
-                      role, err) != SK_OK)
+                      (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, role,
+                      err) != SK_OK)
         return sk_err_wrap(err, "certificate from the join");
     if (!sk_pki_key_matches(cert, key))
         return sk_err_set(err, SK_EPROTO,

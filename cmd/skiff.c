@@ -23,49 +23,71 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {{"cluster", "info"}, cmd_cluster_info,
+    {{"cluster", "info"},
+     cmd_cluster_info,
      "cluster ID, leader, Raft term and index, managers"},
-    {{"join-token", NULL}, cmd_join_token,
+    {{"join-token", NULL},
+     cmd_join_token,
      "join-token worker|manager [--rotate] [-q]"},
     {{"node", "ls"}, cmd_node_ls, "list nodes"},
     {{"node", "inspect"}, cmd_node_inspect, "show nodes in detail"},
-    {{"node", "update"}, cmd_node_update,
+    {{"node", "update"},
+     cmd_node_update,
      "change availability and labels of a node"},
     {{"node", "promote"}, cmd_node_promote, "make workers managers"},
     {{"node", "demote"}, cmd_node_demote, "make managers workers"},
     {{"node", "rm"}, cmd_node_rm, "remove nodes from the cluster"},
-    {{"service", "create"}, cmd_service_create,
+    {{"service", "create"},
+     cmd_service_create,
      "create a service: --name N --replicas R IMAGE [CMD...]"},
     {{"service", "ls"}, cmd_service_ls, "list services"},
     {{"service", "ps"}, cmd_service_ps, "list a service's tasks"},
     {{"service", "inspect"}, cmd_service_inspect, "show services in detail"},
     {{"service", "scale"}, cmd_service_scale, "SERVICE=REPLICAS..."},
     {{"service", "update"}, cmd_service_update, "change a service"},
-    {{"service", "rollback"}, cmd_service_rollback,
+    {{"service", "rollback"},
+     cmd_service_rollback,
      "put a service's previous task spec back"},
     {{"service", "rm"}, cmd_service_rm, "remove services"},
     {{"service", "logs"}, cmd_service_logs, "the logs of a service's tasks"},
     {{"events", NULL}, cmd_events, "stream cluster events"},
 };
 
-enum { G_HOST, G_CONFIG, G_FORMAT, G_QUIET, G_TIMEOUT, G_VERSION, G_HELP,
-       G_COUNT };
+enum {
+    G_HOST,
+    G_CONFIG,
+    G_FORMAT,
+    G_QUIET,
+    G_TIMEOUT,
+    G_VERSION,
+    G_HELP,
+    G_COUNT
+};
 
 static struct sk_flag gflags[G_COUNT] = {
-    [G_HOST] = {.name = "host", .short_name = 'H', .type = SK_FLAG_STRING,
+    [G_HOST] = {.name = "host",
+                .short_name = 'H',
+                .type = SK_FLAG_STRING,
                 .metavar = "HOST:PORT",
                 .help = "manager(s) to talk to, comma-separated"},
-    [G_CONFIG] = {.name = "config", .type = SK_FLAG_STRING, .metavar = "FILE",
+    [G_CONFIG] = {.name = "config",
+                  .type = SK_FLAG_STRING,
+                  .metavar = "FILE",
                   .help = "admin credentials (default "
                           "/var/lib/skiff/admin.json)"},
-    [G_FORMAT] = {.name = "format", .type = SK_FLAG_ENUM,
+    [G_FORMAT] = {.name = "format",
+                  .type = SK_FLAG_ENUM,
                   .choices = (const char *const[]){"table", "json", NULL},
                   .help = "output format"},
-    [G_QUIET] = {.name = "quiet", .short_name = 'q', .type = SK_FLAG_BOOL,
+    [G_QUIET] = {.name = "quiet",
+                 .short_name = 'q',
+                 .type = SK_FLAG_BOOL,
                  .help = "only IDs (or the token)"},
-    [G_TIMEOUT] = {.name = "timeout", .type = SK_FLAG_DURATION,
+    [G_TIMEOUT] = {.name = "timeout",
+                   .type = SK_FLAG_DURATION,
                    .help = "give up after this long (default 15s)"},
-    [G_VERSION] = {.name = "version", .type = SK_FLAG_BOOL,
+    [G_VERSION] = {.name = "version",
+                   .type = SK_FLAG_BOOL,
                    .help = "print versions"},
     [G_HELP] = HELP_FLAG,
 };
@@ -91,7 +113,8 @@ static void add_hosts(const char *list)
          h = strtok_r(NULL, ",", &save)) {
         if (!*h)
             continue;
-        cli.hosts = sk_realloc(cli.hosts, (cli.n_hosts + 1) * sizeof *cli.hosts);
+        cli.hosts =
+            sk_realloc(cli.hosts, (cli.n_hosts + 1) * sizeof *cli.hosts);
         /* A bare address means the default API port. */
         cli.hosts[cli.n_hosts++] =
             strchr(h, ':') ? sk_strdup(h) : sk_printf("%s:7443", h);
@@ -175,11 +198,11 @@ int main(int argc, char **argv)
     int first = 1;
     while (first < argc && argv[first][0] == '-') {
         const char *a = argv[first];
-        bool takes_value = !strchr(a, '=') &&
-                           (strcmp(a, "--host") == 0 || strcmp(a, "-H") == 0 ||
-                            strcmp(a, "--config") == 0 ||
-                            strcmp(a, "--format") == 0 ||
-                            strcmp(a, "--timeout") == 0);
+        bool takes_value =
+            !strchr(a, '=') &&
+            (strcmp(a, "--host") == 0 || strcmp(a, "-H") == 0 ||
+             strcmp(a, "--config") == 0 || strcmp(a, "--format") == 0 ||
+             strcmp(a, "--timeout") == 0);
         first += takes_value ? 2 : 1;
     }
     if (first > argc)
@@ -200,7 +223,8 @@ int main(int argc, char **argv)
         usage(gflags[G_HELP].on ? stdout : stderr);
         return gflags[G_HELP].on ? 0 : 2;
     }
-    cli.json = gflags[G_FORMAT].set && strcmp(gflags[G_FORMAT].str, "json") == 0;
+    cli.json =
+        gflags[G_FORMAT].set && strcmp(gflags[G_FORMAT].str, "json") == 0;
     cli.quiet = gflags[G_QUIET].on;
     cli.timeout_ms =
         gflags[G_TIMEOUT].set ? (unsigned)gflags[G_TIMEOUT].num : 15000;
@@ -214,7 +238,8 @@ int main(int argc, char **argv)
         if (!c->words[1]) {
             cmd = c;
             used = 1;
-        } else if (first + 1 < argc && strcmp(argv[first + 1], c->words[1]) == 0) {
+        } else if (first + 1 < argc &&
+                   strcmp(argv[first + 1], c->words[1]) == 0) {
             cmd = c;
             used = 2;
         }
@@ -227,12 +252,12 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    cli.config = gflags[G_CONFIG].set ? gflags[G_CONFIG].str
-                                      : getenv("SKIFF_CONFIG");
+    cli.config =
+        gflags[G_CONFIG].set ? gflags[G_CONFIG].str : getenv("SKIFF_CONFIG");
     if (!cli.config || !*cli.config)
         cli.config = "/var/lib/skiff/admin.json";
     const char *env_host = getenv("SKIFF_HOST");
-    cli.host_flag = gflags[G_HOST].set ? gflags[G_HOST].str
+    cli.host_flag = gflags[G_HOST].set      ? gflags[G_HOST].str
                     : env_host && *env_host ? env_host
                                             : NULL;
 

@@ -38,9 +38,9 @@ enum sk_rc cli_call(const char *method, const char *path, const json_t *body,
                     json_t **out, struct sk_err *err);
 /* Streams a GET: each line goes to on_line until it returns false or the
  * server ends the stream. */
-enum sk_rc cli_stream(const char *path, bool (*on_line)(const char *line,
-                                                        void *ctx),
-                      void *ctx, struct sk_err *err);
+enum sk_rc cli_stream(const char *path,
+                      bool (*on_line)(const char *line, void *ctx), void *ctx,
+                      struct sk_err *err);
 
 /* GET /v1/COLLECTION/REF ("nodes", "services"); NULL with err on failure. */
 json_t *cli_get(const char *collection, const char *ref, struct sk_err *err);
@@ -57,18 +57,18 @@ int cli_inspect(const char *collection, const char *usage, int argc,
                 char **argv);
 
 /* Every command's -h/--help. */
-#define HELP_FLAG                                                             \
-    {                                                                         \
-        .name = "help", .short_name = 'h', .type = SK_FLAG_BOOL,              \
-        .help = "this help"                                                   \
+#define HELP_FLAG                                                              \
+    {                                                                          \
+        .name = "help", .short_name = 'h', .type = SK_FLAG_BOOL,               \
+        .help = "this help"                                                    \
     }
 
 /* Prints "skiff: MESSAGE" to stderr and returns 1 (for `return fail(...)`). */
 int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int fail_err(const struct sk_err *err);
 /* Parses a command's flags; prints the error and usage on failure. */
-bool parse_flags(const char *usage, struct sk_flag *flags, size_t n,
-                 int argc, char **argv, bool stop_at_positional,
+bool parse_flags(const char *usage, struct sk_flag *flags, size_t n, int argc,
+                 char **argv, bool stop_at_positional,
                  struct sk_flags_result *res, int *exit_code);
 
 /* For a command whose only flag is -h/--help: parses its arguments into

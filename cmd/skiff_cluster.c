@@ -49,7 +49,8 @@ int cmd_cluster_info(int argc, char **argv)
     json_array_foreach(json_object_get(c, "managers"), i, m)
     {
         char st[64], s2[32];
-        snprintf(st, sizeof st, "%s%s%s", title(jstr(m, "status"), s2, sizeof s2),
+        snprintf(st, sizeof st, "%s%s%s",
+                 title(jstr(m, "status"), s2, sizeof s2),
                  strcmp(jstr(m, "raft_member"), "voter") == 0 ? "" : " (",
                  strcmp(jstr(m, "raft_member"), "voter") == 0
                      ? ""
@@ -69,9 +70,12 @@ int cmd_join_token(int argc, char **argv)
 {
     enum { ROTATE, QUIET, HELP, N };
     struct sk_flag f[N] = {
-        [ROTATE] = {.name = "rotate", .type = SK_FLAG_BOOL,
+        [ROTATE] = {.name = "rotate",
+                    .type = SK_FLAG_BOOL,
                     .help = "replace the token; the old one stops working"},
-        [QUIET] = {.name = "quiet", .short_name = 'q', .type = SK_FLAG_BOOL,
+        [QUIET] = {.name = "quiet",
+                   .short_name = 'q',
+                   .type = SK_FLAG_BOOL,
                    .help = "print only the token"},
         [HELP] = HELP_FLAG,
     };
@@ -93,8 +97,8 @@ int cmd_join_token(int argc, char **argv)
     const char *token;
     if (f[ROTATE].on) {
         json_t *body = json_pack("{s:s}", "role", role);
-        enum sk_rc r = cli_call("POST", "/v1/join-tokens/rotate", body, &reply,
-                                &err);
+        enum sk_rc r =
+            cli_call("POST", "/v1/join-tokens/rotate", body, &reply, &err);
         json_decref(body);
         if (r != SK_OK) {
             rc = fail_err(&err);
@@ -154,8 +158,11 @@ int cmd_events(int argc, char **argv)
 {
     enum { SINCE, HELP, N };
     struct sk_flag f[N] = {
-        [SINCE] = {.name = "since", .type = SK_FLAG_INT, .min = 0,
-                   .max = INT64_MAX, .metavar = "INDEX",
+        [SINCE] = {.name = "since",
+                   .type = SK_FLAG_INT,
+                   .min = 0,
+                   .max = INT64_MAX,
+                   .metavar = "INDEX",
                    .help = "replay events after this Raft index first"},
         [HELP] = HELP_FLAG,
     };
@@ -165,7 +172,8 @@ int cmd_events(int argc, char **argv)
                      &res, &code))
         return code;
     char path[64];
-    snprintf(path, sizeof path, "/v1/events%s%lld", f[SINCE].set ? "?since=" : "",
+    snprintf(path, sizeof path, "/v1/events%s%lld",
+             f[SINCE].set ? "?since=" : "",
              f[SINCE].set ? (long long)f[SINCE].num : 0LL);
     if (!f[SINCE].set)
         snprintf(path, sizeof path, "/v1/events");

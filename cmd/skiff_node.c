@@ -16,7 +16,9 @@ int cmd_node_ls(int argc, char **argv)
 {
     enum { QUIET, HELP, N };
     struct sk_flag f[N] = {
-        [QUIET] = {.name = "quiet", .short_name = 'q', .type = SK_FLAG_BOOL,
+        [QUIET] = {.name = "quiet",
+                   .short_name = 'q',
+                   .type = SK_FLAG_BOOL,
                    .help = "only IDs"},
         [HELP] = HELP_FLAG,
     };
@@ -103,18 +105,23 @@ static bool apply_update(json_t *spec, void *ctx, struct sk_err *err)
 int cmd_node_update(int argc, char **argv)
 {
     struct sk_flag f[U_N] = {
-        [U_AVAIL] = {.name = "availability", .type = SK_FLAG_ENUM,
+        [U_AVAIL] = {.name = "availability",
+                     .type = SK_FLAG_ENUM,
                      .choices = (const char *const[]){"active", "pause",
                                                       "drain", NULL},
                      .help = "active, pause (no new tasks) or drain (move "
                              "tasks away)"},
-        [U_LABEL_ADD] = {.name = "label-add", .type = SK_FLAG_STRINGS,
-                         .metavar = "KEY=VALUE", .help = "add or set a label"},
-        [U_LABEL_RM] = {.name = "label-rm", .type = SK_FLAG_STRINGS,
-                        .metavar = "KEY", .help = "remove a label"},
-        [U_ROLE] = {.name = "role", .type = SK_FLAG_ENUM,
-                    .choices = (const char *const[]){"worker", "manager",
-                                                     NULL},
+        [U_LABEL_ADD] = {.name = "label-add",
+                         .type = SK_FLAG_STRINGS,
+                         .metavar = "KEY=VALUE",
+                         .help = "add or set a label"},
+        [U_LABEL_RM] = {.name = "label-rm",
+                        .type = SK_FLAG_STRINGS,
+                        .metavar = "KEY",
+                        .help = "remove a label"},
+        [U_ROLE] = {.name = "role",
+                    .type = SK_FLAG_ENUM,
+                    .choices = (const char *const[]){"worker", "manager", NULL},
                     .help = "change the role (as promote/demote)"},
         [U_HELP] = HELP_FLAG,
     };
@@ -184,7 +191,9 @@ int cmd_node_rm(int argc, char **argv)
 {
     enum { FORCE, HELP, N };
     struct sk_flag f[N] = {
-        [FORCE] = {.name = "force", .short_name = 'f', .type = SK_FLAG_BOOL,
+        [FORCE] = {.name = "force",
+                   .short_name = 'f',
+                   .type = SK_FLAG_BOOL,
                    .help = "remove even if the node is ready"},
         [HELP] = HELP_FLAG,
     };

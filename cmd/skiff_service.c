@@ -13,16 +13,56 @@
 /* ---- flags shared by create and update ---- */
 
 enum {
-    S_NAME, S_REPLICAS, S_MODE, S_CONSTRAINT, S_PREF, S_ENV, S_LABEL,
-    S_CLABEL, S_PUBLISH, S_RES_CPU, S_RES_MEM, S_LIM_CPU, S_LIM_MEM,
-    S_RESTART_COND, S_RESTART_DELAY, S_RESTART_MAX, S_RESTART_WINDOW, S_USER,
-    S_WORKDIR, S_ENTRYPOINT, S_INIT, S_READ_ONLY, S_CAP_ADD, S_CAP_DROP,
-    S_GRACE, S_STOP_SIGNAL, S_HOSTNAME, S_MAX_REPLICAS, S_UPD_PAR, S_UPD_DELAY,
-    S_UPD_ORDER, S_UPD_FAILURE, S_UPD_MONITOR, S_HEALTH_CMD, S_HEALTH_INT,
-    S_HEALTH_TIMEOUT, S_HEALTH_RETRIES, S_NO_HEALTH, S_QUIET, S_HELP,
+    S_NAME,
+    S_REPLICAS,
+    S_MODE,
+    S_CONSTRAINT,
+    S_PREF,
+    S_ENV,
+    S_LABEL,
+    S_CLABEL,
+    S_PUBLISH,
+    S_RES_CPU,
+    S_RES_MEM,
+    S_LIM_CPU,
+    S_LIM_MEM,
+    S_RESTART_COND,
+    S_RESTART_DELAY,
+    S_RESTART_MAX,
+    S_RESTART_WINDOW,
+    S_USER,
+    S_WORKDIR,
+    S_ENTRYPOINT,
+    S_INIT,
+    S_READ_ONLY,
+    S_CAP_ADD,
+    S_CAP_DROP,
+    S_GRACE,
+    S_STOP_SIGNAL,
+    S_HOSTNAME,
+    S_MAX_REPLICAS,
+    S_UPD_PAR,
+    S_UPD_DELAY,
+    S_UPD_ORDER,
+    S_UPD_FAILURE,
+    S_UPD_MONITOR,
+    S_HEALTH_CMD,
+    S_HEALTH_INT,
+    S_HEALTH_TIMEOUT,
+    S_HEALTH_RETRIES,
+    S_NO_HEALTH,
+    S_QUIET,
+    S_HELP,
     /* update only */
-    S_IMAGE, S_ENV_ADD, S_ENV_RM, S_CONS_ADD, S_CONS_RM, S_LABEL_ADD,
-    S_LABEL_RM, S_FORCE, S_ARGS,
+    S_IMAGE,
+    S_ENV_ADD,
+    S_ENV_RM,
+    S_CONS_ADD,
+    S_CONS_RM,
+    S_LABEL_ADD,
+    S_LABEL_RM,
+    S_FORCE,
+    S_ARGS,
     S_COUNT
 };
 
@@ -33,115 +73,179 @@ static const char *const actions[] = {"pause", "continue", "rollback", NULL};
 static void declare(struct sk_flag *f)
 {
     static const struct sk_flag base[S_COUNT] = {
-        [S_NAME] = {.name = "name", .type = SK_FLAG_STRING, .help = "service name"},
-        [S_REPLICAS] = {.name = "replicas", .type = SK_FLAG_INT, .min = 0,
-                        .max = SK_MAX_REPLICAS, .metavar = "N",
+        [S_NAME] = {.name = "name",
+                    .type = SK_FLAG_STRING,
+                    .help = "service name"},
+        [S_REPLICAS] = {.name = "replicas",
+                        .type = SK_FLAG_INT,
+                        .min = 0,
+                        .max = SK_MAX_REPLICAS,
+                        .metavar = "N",
                         .help = "number of tasks (replicated mode)"},
-        [S_MODE] = {.name = "mode", .type = SK_FLAG_ENUM, .choices = modes,
+        [S_MODE] = {.name = "mode",
+                    .type = SK_FLAG_ENUM,
+                    .choices = modes,
                     .help = "replicated (default) or global"},
-        [S_CONSTRAINT] = {.name = "constraint", .type = SK_FLAG_STRINGS,
+        [S_CONSTRAINT] = {.name = "constraint",
+                          .type = SK_FLAG_STRINGS,
                           .metavar = "EXPR",
                           .help = "placement constraint, e.g. "
                                   "node.labels.zone==eu"},
-        [S_PREF] = {.name = "placement-pref", .type = SK_FLAG_STRINGS,
+        [S_PREF] = {.name = "placement-pref",
+                    .type = SK_FLAG_STRINGS,
                     .metavar = "PREF",
                     .help = "spread=node.labels.KEY"},
-        [S_ENV] = {.name = "env", .short_name = 'e', .type = SK_FLAG_STRINGS,
-                   .metavar = "K=V", .help = "environment variable"},
-        [S_LABEL] = {.name = "label", .type = SK_FLAG_STRINGS,
-                     .metavar = "K=V", .help = "service label"},
-        [S_CLABEL] = {.name = "container-label", .type = SK_FLAG_STRINGS,
-                      .metavar = "K=V", .help = "container label"},
-        [S_PUBLISH] = {.name = "publish", .short_name = 'p',
-                       .type = SK_FLAG_STRINGS, .metavar = "SPEC",
+        [S_ENV] = {.name = "env",
+                   .short_name = 'e',
+                   .type = SK_FLAG_STRINGS,
+                   .metavar = "K=V",
+                   .help = "environment variable"},
+        [S_LABEL] = {.name = "label",
+                     .type = SK_FLAG_STRINGS,
+                     .metavar = "K=V",
+                     .help = "service label"},
+        [S_CLABEL] = {.name = "container-label",
+                      .type = SK_FLAG_STRINGS,
+                      .metavar = "K=V",
+                      .help = "container label"},
+        [S_PUBLISH] = {.name = "publish",
+                       .short_name = 'p',
+                       .type = SK_FLAG_STRINGS,
+                       .metavar = "SPEC",
                        .help = "mode=host,published=P,target=T[,protocol=udp]"},
-        [S_RES_CPU] = {.name = "reserve-cpu", .type = SK_FLAG_CPUS,
+        [S_RES_CPU] = {.name = "reserve-cpu",
+                       .type = SK_FLAG_CPUS,
                        .help = "CPUs reserved on the node"},
-        [S_RES_MEM] = {.name = "reserve-memory", .type = SK_FLAG_BYTES,
+        [S_RES_MEM] = {.name = "reserve-memory",
+                       .type = SK_FLAG_BYTES,
                        .help = "memory reserved on the node"},
-        [S_LIM_CPU] = {.name = "limit-cpu", .type = SK_FLAG_CPUS,
+        [S_LIM_CPU] = {.name = "limit-cpu",
+                       .type = SK_FLAG_CPUS,
                        .help = "CPU limit"},
-        [S_LIM_MEM] = {.name = "limit-memory", .type = SK_FLAG_BYTES,
+        [S_LIM_MEM] = {.name = "limit-memory",
+                       .type = SK_FLAG_BYTES,
                        .help = "memory limit"},
-        [S_RESTART_COND] = {.name = "restart-condition", .type = SK_FLAG_ENUM,
+        [S_RESTART_COND] = {.name = "restart-condition",
+                            .type = SK_FLAG_ENUM,
                             .choices = sk_restart_condition_names,
                             .help = "any (default), on-failure or none"},
-        [S_RESTART_DELAY] = {.name = "restart-delay", .type = SK_FLAG_DURATION,
+        [S_RESTART_DELAY] = {.name = "restart-delay",
+                             .type = SK_FLAG_DURATION,
                              .help = "wait before restarting (default 5s)"},
-        [S_RESTART_MAX] = {.name = "restart-max-attempts", .type = SK_FLAG_INT,
-                           .min = 0, .max = 1000000,
+        [S_RESTART_MAX] = {.name = "restart-max-attempts",
+                           .type = SK_FLAG_INT,
+                           .min = 0,
+                           .max = 1000000,
                            .help = "give up after N restarts (0: never)"},
         [S_RESTART_WINDOW] = {.name = "restart-window",
                               .type = SK_FLAG_DURATION,
                               .help = "window in which attempts count"},
-        [S_USER] = {.name = "user", .short_name = 'u', .type = SK_FLAG_STRING,
+        [S_USER] = {.name = "user",
+                    .short_name = 'u',
+                    .type = SK_FLAG_STRING,
                     .help = "user[:group] to run as"},
-        [S_WORKDIR] = {.name = "workdir", .short_name = 'w',
-                       .type = SK_FLAG_STRING, .help = "working directory"},
-        [S_ENTRYPOINT] = {.name = "entrypoint", .type = SK_FLAG_STRING,
+        [S_WORKDIR] = {.name = "workdir",
+                       .short_name = 'w',
+                       .type = SK_FLAG_STRING,
+                       .help = "working directory"},
+        [S_ENTRYPOINT] = {.name = "entrypoint",
+                          .type = SK_FLAG_STRING,
                           .help = "override the image's entrypoint"},
-        [S_INIT] = {.name = "init", .type = SK_FLAG_BOOL,
+        [S_INIT] = {.name = "init",
+                    .type = SK_FLAG_BOOL,
                     .help = "run an init that forwards signals (PID 1)"},
-        [S_READ_ONLY] = {.name = "read-only", .type = SK_FLAG_BOOL,
+        [S_READ_ONLY] = {.name = "read-only",
+                         .type = SK_FLAG_BOOL,
                          .help = "read-only root file system"},
-        [S_CAP_ADD] = {.name = "cap-add", .type = SK_FLAG_STRINGS,
+        [S_CAP_ADD] = {.name = "cap-add",
+                       .type = SK_FLAG_STRINGS,
                        .help = "add a Linux capability"},
-        [S_CAP_DROP] = {.name = "cap-drop", .type = SK_FLAG_STRINGS,
+        [S_CAP_DROP] = {.name = "cap-drop",
+                        .type = SK_FLAG_STRINGS,
                         .help = "drop a Linux capability"},
-        [S_GRACE] = {.name = "stop-grace-period", .type = SK_FLAG_DURATION,
+        [S_GRACE] = {.name = "stop-grace-period",
+                     .type = SK_FLAG_DURATION,
                      .help = "time to stop before a kill (default 10s)"},
-        [S_STOP_SIGNAL] = {.name = "stop-signal", .type = SK_FLAG_STRING,
+        [S_STOP_SIGNAL] = {.name = "stop-signal",
+                           .type = SK_FLAG_STRING,
                            .help = "signal to stop the container"},
-        [S_HOSTNAME] = {.name = "hostname", .type = SK_FLAG_STRING,
+        [S_HOSTNAME] = {.name = "hostname",
+                        .type = SK_FLAG_STRING,
                         .help = "container host name"},
         [S_MAX_REPLICAS] = {.name = "replicas-max-per-node",
-                            .type = SK_FLAG_INT, .min = 0,
+                            .type = SK_FLAG_INT,
+                            .min = 0,
                             .max = SK_MAX_REPLICAS,
                             .help = "at most N tasks per node"},
-        [S_UPD_PAR] = {.name = "update-parallelism", .type = SK_FLAG_INT,
-                       .min = 0, .max = SK_MAX_REPLICAS,
+        [S_UPD_PAR] = {.name = "update-parallelism",
+                       .type = SK_FLAG_INT,
+                       .min = 0,
+                       .max = SK_MAX_REPLICAS,
                        .help = "tasks replaced at once (0: all)"},
-        [S_UPD_DELAY] = {.name = "update-delay", .type = SK_FLAG_DURATION,
+        [S_UPD_DELAY] = {.name = "update-delay",
+                         .type = SK_FLAG_DURATION,
                          .help = "wait between update batches"},
-        [S_UPD_ORDER] = {.name = "update-order", .type = SK_FLAG_ENUM,
-                         .choices = orders, .help = "stop-first or start-first"},
+        [S_UPD_ORDER] = {.name = "update-order",
+                         .type = SK_FLAG_ENUM,
+                         .choices = orders,
+                         .help = "stop-first or start-first"},
         [S_UPD_FAILURE] = {.name = "update-failure-action",
-                           .type = SK_FLAG_ENUM, .choices = actions,
+                           .type = SK_FLAG_ENUM,
+                           .choices = actions,
                            .help = "pause, continue or rollback"},
-        [S_UPD_MONITOR] = {.name = "update-monitor", .type = SK_FLAG_DURATION,
+        [S_UPD_MONITOR] = {.name = "update-monitor",
+                           .type = SK_FLAG_DURATION,
                            .help = "watch each updated task this long"},
-        [S_HEALTH_CMD] = {.name = "health-cmd", .type = SK_FLAG_STRING,
+        [S_HEALTH_CMD] = {.name = "health-cmd",
+                          .type = SK_FLAG_STRING,
                           .help = "command to check health (shell)"},
-        [S_HEALTH_INT] = {.name = "health-interval", .type = SK_FLAG_DURATION,
+        [S_HEALTH_INT] = {.name = "health-interval",
+                          .type = SK_FLAG_DURATION,
                           .help = "time between checks"},
         [S_HEALTH_TIMEOUT] = {.name = "health-timeout",
                               .type = SK_FLAG_DURATION,
                               .help = "time a check may take"},
-        [S_HEALTH_RETRIES] = {.name = "health-retries", .type = SK_FLAG_INT,
-                              .min = 0, .max = 1000,
+        [S_HEALTH_RETRIES] = {.name = "health-retries",
+                              .type = SK_FLAG_INT,
+                              .min = 0,
+                              .max = 1000,
                               .help = "failures before unhealthy"},
-        [S_NO_HEALTH] = {.name = "no-healthcheck", .type = SK_FLAG_BOOL,
+        [S_NO_HEALTH] = {.name = "no-healthcheck",
+                         .type = SK_FLAG_BOOL,
                          .help = "disable the image's health check"},
-        [S_QUIET] = {.name = "quiet", .short_name = 'q', .type = SK_FLAG_BOOL,
+        [S_QUIET] = {.name = "quiet",
+                     .short_name = 'q',
+                     .type = SK_FLAG_BOOL,
                      .help = "print only the ID"},
         [S_HELP] = HELP_FLAG,
-        [S_IMAGE] = {.name = "image", .type = SK_FLAG_STRING,
+        [S_IMAGE] = {.name = "image",
+                     .type = SK_FLAG_STRING,
                      .help = "new image"},
-        [S_ENV_ADD] = {.name = "env-add", .type = SK_FLAG_STRINGS,
-                       .metavar = "K=V", .help = "add or set a variable"},
-        [S_ENV_RM] = {.name = "env-rm", .type = SK_FLAG_STRINGS,
-                      .metavar = "K", .help = "remove a variable"},
-        [S_CONS_ADD] = {.name = "constraint-add", .type = SK_FLAG_STRINGS,
+        [S_ENV_ADD] = {.name = "env-add",
+                       .type = SK_FLAG_STRINGS,
+                       .metavar = "K=V",
+                       .help = "add or set a variable"},
+        [S_ENV_RM] = {.name = "env-rm",
+                      .type = SK_FLAG_STRINGS,
+                      .metavar = "K",
+                      .help = "remove a variable"},
+        [S_CONS_ADD] = {.name = "constraint-add",
+                        .type = SK_FLAG_STRINGS,
                         .help = "add a constraint"},
-        [S_CONS_RM] = {.name = "constraint-rm", .type = SK_FLAG_STRINGS,
+        [S_CONS_RM] = {.name = "constraint-rm",
+                       .type = SK_FLAG_STRINGS,
                        .help = "remove a constraint"},
-        [S_LABEL_ADD] = {.name = "label-add", .type = SK_FLAG_STRINGS,
+        [S_LABEL_ADD] = {.name = "label-add",
+                         .type = SK_FLAG_STRINGS,
                          .help = "add or set a service label"},
-        [S_LABEL_RM] = {.name = "label-rm", .type = SK_FLAG_STRINGS,
+        [S_LABEL_RM] = {.name = "label-rm",
+                        .type = SK_FLAG_STRINGS,
                         .help = "remove a service label"},
-        [S_FORCE] = {.name = "force", .type = SK_FLAG_BOOL,
+        [S_FORCE] = {.name = "force",
+                     .type = SK_FLAG_BOOL,
                      .help = "replace the tasks even if nothing changed"},
-        [S_ARGS] = {.name = "args", .type = SK_FLAG_STRING,
+        [S_ARGS] = {.name = "args",
+                    .type = SK_FLAG_STRING,
                     .help = "new command arguments (space separated)"},
     };
     memcpy(f, base, sizeof base);
@@ -256,9 +360,10 @@ static size_t remove_strs(json_t *arr, const char *s, bool env_key)
     size_t gone = 0;
     for (size_t i = json_array_size(arr); i-- > 0;) {
         const char *v = json_string_value(json_array_get(arr, i));
-        bool match = v && (env_key ? (strncmp(v, s, strlen(s)) == 0 &&
-                                      v[strlen(s)] == '=')
-                                   : strcmp(v, s) == 0);
+        bool match =
+            v &&
+            (env_key ? (strncmp(v, s, strlen(s)) == 0 && v[strlen(s)] == '=')
+                     : strcmp(v, s) == 0);
         if (match) {
             json_array_remove(arr, i);
             gone++;
@@ -338,14 +443,14 @@ static bool apply_flags(struct sk_flag *f, json_t *spec, struct sk_err *err)
         if (!set_kv(obj_at(spec, "labels"), f[S_LABEL].strs[i], "label", err))
             return false;
     for (size_t i = 0; i < f[S_LABEL_ADD].n_strs; i++)
-        if (!set_kv(obj_at(spec, "labels"), f[S_LABEL_ADD].strs[i],
-                    "label-add", err))
+        if (!set_kv(obj_at(spec, "labels"), f[S_LABEL_ADD].strs[i], "label-add",
+                    err))
             return false;
     for (size_t i = 0; i < f[S_LABEL_RM].n_strs; i++)
         json_object_del(obj_at(spec, "labels"), f[S_LABEL_RM].strs[i]);
     for (size_t i = 0; i < f[S_CLABEL].n_strs; i++)
-        if (!set_kv(obj_at(c, "labels"), f[S_CLABEL].strs[i],
-                    "container-label", err))
+        if (!set_kv(obj_at(c, "labels"), f[S_CLABEL].strs[i], "container-label",
+                    err))
             return false;
     for (size_t i = 0; i < f[S_PUBLISH].n_strs; i++) {
         json_t *p;
@@ -437,8 +542,9 @@ static bool apply_flags(struct sk_flag *f, json_t *spec, struct sk_err *err)
                f[S_HEALTH_TIMEOUT].set || f[S_HEALTH_RETRIES].set) {
         json_t *h = obj_at(c, "healthcheck");
         if (f[S_HEALTH_CMD].set)
-            json_object_set_new(h, "test", json_pack("[s,s]", "CMD-SHELL",
-                                                     f[S_HEALTH_CMD].str));
+            json_object_set_new(
+                h, "test",
+                json_pack("[s,s]", "CMD-SHELL", f[S_HEALTH_CMD].str));
         if (f[S_HEALTH_INT].set)
             json_object_set_new(h, "interval_ms",
                                 json_integer(f[S_HEALTH_INT].num));
@@ -458,20 +564,20 @@ static bool apply_flags(struct sk_flag *f, json_t *spec, struct sk_err *err)
 }
 
 /* Flags create does not take, and flags update does not take. */
-static const int create_only[] = {S_IMAGE, S_ENV_ADD, S_ENV_RM, S_CONS_ADD,
-                                  S_CONS_RM, S_LABEL_ADD, S_LABEL_RM, S_FORCE,
-                                  S_ARGS};
+static const int create_only[] = {S_IMAGE,    S_ENV_ADD, S_ENV_RM,
+                                  S_CONS_ADD, S_CONS_RM, S_LABEL_ADD,
+                                  S_LABEL_RM, S_FORCE,   S_ARGS};
 static const int update_only_not[] = {S_NAME, S_MODE, S_CONSTRAINT, S_ENV,
                                       S_LABEL};
 
 /* Create and update share the flag table but each hides some flags (they
  * would mean nothing there). Parses with the rest; results land in f, the
  * hidden flags read as not given. */
-static bool parse_subset(struct sk_flag *f, const int *hidden,
-                         size_t n_hidden, const char *usage, int argc,
-                         char **argv, bool stop_at_positional,
-                         struct sk_flag *shown, size_t *n_shown,
-                         struct sk_flags_result *res, int *code)
+static bool parse_subset(struct sk_flag *f, const int *hidden, size_t n_hidden,
+                         const char *usage, int argc, char **argv,
+                         bool stop_at_positional, struct sk_flag *shown,
+                         size_t *n_shown, struct sk_flags_result *res,
+                         int *code)
 {
     declare(f);
     int map[S_COUNT];
@@ -503,8 +609,9 @@ int cmd_service_create(int argc, char **argv)
     const char *usage = "skiff service create [OPTIONS] IMAGE [COMMAND...]";
     struct sk_flags_result res;
     int code;
-    if (!parse_subset(f, create_only, sizeof create_only / sizeof create_only[0],
-                      usage, argc, argv, true, shown, &n, &res, &code))
+    if (!parse_subset(f, create_only,
+                      sizeof create_only / sizeof create_only[0], usage, argc,
+                      argv, true, shown, &n, &res, &code))
         return code;
     int rc = 0;
     json_t *spec = json_object();
@@ -529,14 +636,15 @@ int cmd_service_create(int argc, char **argv)
         /* Like docker: a name is made up when none is given. */
         char id[SK_ID_SIZE];
         sk_id_new(id);
-        json_object_set_new(spec, "name", json_string(sk_printf("svc-%.8s", id)));
+        json_object_set_new(spec, "name",
+                            json_string(sk_printf("svc-%.8s", id)));
     }
     json_t *body = json_pack("{s:O}", "spec", spec), *reply = NULL;
     if (cli_call("POST", "/v1/services", body, &reply, &err) != SK_OK)
         rc = fail_err(&err);
     else
         printf("%s\n", f[S_QUIET].on || cli.quiet ? jstr(reply, "id")
-                                                   : jstr(reply, "id"));
+                                                  : jstr(reply, "id"));
     json_decref(body);
     json_decref(reply);
 out:
@@ -558,16 +666,16 @@ int cmd_service_update(int argc, char **argv)
     struct sk_flags_result res;
     int code;
     if (!parse_subset(f, update_only_not,
-                      sizeof update_only_not / sizeof update_only_not[0],
-                      usage, argc, argv, false, shown, &n, &res, &code))
+                      sizeof update_only_not / sizeof update_only_not[0], usage,
+                      argc, argv, false, shown, &n, &res, &code))
         return code;
     int rc = 0;
     if (res.n_positional != 1) {
         rc = fail("usage: %s", usage);
     } else {
         struct sk_err err;
-        if (cli_modify("services", res.positional[0], update_change, f,
-                       &err) != SK_OK)
+        if (cli_modify("services", res.positional[0], update_change, f, &err) !=
+            SK_OK)
             rc = fail_err(&err);
         else if (!cli.quiet)
             printf("%s\n", res.positional[0]);
@@ -632,11 +740,10 @@ static void ports_text(const json_t *svc, char *buf, size_t size)
     buf[0] = '\0';
     size_t i;
     json_t *p;
-    json_array_foreach(json_object_get(json_object_get(json_object_get(
-                                           svc, "spec"),
-                                       "endpoint"),
-                       "ports"),
-                       i, p)
+    json_array_foreach(
+        json_object_get(
+            json_object_get(json_object_get(svc, "spec"), "endpoint"), "ports"),
+        i, p)
     {
         size_t len = strlen(buf);
         snprintf(buf + len, size - len, "%s*:%lld->%lld/%s", i ? ", " : "",
@@ -646,8 +753,10 @@ static void ports_text(const json_t *svc, char *buf, size_t size)
 
 int cmd_service_ls(int argc, char **argv)
 {
-    struct sk_flag f[] = {{.name = "quiet", .short_name = 'q',
-                           .type = SK_FLAG_BOOL, .help = "only IDs"},
+    struct sk_flag f[] = {{.name = "quiet",
+                           .short_name = 'q',
+                           .type = SK_FLAG_BOOL,
+                           .help = "only IDs"},
                           HELP_FLAG};
     struct sk_flags_result res;
     int code;
@@ -672,8 +781,8 @@ int cmd_service_ls(int argc, char **argv)
         json_array_foreach(all, i, s)
         {
             char reps[48], ports[256];
-            snprintf(reps, sizeof reps, "%lld/%lld",
-                     jint(s, "tasks.running"), jint(s, "tasks.desired"));
+            snprintf(reps, sizeof reps, "%lld/%lld", jint(s, "tasks.running"),
+                     jint(s, "tasks.desired"));
             ports_text(s, ports, sizeof ports);
             table_row(&t, jstr(s, "id"), jstr(s, "spec.name"),
                       jstr(s, "spec.mode"), reps,
@@ -688,9 +797,12 @@ int cmd_service_ls(int argc, char **argv)
 
 int cmd_service_ps(int argc, char **argv)
 {
-    struct sk_flag f[] = {{.name = "quiet", .short_name = 'q',
-                           .type = SK_FLAG_BOOL, .help = "only IDs"},
-                          {.name = "all", .short_name = 'a',
+    struct sk_flag f[] = {{.name = "quiet",
+                           .short_name = 'q',
+                           .type = SK_FLAG_BOOL,
+                           .help = "only IDs"},
+                          {.name = "all",
+                           .short_name = 'a',
                            .type = SK_FLAG_BOOL,
                            .help = "also the tasks that ended"},
                           HELP_FLAG};
@@ -817,8 +929,8 @@ static bool print_log(const char *line, void *ctx)
         l->errors++;
     } else {
         FILE *out = strcmp(jstr(j, "stream"), "stderr") == 0 ? stderr : stdout;
-        fprintf(out, "%s.%.6s@%s | %s\n", jstr(j, "task"),
-                jstr(j, "task_id"), jstr(j, "node"), jstr(j, "line"));
+        fprintf(out, "%s.%.6s@%s | %s\n", jstr(j, "task"), jstr(j, "task_id"),
+                jstr(j, "node"), jstr(j, "line"));
         fflush(out);
     }
     json_decref(j);
@@ -828,10 +940,16 @@ static bool print_log(const char *line, void *ctx)
 int cmd_service_logs(int argc, char **argv)
 {
     struct sk_flag f[] = {
-        {.name = "follow", .short_name = 'f', .type = SK_FLAG_BOOL,
+        {.name = "follow",
+         .short_name = 'f',
+         .type = SK_FLAG_BOOL,
          .help = "keep following new lines"},
-        {.name = "tail", .short_name = 'n', .type = SK_FLAG_INT, .min = 0,
-         .max = 1000000, .help = "only the last N lines of each task"},
+        {.name = "tail",
+         .short_name = 'n',
+         .type = SK_FLAG_INT,
+         .min = 0,
+         .max = 1000000,
+         .help = "only the last N lines of each task"},
         HELP_FLAG,
     };
     const char *usage = "skiff service logs [-f] [--tail N] SERVICE";

@@ -108,9 +108,9 @@ static bool retryable(enum sk_rc rc, long status)
 {
     if (status == 503 || status == 504)
         return true;
-    return status == 0 && (rc == SK_EUNAVAIL || rc == SK_ETIMEDOUT ||
-                           rc == SK_EIO || rc == SK_ECANCELED ||
-                           rc == SK_EPROTO || rc == SK_EAUTH);
+    return status == 0 &&
+           (rc == SK_EUNAVAIL || rc == SK_ETIMEDOUT || rc == SK_EIO ||
+            rc == SK_ECANCELED || rc == SK_EPROTO || rc == SK_EAUTH);
 }
 
 struct stream_ctx {
@@ -121,8 +121,7 @@ struct stream_ctx {
     bool stopped;
 };
 
-static bool stream_data(struct sk_http_call *call, const char *data,
-                        size_t len)
+static bool stream_data(struct sk_http_call *call, const char *data, size_t len)
 {
     struct stream_ctx *s = call->data;
     s->buf = sk_realloc(s->buf, s->len + len + 1);

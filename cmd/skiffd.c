@@ -58,56 +58,82 @@ enum {
 };
 
 static struct sk_flag flags[F_COUNT] = {
-    [F_DATA_DIR] = {.name = "data-dir", .type = SK_FLAG_STRING,
+    [F_DATA_DIR] = {.name = "data-dir",
+                    .type = SK_FLAG_STRING,
                     .metavar = "DIR",
                     .help = "node state (default /var/lib/skiff)"},
-    [F_ADVERTISE] = {.name = "advertise-addr", .type = SK_FLAG_STRING,
+    [F_ADVERTISE] = {.name = "advertise-addr",
+                     .type = SK_FLAG_STRING,
                      .metavar = "IP",
                      .help = "control-plane address others reach this node at"},
-    [F_DATA_PATH] = {.name = "data-path-addr", .type = SK_FLAG_STRING,
+    [F_DATA_PATH] = {.name = "data-path-addr",
+                     .type = SK_FLAG_STRING,
                      .metavar = "IP",
                      .help = "data-plane (VXLAN) address (default: advertise)"},
-    [F_LISTEN] = {.name = "listen-addr", .type = SK_FLAG_STRING,
+    [F_LISTEN] = {.name = "listen-addr",
+                  .type = SK_FLAG_STRING,
                   .metavar = "IP",
                   .help = "address to listen on (default: advertise)"},
-    [F_API_PORT] = {.name = "api-port", .type = SK_FLAG_INT, .min = 1,
-                    .max = 65535, .help = "HTTPS API port (default 7443)"},
-    [F_RAFT_PORT] = {.name = "raft-port", .type = SK_FLAG_INT, .min = 1,
-                     .max = 65535, .help = "Raft port (default 7444)"},
-    [F_INIT] = {.name = "init", .type = SK_FLAG_BOOL,
+    [F_API_PORT] = {.name = "api-port",
+                    .type = SK_FLAG_INT,
+                    .min = 1,
+                    .max = 65535,
+                    .help = "HTTPS API port (default 7443)"},
+    [F_RAFT_PORT] = {.name = "raft-port",
+                     .type = SK_FLAG_INT,
+                     .min = 1,
+                     .max = 65535,
+                     .help = "Raft port (default 7444)"},
+    [F_INIT] = {.name = "init",
+                .type = SK_FLAG_BOOL,
                 .help = "create a new cluster with this node as manager"},
-    [F_JOIN] = {.name = "join", .type = SK_FLAG_STRING,
-                .metavar = "HOST:PORT", .help = "join the cluster of a manager"},
-    [F_TOKEN] = {.name = "token", .type = SK_FLAG_STRING, .metavar = "TOKEN",
+    [F_JOIN] = {.name = "join",
+                .type = SK_FLAG_STRING,
+                .metavar = "HOST:PORT",
+                .help = "join the cluster of a manager"},
+    [F_TOKEN] = {.name = "token",
+                 .type = SK_FLAG_STRING,
+                 .metavar = "TOKEN",
                  .help = "join token (SKF1-...)"},
-    [F_FORCE_NEW] = {.name = "force-new-cluster", .type = SK_FLAG_BOOL,
+    [F_FORCE_NEW] = {.name = "force-new-cluster",
+                     .type = SK_FLAG_BOOL,
                      .help = "after losing quorum: continue as the only "
                              "manager, keeping the state"},
-    [F_HOSTNAME] = {.name = "hostname", .type = SK_FLAG_STRING,
+    [F_HOSTNAME] = {.name = "hostname",
+                    .type = SK_FLAG_STRING,
                     .metavar = "NAME",
                     .help = "node name (default: the host name)"},
-    [F_HEARTBEAT] = {.name = "heartbeat-period", .type = SK_FLAG_DURATION,
+    [F_HEARTBEAT] = {.name = "heartbeat-period",
+                     .type = SK_FLAG_DURATION,
                      .help = "with --init: agents' heartbeat (default 1s)"},
-    [F_CERT_EXPIRY] = {.name = "cert-expiry", .type = SK_FLAG_DURATION,
+    [F_CERT_EXPIRY] = {.name = "cert-expiry",
+                       .type = SK_FLAG_DURATION,
                        .help = "with --init: node certificate life (default "
                                "90 days)"},
-    [F_ELECTION] = {.name = "election-timeout", .type = SK_FLAG_DURATION,
+    [F_ELECTION] = {.name = "election-timeout",
+                    .type = SK_FLAG_DURATION,
                     .help = "Raft election timeout (default 750ms)"},
-    [F_ADMIN_CONFIG] = {.name = "admin-config", .type = SK_FLAG_STRING,
+    [F_ADMIN_CONFIG] = {.name = "admin-config",
+                        .type = SK_FLAG_STRING,
                         .metavar = "FILE",
                         .help = "with --init: where to write the admin "
                                 "credentials (default DIR/admin.json)"},
-    [F_DOCKER_HOST] = {.name = "docker-host", .type = SK_FLAG_STRING,
+    [F_DOCKER_HOST] = {.name = "docker-host",
+                       .type = SK_FLAG_STRING,
                        .metavar = "SOCKET",
                        .help = "dockerd socket (default "
                                "/var/run/docker.sock)"},
-    [F_LOG_LEVEL] = {.name = "log-level", .type = SK_FLAG_ENUM,
+    [F_LOG_LEVEL] = {.name = "log-level",
+                     .type = SK_FLAG_ENUM,
                      .choices = (const char *const[]){"debug", "info", "warn",
                                                       "error", NULL},
                      .help = "log level (default info)"},
-    [F_VERSION] = {.name = "version", .type = SK_FLAG_BOOL,
+    [F_VERSION] = {.name = "version",
+                   .type = SK_FLAG_BOOL,
                    .help = "print versions and exit"},
-    [F_HELP] = {.name = "help", .short_name = 'h', .type = SK_FLAG_BOOL,
+    [F_HELP] = {.name = "help",
+                .short_name = 'h',
+                .type = SK_FLAG_BOOL,
                 .help = "this help"},
 };
 
@@ -122,7 +148,7 @@ struct daemon {
     char **argv;
     const char *docker_socket;
     bool stopping;
-    bool reexec;   /* after stopping, re-execute (role change) */
+    bool reexec; /* after stopping, re-execute (role change) */
 };
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -198,8 +224,7 @@ static void save_state(struct daemon *d)
 
 /* ---- --init ---- */
 
-static void do_init(struct daemon *d, const char *hostname,
-                    const char *engine)
+static void do_init(struct daemon *d, const char *hostname, const char *engine)
 {
     struct sk_local_node *n = &d->node;
     struct sk_cluster_spec spec = {0};
@@ -269,8 +294,8 @@ static void do_init(struct daemon *d, const char *hostname,
            "  admin credentials: %s\n"
            "  join a worker:  skiffd --join %s --token %s ...\n"
            "  join a manager: skiffd --join %s --token %s ...\n",
-           n->cluster_id, n->node_id, admin_path, api, b.init.worker_token,
-           api, b.init.manager_token);
+           n->cluster_id, n->node_id, admin_path, api, b.init.worker_token, api,
+           b.init.manager_token);
     fflush(stdout);
     free(admin_path);
     free(init_path);
@@ -282,8 +307,7 @@ static void do_init(struct daemon *d, const char *hostname,
 
 /* ---- --join ---- */
 
-static void do_join(struct daemon *d, const char *hostname,
-                    const char *engine)
+static void do_join(struct daemon *d, const char *hostname, const char *engine)
 {
     struct sk_local_node *n = &d->node;
     if (!flags[F_TOKEN].set)
@@ -499,12 +523,11 @@ static void start_roles(struct daemon *d, const char *hostname,
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: skiffd [--data-dir DIR] --advertise-addr IP "
-            "[--data-path-addr IP] --init\n"
-            "       skiffd [--data-dir DIR] --advertise-addr IP "
-            "[--data-path-addr IP] --join HOST:PORT --token TOKEN\n"
-            "       skiffd [--data-dir DIR]        (resume)\n\n");
+    fprintf(f, "usage: skiffd [--data-dir DIR] --advertise-addr IP "
+               "[--data-path-addr IP] --init\n"
+               "       skiffd [--data-dir DIR] --advertise-addr IP "
+               "[--data-path-addr IP] --join HOST:PORT --token TOKEN\n"
+               "       skiffd [--data-dir DIR]        (resume)\n\n");
     sk_flags_usage(f, flags, F_COUNT);
 }
 
@@ -514,8 +537,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     struct sk_flags_result res;
     struct sk_err err;
-    if (sk_flags_parse(flags, F_COUNT, argc - 1, argv + 1, false, &res,
-                       &err) != SK_OK) {
+    if (sk_flags_parse(flags, F_COUNT, argc - 1, argv + 1, false, &res, &err) !=
+        SK_OK) {
         fprintf(stderr, "skiffd: %s\n", err.msg);
         usage(stderr);
         return 2;
@@ -563,8 +586,9 @@ int main(int argc, char **argv)
     d.docker_socket = docker;
     if (loaded == SK_OK) {
         if (flags[F_INIT].on || flags[F_JOIN].set)
-            SK_INFO("skiffd", "%s holds a membership (node %s of cluster "
-                              "%s): resuming, ignoring --init/--join",
+            SK_INFO("skiffd",
+                    "%s holds a membership (node %s of cluster "
+                    "%s): resuming, ignoring --init/--join",
                     d.dir, d.node.node_id, d.node.cluster_id);
         char *path = sk_printf("%s/init.json", d.dir);
         if (sk_read_file(path, 8u << 20, &init_command, NULL, &err) != SK_OK)
@@ -638,8 +662,7 @@ int main(int argc, char **argv)
     uv_run(&loop, UV_RUN_DEFAULT);
     int rc = uv_loop_close(&loop);
     if (rc != 0)
-        SK_WARN("skiffd", "loop closed with handles open: %s",
-                uv_strerror(rc));
+        SK_WARN("skiffd", "loop closed with handles open: %s", uv_strerror(rc));
     bool reexec = d.reexec;
     sk_local_node_free(&d.node);
     free(d.dir);

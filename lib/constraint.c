@@ -78,18 +78,22 @@ enum sk_rc sk_constraint_parse(const char *expr, struct sk_constraint *out,
     return SK_OK;
 }
 
-bool sk_constraint_match(const struct sk_constraint *c,
-                         const struct sk_node *n)
+bool sk_constraint_match(const struct sk_constraint *c, const struct sk_node *n)
 {
     const char *have = NULL;
     switch (c->key) {
-    case SK_CKEY_ID: have = n->meta.id; break;
-    case SK_CKEY_HOSTNAME:
-        have = n->description.hostname ? n->description.hostname
-                                       : n->spec.name;
+    case SK_CKEY_ID:
+        have = n->meta.id;
         break;
-    case SK_CKEY_ROLE: have = sk_node_role_names[n->spec.role]; break;
-    case SK_CKEY_IP: have = n->description.addr; break;
+    case SK_CKEY_HOSTNAME:
+        have = n->description.hostname ? n->description.hostname : n->spec.name;
+        break;
+    case SK_CKEY_ROLE:
+        have = sk_node_role_names[n->spec.role];
+        break;
+    case SK_CKEY_IP:
+        have = n->description.addr;
+        break;
     case SK_CKEY_LABEL:
         have = sk_kv_get(n->spec.labels, n->spec.n_labels, c->label);
         break;
@@ -103,8 +107,7 @@ enum sk_rc sk_preference_parse(const char *expr, char *label_key, size_t size,
 {
     static const char prefix[] = "spread=node.labels.";
     if (!expr || strncmp(expr, prefix, sizeof prefix - 1) != 0 ||
-        !expr[sizeof prefix - 1] ||
-        strlen(expr + sizeof prefix - 1) >= size)
+        !expr[sizeof prefix - 1] || strlen(expr + sizeof prefix - 1) >= size)
         return sk_err_set(err, SK_EINVAL,
                           "placement preference \"%s\": want "
                           "spread=node.labels.KEY",

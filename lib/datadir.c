@@ -14,8 +14,8 @@
 
 #define MAX_STATE_FILE (1u << 20)
 
-enum sk_rc sk_write_file_atomic(const char *path, const void *data,
-                                size_t len, int mode, struct sk_err *err)
+enum sk_rc sk_write_file_atomic(const char *path, const void *data, size_t len,
+                                int mode, struct sk_err *err)
 {
     char *tmp = sk_printf("%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
@@ -305,8 +305,8 @@ void sk_local_node_free(struct sk_local_node *st)
     memset(st, 0, sizeof *st);
 }
 
-void sk_local_node_set_managers(struct sk_local_node *st,
-                                char *const *addrs, size_t n)
+void sk_local_node_set_managers(struct sk_local_node *st, char *const *addrs,
+                                size_t n)
 {
     char **copy = n ? sk_calloc(n, sizeof *copy) : NULL;
     for (size_t i = 0; i < n; i++)
@@ -328,8 +328,7 @@ enum sk_rc sk_admin_creds_load(const char *path, struct sk_admin_creds *out,
     json_t *j = json_loadb(text, len, 0, &jerr);
     wipe_free(text);
     if (!j)
-        return sk_err_set(err, SK_EINVAL, "%s: not JSON: %s", path,
-                          jerr.text);
+        return sk_err_set(err, SK_EINVAL, "%s: not JSON: %s", path, jerr.text);
     memset(out, 0, sizeof *out);
     out->cluster_id = dup_field(j, "cluster_id");
     out->ca_pem = dup_field(j, "ca_pem");
@@ -348,8 +347,7 @@ enum sk_rc sk_admin_creds_load(const char *path, struct sk_admin_creds *out,
     return SK_OK;
 }
 
-enum sk_rc sk_admin_creds_save(const char *path,
-                               const struct sk_admin_creds *c,
+enum sk_rc sk_admin_creds_save(const char *path, const struct sk_admin_creds *c,
                                struct sk_err *err)
 {
     json_t *j = json_pack("{s:s?, s:s, s:s, s:s, s:o}", "cluster_id",

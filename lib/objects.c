@@ -8,28 +8,29 @@
 #include "skiff/mem.h"
 
 /* Field table shorthands: the JSON name is the C member's name. */
-#define FIELD(S, m, t, ...)                                                   \
-    {                                                                         \
-        .name = #m, .type = (t), .offset = offsetof(S, m), __VA_ARGS__        \
+#define FIELD(S, m, t, ...)                                                    \
+    {                                                                          \
+        .name = #m, .type = (t), .offset = offsetof(S, m), __VA_ARGS__         \
     }
 #define STR(S, m, ...) FIELD(S, m, SK_FT_STR, __VA_ARGS__)
 #define INT(S, m, ...) FIELD(S, m, SK_FT_INT, __VA_ARGS__)
 #define UINT(S, m, ...) FIELD(S, m, SK_FT_UINT, __VA_ARGS__)
 #define BOOL(S, m, ...) FIELD(S, m, SK_FT_BOOL, __VA_ARGS__)
 #define DBL(S, m, ...) FIELD(S, m, SK_FT_DOUBLE, __VA_ARGS__)
-#define ENUM(S, m, tbl, ...) FIELD(S, m, SK_FT_ENUM, .names = (tbl), __VA_ARGS__)
+#define ENUM(S, m, tbl, ...)                                                   \
+    FIELD(S, m, SK_FT_ENUM, .names = (tbl), __VA_ARGS__)
 #define ID(S, m, ...) FIELD(S, m, SK_FT_ID, __VA_ARGS__)
-#define STRS(S, m, ...)                                                       \
+#define STRS(S, m, ...)                                                        \
     FIELD(S, m, SK_FT_STRS, .count_offset = offsetof(S, n_##m), __VA_ARGS__)
-#define MAP(S, m, ...)                                                        \
+#define MAP(S, m, ...)                                                         \
     FIELD(S, m, SK_FT_MAP, .count_offset = offsetof(S, n_##m), __VA_ARGS__)
 #define OBJ(S, m, sch, ...) FIELD(S, m, SK_FT_OBJ, .sub = &(sch), __VA_ARGS__)
 #define PTR(S, m, sch, ...) FIELD(S, m, SK_FT_PTR, .sub = &(sch), __VA_ARGS__)
-#define OBJS(S, m, sch, ...)                                                  \
-    FIELD(S, m, SK_FT_OBJS, .sub = &(sch),                                    \
-          .count_offset = offsetof(S, n_##m), __VA_ARGS__)
-#define SCHEMA(var, S, label, tbl)                                            \
-    const struct sk_schema var = {label, sizeof(S), tbl,                      \
+#define OBJS(S, m, sch, ...)                                                   \
+    FIELD(S, m, SK_FT_OBJS, .sub = &(sch), .count_offset = offsetof(S, n_##m), \
+          __VA_ARGS__)
+#define SCHEMA(var, S, label, tbl)                                             \
+    const struct sk_schema var = {label, sizeof(S), tbl,                       \
                                   sizeof(tbl) / sizeof((tbl)[0])}
 
 #define MS_MAX (10LL * 365 * 24 * 3600 * 1000)
@@ -38,14 +39,13 @@
 #define NAME_MAX_LEN 63
 
 const char *const sk_node_role_names[] = {"worker", "manager", NULL};
-const char *const sk_availability_names[] = {"active", "pause", "drain",
-                                             NULL};
+const char *const sk_availability_names[] = {"active", "pause", "drain", NULL};
 const char *const sk_node_state_names[] = {"unknown", "down", "ready",
                                            "disconnected", NULL};
 const char *const sk_task_state_names[] = {
-    "new",      "pending",  "assigned", "accepted", "preparing",
-    "starting", "running",  "complete", "shutdown", "failed",
-    "rejected", "remove",   "orphaned", NULL};
+    "new",      "pending", "assigned", "accepted", "preparing",
+    "starting", "running", "complete", "shutdown", "failed",
+    "rejected", "remove",  "orphaned", NULL};
 const char *const sk_service_mode_names[] = {"replicated", "global", NULL};
 const char *const sk_restart_condition_names[] = {"any", "on-failure", "none",
                                                   NULL};
@@ -56,20 +56,25 @@ static const char *const update_order_names[] = {"stop-first", "start-first",
 static const char *const protocol_names[] = {"tcp", "udp", NULL};
 static const char *const port_mode_names[] = {"host", "ingress", NULL};
 static const char *const endpoint_mode_names[] = {"vip", "dnsrr", NULL};
-static const char *const update_state_names[] = {
-    "none",     "updating",         "paused",          "completed",
-    "rollback_started", "rollback_paused", "rollback_completed", NULL};
+static const char *const update_state_names[] = {"none",
+                                                 "updating",
+                                                 "paused",
+                                                 "completed",
+                                                 "rollback_started",
+                                                 "rollback_paused",
+                                                 "rollback_completed",
+                                                 NULL};
 
 /* ---- meta, shared by every kind ---- */
 
-#define META_FIELD(S, m, jname, t)                                            \
-    {                                                                         \
-        .name = jname, .type = (t), .offset = offsetof(S, meta.m)             \
+#define META_FIELD(S, m, jname, t)                                             \
+    {                                                                          \
+        .name = jname, .type = (t), .offset = offsetof(S, meta.m)              \
     }
-#define META_FIELDS(S)                                                        \
-    META_FIELD(S, id, "id", SK_FT_ID),                                        \
-        META_FIELD(S, version, "version", SK_FT_UINT),                        \
-        META_FIELD(S, created_at, "created_at", SK_FT_INT),                   \
+#define META_FIELDS(S)                                                         \
+    META_FIELD(S, id, "id", SK_FT_ID),                                         \
+        META_FIELD(S, version, "version", SK_FT_UINT),                         \
+        META_FIELD(S, created_at, "created_at", SK_FT_INT),                    \
         META_FIELD(S, updated_at, "updated_at", SK_FT_INT)
 
 /* ---- cluster ---- */
@@ -77,14 +82,14 @@ static const char *const update_state_names[] = {
 static const struct sk_field cluster_spec_fields[] = {
     STR(struct sk_cluster_spec, name, .def_str = "default",
         .max_len = NAME_MAX_LEN),
-    INT(struct sk_cluster_spec, heartbeat_period_ms, .min = 100,
-        .max = 60000, .def = SK_DEFAULT_HEARTBEAT_MS),
+    INT(struct sk_cluster_spec, heartbeat_period_ms, .min = 100, .max = 60000,
+        .def = SK_DEFAULT_HEARTBEAT_MS),
     INT(struct sk_cluster_spec, cert_expiry_ms, .min = 60000, .max = MS_MAX,
         .def = 90LL * 24 * 3600 * 1000),
     INT(struct sk_cluster_spec, task_history_limit, .min = 0, .max = 100,
         .def = SK_DEFAULT_TASK_HISTORY),
-    INT(struct sk_cluster_spec, snapshot_interval, .min = 16,
-        .max = 1000000, .def = 1024),
+    INT(struct sk_cluster_spec, snapshot_interval, .min = 16, .max = 1000000,
+        .def = 1024),
     BOOL(struct sk_cluster_spec, require_non_root),
     BOOL(struct sk_cluster_spec, forbid_privileged, .def = 1),
     BOOL(struct sk_cluster_spec, require_image_digest),
@@ -119,17 +124,14 @@ static const struct sk_field node_spec_fields[] = {
     ENUM(struct sk_node_spec, availability, sk_availability_names),
     MAP(struct sk_node_spec, labels, .max_len = SK_MAX_LABELS),
 };
-SCHEMA(sk_node_spec_schema, struct sk_node_spec, "node spec",
-       node_spec_fields);
+SCHEMA(sk_node_spec_schema, struct sk_node_spec, "node spec", node_spec_fields);
 
 static const struct sk_field node_description_fields[] = {
     STR(struct sk_node_description, hostname, .max_len = 255),
     STR(struct sk_node_description, addr, .max_len = 64),
     STR(struct sk_node_description, data_addr, .max_len = 64),
-    INT(struct sk_node_description, nano_cpus, .min = 0,
-        .max = NANO_CPUS_MAX),
-    INT(struct sk_node_description, memory_bytes, .min = 0,
-        .max = BYTES_MAX),
+    INT(struct sk_node_description, nano_cpus, .min = 0, .max = NANO_CPUS_MAX),
+    INT(struct sk_node_description, memory_bytes, .min = 0, .max = BYTES_MAX),
     STR(struct sk_node_description, engine_version, .max_len = 64),
     STR(struct sk_node_description, skiff_version, .max_len = 64),
     STR(struct sk_node_description, agent_addr, .max_len = 64),
@@ -258,12 +260,11 @@ static const struct sk_field task_spec_fields[] = {
     OBJS(struct sk_task_spec, networks, network_ref_schema, .max_len = 16),
     INT(struct sk_task_spec, force_update, .min = 0, .max = INT64_MAX),
 };
-SCHEMA(sk_task_spec_schema, struct sk_task_spec, "task spec",
-       task_spec_fields);
+SCHEMA(sk_task_spec_schema, struct sk_task_spec, "task spec", task_spec_fields);
 
 static const struct sk_field update_fields[] = {
-    INT(struct sk_update_config, parallelism, .min = 0,
-        .max = SK_MAX_REPLICAS, .def = 1),
+    INT(struct sk_update_config, parallelism, .min = 0, .max = SK_MAX_REPLICAS,
+        .def = 1),
     INT(struct sk_update_config, delay_ms, .min = 0, .max = MS_MAX),
     ENUM(struct sk_update_config, failure_action, failure_action_names),
     INT(struct sk_update_config, monitor_ms, .min = 0, .max = MS_MAX,
@@ -349,8 +350,8 @@ static const struct sk_field attachment_fields[] = {
     ID(struct sk_net_attachment, network_id),
     STRS(struct sk_net_attachment, addresses, .max_len = 8),
 };
-static SCHEMA(attachment_schema, struct sk_net_attachment,
-              "network attachment", attachment_fields);
+static SCHEMA(attachment_schema, struct sk_net_attachment, "network attachment",
+              attachment_fields);
 
 static const struct sk_field task_fields[] = {
     META_FIELDS(struct sk_task),
@@ -398,8 +399,8 @@ SCHEMA(sk_network_schema, struct sk_network, "network", network_fields);
 static const struct sk_field secret_spec_fields[] = {
     STR(struct sk_secret_spec, name, .max_len = NAME_MAX_LEN),
     MAP(struct sk_secret_spec, labels, .max_len = SK_MAX_LABELS),
-    STR(struct sk_secret_spec, data, .max_len = SK_MAX_SECRET_BYTES / 3 * 4 + 64,
-        .flags = SK_FF_SECRET),
+    STR(struct sk_secret_spec, data,
+        .max_len = SK_MAX_SECRET_BYTES / 3 * 4 + 64, .flags = SK_FF_SECRET),
 };
 SCHEMA(sk_secret_spec_schema, struct sk_secret_spec, "secret spec",
        secret_spec_fields);
@@ -407,7 +408,8 @@ SCHEMA(sk_secret_spec_schema, struct sk_secret_spec, "secret spec",
 static const struct sk_field config_spec_fields[] = {
     STR(struct sk_secret_spec, name, .max_len = NAME_MAX_LEN),
     MAP(struct sk_secret_spec, labels, .max_len = SK_MAX_LABELS),
-    STR(struct sk_secret_spec, data, .max_len = SK_MAX_CONFIG_BYTES / 3 * 4 + 64),
+    STR(struct sk_secret_spec, data,
+        .max_len = SK_MAX_CONFIG_BYTES / 3 * 4 + 64),
 };
 static SCHEMA(config_spec_schema, struct sk_secret_spec, "config spec",
               config_spec_fields);
@@ -470,13 +472,20 @@ const struct sk_schema *sk_kind_schema(enum sk_kind kind)
 const char *sk_object_name(enum sk_kind kind, const void *obj)
 {
     switch (kind) {
-    case SK_KIND_CLUSTER: return ((const struct sk_cluster *)obj)->spec.name;
-    case SK_KIND_NODE: return ((const struct sk_node *)obj)->spec.name;
-    case SK_KIND_SERVICE: return ((const struct sk_service *)obj)->spec.name;
-    case SK_KIND_NETWORK: return ((const struct sk_network *)obj)->spec.name;
-    case SK_KIND_SECRET: return ((const struct sk_secret *)obj)->spec.name;
-    case SK_KIND_CONFIG: return ((const struct sk_config *)obj)->spec.name;
-    default: return NULL;
+    case SK_KIND_CLUSTER:
+        return ((const struct sk_cluster *)obj)->spec.name;
+    case SK_KIND_NODE:
+        return ((const struct sk_node *)obj)->spec.name;
+    case SK_KIND_SERVICE:
+        return ((const struct sk_service *)obj)->spec.name;
+    case SK_KIND_NETWORK:
+        return ((const struct sk_network *)obj)->spec.name;
+    case SK_KIND_SECRET:
+        return ((const struct sk_secret *)obj)->spec.name;
+    case SK_KIND_CONFIG:
+        return ((const struct sk_config *)obj)->spec.name;
+    default:
+        return NULL;
     }
 }
 
@@ -592,8 +601,8 @@ enum sk_rc sk_service_spec_validate(const struct sk_service_spec *spec,
     enum sk_rc rc = sk_name_validate("service", spec->name, err);
     if (rc != SK_OK)
         return rc;
-    if ((rc = validate_labels("service labels", spec->labels,
-                              spec->n_labels, err)) != SK_OK)
+    if ((rc = validate_labels("service labels", spec->labels, spec->n_labels,
+                              err)) != SK_OK)
         return rc;
     const struct sk_container_spec *c = &spec->task.container;
     if (!c->image || !*c->image)
@@ -639,8 +648,8 @@ enum sk_rc sk_service_spec_validate(const struct sk_service_spec *spec,
     }
     for (size_t i = 0; i < spec->task.placement.n_constraints; i++) {
         struct sk_constraint con;
-        if ((rc = sk_constraint_parse(spec->task.placement.constraints[i],
-                                      &con, err)) != SK_OK)
+        if ((rc = sk_constraint_parse(spec->task.placement.constraints[i], &con,
+                                      err)) != SK_OK)
             return sk_err_wrap(err, "service \"%s\"", spec->name);
     }
     for (size_t i = 0; i < spec->task.placement.n_preferences; i++) {

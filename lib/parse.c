@@ -60,8 +60,7 @@ bool sk_parse_duration_ms(const char *s, int64_t *out_ms, struct sk_err *err)
         /* "ms" before "m": longest unit first. */
         for (int k = 0; k < 4; k++) {
             size_t ul = strlen(units[k].unit);
-            if (strncmp(p, units[k].unit, ul) == 0 &&
-                (k != 2 || p[1] != 's')) {
+            if (strncmp(p, units[k].unit, ul) == 0 && (k != 2 || p[1] != 's')) {
                 u = k;
                 p += ul;
                 break;
@@ -92,13 +91,32 @@ bool sk_parse_bytes(const char *s, int64_t *out_bytes, struct sk_err *err)
     const char *u = s + n;
     double mult;
     switch (*u) {
-    case '\0': mult = 1; break;
-    case 'b': case 'B': mult = 1; u++; goto done_unit;
-    case 'k': case 'K': mult = 1024.0; break;
-    case 'm': case 'M': mult = 1024.0 * 1024; break;
-    case 'g': case 'G': mult = 1024.0 * 1024 * 1024; break;
-    case 't': case 'T': mult = 1024.0 * 1024 * 1024 * 1024; break;
-    default: goto bad;
+    case '\0':
+        mult = 1;
+        break;
+    case 'b':
+    case 'B':
+        mult = 1;
+        u++;
+        goto done_unit;
+    case 'k':
+    case 'K':
+        mult = 1024.0;
+        break;
+    case 'm':
+    case 'M':
+        mult = 1024.0 * 1024;
+        break;
+    case 'g':
+    case 'G':
+        mult = 1024.0 * 1024 * 1024;
+        break;
+    case 't':
+    case 'T':
+        mult = 1024.0 * 1024 * 1024 * 1024;
+        break;
+    default:
+        goto bad;
     }
     if (*u) {
         u++;
@@ -171,7 +189,10 @@ void sk_format_duration_ms(int64_t ms, char *buf, unsigned long size)
     if (ms < 1000)
         snprintf(buf, size, "%lldms", (long long)ms);
     else if (ms < 60000)
-        snprintf(buf, size, "%g" "s", (double)ms / 1000.0);
+        snprintf(buf, size,
+                 "%g"
+                 "s",
+                 (double)ms / 1000.0);
     else if (ms < 3600000)
         snprintf(buf, size, "%lldm%llds", (long long)(ms / 60000),
                  (long long)((ms % 60000) / 1000));

@@ -16,7 +16,8 @@
 #define AT(obj, f, T) ((T *)((char *)(obj) + (f)->offset))
 #define CAT(obj, f, T) ((T const *)((const char *)(obj) + (f)->offset))
 #define COUNT(obj, f) ((size_t *)((char *)(obj) + (f)->count_offset))
-#define CCOUNT(obj, f) (*(const size_t *)((const char *)(obj) + (f)->count_offset))
+#define CCOUNT(obj, f)                                                         \
+    (*(const size_t *)((const char *)(obj) + (f)->count_offset))
 
 static size_t max_entries(const struct sk_field *f)
 {
@@ -31,14 +32,21 @@ static size_t max_str(const struct sk_field *f)
 static const char *json_type_name(const json_t *v)
 {
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number";
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a number";
     case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    case JSON_NULL: return "null";
+    case JSON_FALSE:
+        return "a boolean";
+    case JSON_NULL:
+        return "null";
     }
     return "something else";
 }
@@ -129,12 +137,23 @@ static void apply_default(const struct sk_field *f, void *obj)
     case SK_FT_STR:
         *AT(obj, f, char *) = f->def_str ? sk_strdup(f->def_str) : NULL;
         break;
-    case SK_FT_INT: *AT(obj, f, int64_t) = f->def; break;
-    case SK_FT_BOOL: *AT(obj, f, bool) = f->def != 0; break;
-    case SK_FT_ENUM: *AT(obj, f, int) = (int)f->def; break;
-    case SK_FT_DOUBLE: *AT(obj, f, double) = (double)f->def; break;
-    case SK_FT_OBJ: sk_schema_defaults(f->sub, AT(obj, f, char)); break;
-    default: break; /* zero, NULL or empty */
+    case SK_FT_INT:
+        *AT(obj, f, int64_t) = f->def;
+        break;
+    case SK_FT_BOOL:
+        *AT(obj, f, bool) = f->def != 0;
+        break;
+    case SK_FT_ENUM:
+        *AT(obj, f, int) = (int)f->def;
+        break;
+    case SK_FT_DOUBLE:
+        *AT(obj, f, double) = (double)f->def;
+        break;
+    case SK_FT_OBJ:
+        sk_schema_defaults(f->sub, AT(obj, f, char));
+        break;
+    default:
+        break; /* zero, NULL or empty */
     }
 }
 
@@ -166,8 +185,7 @@ static enum sk_rc decode_int(const struct sk_field *f, const json_t *v,
 }
 
 static enum sk_rc decode_field(const struct sk_field *f, const json_t *v,
-                               void *obj, const char *path,
-                               struct sk_err *err)
+                               void *obj, const char *path, struct sk_err *err)
 {
     enum sk_rc rc;
     const char *str;
@@ -233,8 +251,8 @@ static enum sk_rc decode_field(const struct sk_field *f, const json_t *v,
             return bad_type(err, path, "an array of strings", v);
         size_t n = json_array_size(v);
         if (n > max_entries(f))
-            return sk_err_set(err, SK_EINVAL, "%s: more than %zu entries",
-                              path, max_entries(f));
+            return sk_err_set(err, SK_EINVAL, "%s: more than %zu entries", path,
+                              max_entries(f));
         char **arr = n ? sk_calloc(n, sizeof *arr) : NULL;
         *AT(obj, f, char **) = arr;
         for (size_t i = 0; i < n; i++) {
@@ -253,8 +271,8 @@ static enum sk_rc decode_field(const struct sk_field *f, const json_t *v,
             return bad_type(err, path, "an object of strings", v);
         size_t n = json_object_size(v);
         if (n > max_entries(f))
-            return sk_err_set(err, SK_EINVAL, "%s: more than %zu entries",
-                              path, max_entries(f));
+            return sk_err_set(err, SK_EINVAL, "%s: more than %zu entries", path,
+                              max_entries(f));
         struct sk_kv *kv = n ? sk_calloc(n, sizeof *kv) : NULL;
         *AT(obj, f, struct sk_kv *) = kv;
         const char *key;
@@ -295,8 +313,8 @@ static enum sk_rc decode_field(const struct sk_field *f, const json_t *v,
             return bad_type(err, path, "an array of objects", v);
         size_t n = json_array_size(v);
         if (n > max_entries(f))
-            return sk_err_set(err, SK_EINVAL, "%s: more than %zu entries",
-                              path, max_entries(f));
+            return sk_err_set(err, SK_EINVAL, "%s: more than %zu entries", path,
+                              max_entries(f));
         char *arr = n ? sk_calloc(n, f->sub->size) : NULL;
         *AT(obj, f, char *) = arr;
         for (size_t i = 0; i < n; i++) {
@@ -391,19 +409,24 @@ json_t *sk_schema_encode(const struct sk_schema *schema, const void *obj,
                 v = json_string(s);
             break;
         }
-        case SK_FT_INT: v = json_integer(*CAT(obj, f, int64_t)); break;
+        case SK_FT_INT:
+            v = json_integer(*CAT(obj, f, int64_t));
+            break;
         case SK_FT_UINT:
             v = json_integer((json_int_t)*CAT(obj, f, uint64_t));
             break;
-        case SK_FT_BOOL: v = json_boolean(*CAT(obj, f, bool)); break;
-        case SK_FT_DOUBLE: v = json_real(*CAT(obj, f, double)); break;
+        case SK_FT_BOOL:
+            v = json_boolean(*CAT(obj, f, bool));
+            break;
+        case SK_FT_DOUBLE:
+            v = json_real(*CAT(obj, f, double));
+            break;
         case SK_FT_ENUM: {
             int e = *CAT(obj, f, int);
             size_t n = 0;
             while (f->names[n])
                 n++;
-            v = json_string(e >= 0 && (size_t)e < n ? f->names[e]
-                                                    : "unknown");
+            v = json_string(e >= 0 && (size_t)e < n ? f->names[e] : "unknown");
             break;
         }
         case SK_FT_ID: {
@@ -457,7 +480,9 @@ void sk_schema_free(const struct sk_schema *schema, void *obj)
     for (size_t i = 0; i < schema->n_fields; i++) {
         const struct sk_field *f = &schema->fields[i];
         switch (f->type) {
-        case SK_FT_STR: free(*AT(obj, f, char *)); break;
+        case SK_FT_STR:
+            free(*AT(obj, f, char *));
+            break;
         case SK_FT_STRS: {
             char **arr = *AT(obj, f, char **);
             for (size_t k = 0; k < *COUNT(obj, f); k++)
@@ -474,7 +499,9 @@ void sk_schema_free(const struct sk_schema *schema, void *obj)
             free(kv);
             break;
         }
-        case SK_FT_OBJ: sk_schema_free(f->sub, AT(obj, f, char)); break;
+        case SK_FT_OBJ:
+            sk_schema_free(f->sub, AT(obj, f, char));
+            break;
         case SK_FT_PTR: {
             void *sub = *AT(obj, f, void *);
             sk_schema_free(f->sub, sub);
@@ -488,14 +515,14 @@ void sk_schema_free(const struct sk_schema *schema, void *obj)
             free(arr);
             break;
         }
-        default: break;
+        default:
+            break;
         }
     }
     memset(obj, 0, schema->size);
 }
 
-void sk_schema_copy(const struct sk_schema *schema, void *dst,
-                    const void *src)
+void sk_schema_copy(const struct sk_schema *schema, void *dst, const void *src)
 {
     memcpy(dst, src, schema->size);
     for (size_t i = 0; i < schema->n_fields; i++) {
@@ -549,7 +576,8 @@ void sk_schema_copy(const struct sk_schema *schema, void *dst,
             *AT(dst, f, char *) = arr;
             break;
         }
-        default: break; /* scalars came with the memcpy */
+        default:
+            break; /* scalars came with the memcpy */
         }
     }
 }
@@ -599,7 +627,8 @@ bool sk_schema_equal(const struct sk_schema *schema, const void *a,
             size_t n = CCOUNT(a, f);
             if (n != CCOUNT(b, f))
                 return false;
-            char *const *x = *CAT(a, f, char **), *const *y = *CAT(b, f, char **);
+            char *const *x = *CAT(a, f, char **), *const *y =
+                                                      *CAT(b, f, char **);
             for (size_t k = 0; k < n; k++)
                 if (strcmp(x[k], y[k]) != 0)
                     return false;
@@ -655,8 +684,7 @@ const char *sk_kv_get(const struct sk_kv *kv, size_t n, const char *key)
     return NULL;
 }
 
-void sk_kv_set(struct sk_kv **kv, size_t *n, const char *key,
-               const char *value)
+void sk_kv_set(struct sk_kv **kv, size_t *n, const char *key, const char *value)
 {
     for (size_t i = 0; i < *n; i++) {
         if (strcmp((*kv)[i].key, key) == 0) {

@@ -36,8 +36,8 @@ static const struct sk_cluster *need_cluster(struct call *c)
 static const struct sk_node *lookup_node(struct call *c, const char *ref)
 {
     struct sk_err err;
-    const struct sk_node *n = sk_store_lookup(c->m->store, SK_KIND_NODE, ref,
-                                              &err);
+    const struct sk_node *n =
+        sk_store_lookup(c->m->store, SK_KIND_NODE, ref, &err);
     if (!n)
         call_error(c, &err);
     return n;
@@ -124,8 +124,7 @@ void api_join(struct call *c)
     struct sk_err err;
     if (sk_ca_admit(m->store, m->data_key, &req, mgr_now_ms(), &j->grant,
                     &err) != SK_OK) {
-        SK_INFO("api", "join refused from %s: %s", c->req->peer->addr,
-                err.msg);
+        SK_INFO("api", "join refused from %s: %s", c->req->peer->addr, err.msg);
         free(j);
         call_error(c, &err);
         return;
@@ -179,14 +178,13 @@ void api_cluster(struct call *c)
         const char *member = "none";
         for (unsigned k = 0; k < conf->n; k++)
             if (conf->servers[k].id == n->manager.raft_id)
-                member = conf->servers[k].role == RAFT_VOTER ? "voter"
-                                                             : "spare";
+                member =
+                    conf->servers[k].role == RAFT_VOTER ? "voter" : "spare";
         json_t *mj = mgr_node_json(m, n);
         json_t *row = json_pack(
             "{s:s, s:s, s:s?, s:s?, s:s, s:s, s:s}", "node_id", n->meta.id,
-            "name", n->spec.name, "api_addr", n->manager.api_addr,
-            "raft_addr", n->manager.raft_addr, "raft_member", member,
-            "status",
+            "name", n->spec.name, "api_addr", n->manager.api_addr, "raft_addr",
+            n->manager.raft_addr, "raft_member", member, "status",
             json_string_value(json_object_get(mj, "manager_status"))
                 ? json_string_value(json_object_get(mj, "manager_status"))
                 : "none",
@@ -526,10 +524,10 @@ void api_self_heartbeat(struct call *c)
     if (n->status.state != SK_NODE_READY)
         mgr_kick(m);
 
-    json_t *reply = json_pack(
-        "{s:I, s:o, s:o}", "heartbeat_period_ms",
-        (json_int_t)cl->spec.heartbeat_period_ms, "node", mgr_node_json(m, n),
-        "managers", mgr_manager_addrs(m));
+    json_t *reply =
+        json_pack("{s:I, s:o, s:o}", "heartbeat_period_ms",
+                  (json_int_t)cl->spec.heartbeat_period_ms, "node",
+                  mgr_node_json(m, n), "managers", mgr_manager_addrs(m));
     const struct sk_node *leader = mgr_leader_node(m);
     if (leader && leader->manager.api_addr)
         json_object_set_new(reply, "leader",
@@ -558,8 +556,7 @@ void api_self_heartbeat(struct call *c)
         if (changed) {
             struct sk_node *u = sk_object_dup(SK_KIND_NODE, n);
             sk_schema_free(&sk_node_description_schema, &u->description);
-            sk_schema_copy(&sk_node_description_schema, &u->description,
-                           &desc);
+            sk_schema_copy(&sk_node_description_schema, &u->description, &desc);
             if (!u->description.hostname && n->description.hostname)
                 u->description.hostname = sk_strdup(n->description.hostname);
             struct sk_txn *t = sk_txn_new();
@@ -583,10 +580,10 @@ struct cert_ctx {
 static void cert_reply(struct sk_manager *m, struct cert_ctx *cc)
 {
     const struct sk_cluster *cl = sk_store_cluster(m->store);
-    json_t *reply = json_pack(
-        "{s:s, s:s, s:s, s:s, s:o}", "cert_pem", cc->cert, "role",
-        sk_node_role_names[cc->role], "ca_cert_pem", cl->ca_cert_pem,
-        "cluster_id", cl->meta.id, "managers", mgr_manager_addrs(m));
+    json_t *reply =
+        json_pack("{s:s, s:s, s:s, s:s, s:o}", "cert_pem", cc->cert, "role",
+                  sk_node_role_names[cc->role], "ca_cert_pem", cl->ca_cert_pem,
+                  "cluster_id", cl->meta.id, "managers", mgr_manager_addrs(m));
     if (cc->role == SK_ROLE_MANAGER) {
         char *key = sk_base64_encode(m->data_key, SK_DATA_KEY_SIZE);
         json_object_set_new(reply, "data_key", json_string(key));
@@ -777,8 +774,9 @@ void api_metrics(struct call *c)
         return;
     }
     bool leader = sk_raft_is_leader(&m->raft);
-    fprintf(f, "# HELP skiff_raft_leader Whether this manager leads.\n"
-               "# TYPE skiff_raft_leader gauge\nskiff_raft_leader %d\n",
+    fprintf(f,
+            "# HELP skiff_raft_leader Whether this manager leads.\n"
+            "# TYPE skiff_raft_leader gauge\nskiff_raft_leader %d\n",
             leader);
     fprintf(f, "# TYPE skiff_raft_term gauge\nskiff_raft_term %llu\n",
             (unsigned long long)sk_raft_term(&m->raft));
@@ -840,8 +838,7 @@ void api_metrics(struct call *c)
             "# TYPE skiff_api_refused_total counter\n"
             "skiff_api_refused_total %llu\n"
             "# TYPE skiff_api_connections gauge\nskiff_api_connections %u\n",
-            (unsigned long long)m->requests,
-            (unsigned long long)m->forwarded,
+            (unsigned long long)m->requests, (unsigned long long)m->forwarded,
             (unsigned long long)m->refused,
             sk_http_server_connections(&m->http));
     fprintf(f,

@@ -80,8 +80,8 @@ void api_service_get(struct call *c)
 static void task_name(const struct sk_store *st, const struct sk_task *t,
                       char *buf, size_t size)
 {
-    const struct sk_service *s = sk_store_get(st, SK_KIND_SERVICE,
-                                              t->service_id);
+    const struct sk_service *s =
+        sk_store_get(st, SK_KIND_SERVICE, t->service_id);
     const char *name = s ? s->spec.name : "(removed)";
     if (t->slot > 0)
         snprintf(buf, size, "%s.%lld", name, (long long)t->slot);
@@ -95,10 +95,8 @@ static json_t *task_json(struct sk_manager *m, const struct sk_task *t)
     char name[128];
     task_name(m->store, t, name, sizeof name);
     json_object_set_new(j, "name", json_string(name));
-    const struct sk_node *n = *t->node_id ? sk_store_get(m->store,
-                                                         SK_KIND_NODE,
-                                                         t->node_id)
-                                          : NULL;
+    const struct sk_node *n =
+        *t->node_id ? sk_store_get(m->store, SK_KIND_NODE, t->node_id) : NULL;
     if (n)
         json_object_set_new(j, "node_name", json_string(n->spec.name));
     return j;
@@ -206,8 +204,7 @@ static bool read_spec(struct call *c, struct sk_service_spec *spec)
               "forbid_privileged)";
     else if (cl && cl->spec.require_non_root &&
              (!ct->user || !*ct->user || strcmp(ct->user, "0") == 0 ||
-              strcmp(ct->user, "root") == 0 ||
-              strncmp(ct->user, "0:", 2) == 0))
+              strcmp(ct->user, "root") == 0 || strncmp(ct->user, "0:", 2) == 0))
         why = "tasks must run as a non-root user: set --user (cluster "
               "policy require_non_root)";
     else if (cl && cl->spec.require_image_digest &&
@@ -231,8 +228,7 @@ void api_service_create(struct call *c)
     if (!read_spec(c, &spec))
         return;
     if (sk_store_get_by_name(m->store, SK_KIND_SERVICE, spec.name)) {
-        call_errorf(c, SK_EEXIST, "service \"%s\" already exists",
-                    spec.name);
+        call_errorf(c, SK_EEXIST, "service \"%s\" already exists", spec.name);
         sk_schema_free(&sk_service_spec_schema, &spec);
         return;
     }
@@ -243,8 +239,8 @@ void api_service_create(struct call *c)
     struct sk_txn *t = sk_txn_new();
     sk_txn_create(t, SK_KIND_SERVICE, s);
     SK_INFO("api", "service %s created (%s)", spec.name, s->meta.id);
-    json_t *reply = json_pack("{s:s, s:s}", "id", s->meta.id, "name",
-                              spec.name);
+    json_t *reply =
+        json_pack("{s:s, s:s}", "id", s->meta.id, "name", spec.name);
     sk_object_free(SK_KIND_SERVICE, s);
     call_propose(c, t, reply);
 }
@@ -280,8 +276,7 @@ void api_service_update(struct call *c)
         sk_schema_free(&sk_service_spec_schema, u->previous_spec);
         free(u->previous_spec);
         u->previous_spec = sk_malloc(sizeof *u->previous_spec);
-        sk_schema_copy(&sk_service_spec_schema, u->previous_spec,
-                       &cur->spec);
+        sk_schema_copy(&sk_service_spec_schema, u->previous_spec, &cur->spec);
         u->spec_version++;
         u->update_status.state = SK_UPDATE_UPDATING;
         u->update_status.started_at = mgr_now_ms();
@@ -439,8 +434,8 @@ static void source_done(struct sk_http_call *h)
         err.code != SK_ECANCELED) {
         /* Name the node and go on with the others: never hang on one. */
         logs_write(l, json_pack("{s:s, s:s, s:s, s:s+}", "task", s->task,
-                                "task_id", s->task_id, "node", s->node,
-                                "error", "logs unavailable: ", err.msg));
+                                "task_id", s->task_id, "node", s->node, "error",
+                                "logs unavailable: ", err.msg));
     }
     sk_http_call_reset(h);
     s->done = true;
@@ -485,8 +480,8 @@ void api_service_logs(struct call *c)
         const struct sk_task *t = tl.v[i];
         if (!t->status.container_id || !*t->node_id)
             continue;
-        const struct sk_node *n = sk_store_get(m->store, SK_KIND_NODE,
-                                               t->node_id);
+        const struct sk_node *n =
+            sk_store_get(m->store, SK_KIND_NODE, t->node_id);
         struct log_source *s = &l->src[l->n++];
         s->l = l;
         task_name(m->store, t, s->task, sizeof s->task);

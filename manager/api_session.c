@@ -119,8 +119,7 @@ void session_flush(struct session *s)
         return;
     }
     json_t *msg = json_pack("{s:s, s:b, s:o, s:o}", "type", "assignments",
-                            "full", full, "tasks", c.tasks, "removed",
-                            removed);
+                            "full", full, "tasks", c.tasks, "removed", removed);
     char *text = json_dumps(msg, JSON_COMPACT);
     json_decref(msg);
     size_t len = strlen(text);
@@ -135,8 +134,7 @@ void api_self_assignments(struct call *c)
     struct sk_manager *m = c->m;
     if (!sk_raft_is_leader(&m->raft)) {
         const struct sk_node *l = mgr_leader_node(m);
-        call_errorf(c, SK_ENOTLEADER,
-                    "assignments come from the leader%s%s",
+        call_errorf(c, SK_ENOTLEADER, "assignments come from the leader%s%s",
                     l && l->manager.api_addr ? ", now at " : "",
                     l && l->manager.api_addr ? l->manager.api_addr : "");
         return;
@@ -220,8 +218,9 @@ void api_self_status(struct call *c)
     }
     if (accepted)
         mgr_kick(m);
-    call_json(c, 200, json_pack("{s:b, s:I}", "ok", 1, "accepted",
-                                (json_int_t)accepted));
+    call_json(
+        c, 200,
+        json_pack("{s:b, s:I}", "ok", 1, "accepted", (json_int_t)accepted));
 }
 
 /* ---- the node's agent ---- */
@@ -230,8 +229,7 @@ void api_agent(struct call *c)
 {
     struct sk_manager *m = c->m;
     const struct sk_peer *p = c->req->peer;
-    const struct sk_node *n = sk_store_get(m->store, SK_KIND_NODE,
-                                           p->node_id);
+    const struct sk_node *n = sk_store_get(m->store, SK_KIND_NODE, p->node_id);
     if (!p->authenticated || strcmp(p->role, "manager") != 0 || !n) {
         call_errorf(c, SK_EPERM, "only managers may call the agent");
         return;

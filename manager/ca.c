@@ -17,8 +17,8 @@ static char *digest_text(const unsigned char d[SK_DIGEST_SIZE])
 
 /* Makes a token for the CA digest; fills the hash and sealed fields. */
 static char *new_token(const unsigned char digest[SK_DIGEST_SIZE],
-                       const unsigned char key[SK_DATA_KEY_SIZE],
-                       char **hash, char **sealed)
+                       const unsigned char key[SK_DATA_KEY_SIZE], char **hash,
+                       char **sealed)
 {
     struct sk_token t;
     char text[SK_TOKEN_MAX_LEN], hex[65];
@@ -156,9 +156,9 @@ static struct sk_node *new_node(const char *hostname, int role,
                                 const char *addr, const char *data_addr,
                                 int64_t nano_cpus, int64_t memory_bytes,
                                 const char *engine_version,
-                                const char *skiff_version,
-                                const char *api_addr, const char *raft_addr,
-                                const char *message, int64_t now_ms)
+                                const char *skiff_version, const char *api_addr,
+                                const char *raft_addr, const char *message,
+                                int64_t now_ms)
 {
     struct sk_node *n = sk_object_new(SK_KIND_NODE);
     sk_id_new(n->meta.id);
@@ -236,8 +236,7 @@ enum sk_rc sk_ca_admit(const struct sk_store *s,
                           "addresses as IP:PORT",
                           req->hostname);
     if (!req->csr_pem)
-        return sk_err_set(err, SK_EINVAL, "node \"%s\": no CSR",
-                          req->hostname);
+        return sk_err_set(err, SK_EINVAL, "node \"%s\": no CSR", req->hostname);
     const struct sk_node *holder =
         sk_store_get_by_name(s, SK_KIND_NODE, req->hostname);
     if (holder)
@@ -249,13 +248,12 @@ enum sk_rc sk_ca_admit(const struct sk_store *s,
             sk_node_state_names[holder->status.state], req->hostname);
 
     struct sk_node *n =
-        new_node(req->hostname, role, req->addr, req->data_addr,
-                 req->nano_cpus, req->memory_bytes, req->engine_version,
-                 req->skiff_version, req->api_addr, req->raft_addr, "joined",
-                 now_ms);
+        new_node(req->hostname, role, req->addr, req->data_addr, req->nano_cpus,
+                 req->memory_bytes, req->engine_version, req->skiff_version,
+                 req->api_addr, req->raft_addr, "joined", now_ms);
     char *cert = NULL;
-    rc = sign(c, data_key, req->csr_pem, n->meta.id,
-              sk_node_role_names[role], req->addr, now_ms, &cert, err);
+    rc = sign(c, data_key, req->csr_pem, n->meta.id, sk_node_role_names[role],
+              req->addr, now_ms, &cert, err);
     if (rc != SK_OK) {
         sk_object_free(SK_KIND_NODE, n);
         return sk_err_wrap(err, "node \"%s\"", req->hostname);
@@ -315,8 +313,8 @@ enum sk_rc sk_ca_issue_admin(const char *ca_cert_pem, const char *ca_key_pem,
 }
 
 enum sk_rc sk_ca_token(const struct sk_cluster *c,
-                       const unsigned char data_key[SK_DATA_KEY_SIZE],
-                       int role, char **out_token, struct sk_err *err)
+                       const unsigned char data_key[SK_DATA_KEY_SIZE], int role,
+                       char **out_token, struct sk_err *err)
 {
     const char *sealed = role == SK_ROLE_MANAGER ? c->keys.manager_token_sealed
                                                  : c->keys.worker_token_sealed;
@@ -343,8 +341,7 @@ enum sk_rc sk_ca_rotate_token(const struct sk_cluster *c,
         return rc;
     struct sk_cluster *copy = sk_object_dup(SK_KIND_CLUSTER, c);
     if (role == SK_ROLE_MANAGER)
-        *out_token = new_token(digest, data_key,
-                               &copy->keys.manager_token_hash,
+        *out_token = new_token(digest, data_key, &copy->keys.manager_token_hash,
                                &copy->keys.manager_token_sealed);
     else
         *out_token = new_token(digest, data_key, &copy->keys.worker_token_hash,

@@ -77,8 +77,8 @@ static bool check_node(const void *obj, void *ctx)
             snprintf(msg, sizeof msg, "heartbeat received");
         }
     } else if (node->status.state != SK_NODE_DOWN) {
-        bool grace = c->now - c->d->leader_since <
-                     SK_LEADER_GRACE_PERIODS * c->period;
+        bool grace =
+            c->now - c->d->leader_since < SK_LEADER_GRACE_PERIODS * c->period;
         /* A node that joined moments ago has not heartbeated yet: its join
          * counts as the last time it was heard of. */
         bool joined = !seen && node->meta.created_at > c->d->leader_since;

@@ -51,10 +51,14 @@ void sk_events_free(struct sk_events *e)
 static const char *action_of(enum sk_event_type t)
 {
     switch (t) {
-    case SK_EV_CREATE: return "create";
-    case SK_EV_UPDATE: return "update";
-    case SK_EV_DELETE: return "remove";
-    default: return "reset";
+    case SK_EV_CREATE:
+        return "create";
+    case SK_EV_UPDATE:
+        return "update";
+    case SK_EV_DELETE:
+        return "remove";
+    default:
+        return "reset";
     }
 }
 
@@ -92,7 +96,8 @@ static void add_details(json_t *j, enum sk_kind kind, const void *obj)
         json_object_set_new(j, "replicas", json_integer(s->spec.replicas));
         break;
     }
-    default: break;
+    default:
+        break;
     }
 }
 

@@ -67,8 +67,8 @@ bool call_body(struct call *c)
     if (c->body)
         return true;
     json_error_t jerr;
-    c->body = json_loadb(c->req->body ? c->req->body : "", c->req->body_len,
-                         0, &jerr);
+    c->body = json_loadb(c->req->body ? c->req->body : "", c->req->body_len, 0,
+                         &jerr);
     if (!c->body || !json_is_object(c->body)) {
         if (c->body)
             call_errorf(c, SK_EINVAL, "request body must be a JSON object");
@@ -108,8 +108,8 @@ bool mgr_propose(struct sk_manager *m, struct sk_txn *t, propose_done done,
     p->done = done;
     p->ctx = ctx;
     p->req.data = p;
-    enum sk_rc rc = sk_raft_propose(&m->raft, &p->req, cmd, len, proposal_cb,
-                                    err);
+    enum sk_rc rc =
+        sk_raft_propose(&m->raft, &p->req, cmd, len, proposal_cb, err);
     free(cmd);
     if (rc != SK_OK) {
         free(p);
@@ -343,10 +343,9 @@ static bool authorise(struct call *c, enum auth need, bool leader_decides)
         if (c->who.kind == WHO_NODE)
             return true;
         m->refused++;
-        call_errorf(c, c->who.kind == WHO_NONE ? SK_EAUTH : SK_EPERM,
-                    "%s", c->who.kind == WHO_NONE
-                              ? "a node certificate is required"
-                              : "only a node may call this");
+        call_errorf(c, c->who.kind == WHO_NONE ? SK_EAUTH : SK_EPERM, "%s",
+                    c->who.kind == WHO_NONE ? "a node certificate is required"
+                                            : "only a node may call this");
         return false;
     case AUTH_ADMIN:
         if (c->who.kind == WHO_ADMIN)
@@ -445,8 +444,7 @@ static void forward(struct call *c)
     struct forward *f = sk_calloc(1, sizeof *f);
     f->c = c;
     f->url = sk_printf("https://%s%s%s%s", leader->manager.api_addr,
-                       c->req->path, *c->req->query ? "?" : "",
-                       c->req->query);
+                       c->req->path, *c->req->query ? "?" : "", c->req->query);
     if (c->who.kind == WHO_ADMIN)
         snprintf(f->principal, sizeof f->principal, "X-Skiff-Principal: admin");
     else if (c->who.kind == WHO_NODE)
@@ -521,14 +519,14 @@ static void handle(struct sk_http_req *req)
             call_errorf(c, SK_EINVAL, "%s is not allowed on %s", req->method,
                         req->path);
         else if (!path_known)
-            call_errorf(c, SK_ENOTFOUND, "no such endpoint: %s %s",
-                        req->method, req->path);
+            call_errorf(c, SK_ENOTFOUND, "no such endpoint: %s %s", req->method,
+                        req->path);
         return;
     }
     char consistent[8];
-    bool want_consistent = sk_http_query(req, "consistent", consistent,
-                                         sizeof consistent) &&
-                           strcmp(consistent, "0") != 0;
+    bool want_consistent =
+        sk_http_query(req, "consistent", consistent, sizeof consistent) &&
+        strcmp(consistent, "0") != 0;
     bool to_leader =
         (r->forward || want_consistent) && !sk_raft_is_leader(&m->raft);
     if (!authorise(c, r->auth, to_leader))
@@ -549,8 +547,8 @@ static bool raft_authorize(void *ctx, const struct sk_peer *peer, uint64_t id)
      * chain and the manager role (checked already) must do. */
     if (!sk_store_cluster(m->store))
         return true;
-    const struct sk_node *n = sk_store_get(m->store, SK_KIND_NODE,
-                                           peer->node_id);
+    const struct sk_node *n =
+        sk_store_get(m->store, SK_KIND_NODE, peer->node_id);
     return n && n->spec.role == SK_ROLE_MANAGER;
 }
 
@@ -670,18 +668,30 @@ static void reconcile_membership(struct sk_manager *m)
                 : sk_raft_match_index(&m->raft, conf->servers[i].id);
         n++;
     }
-    struct sk_member_action a = sk_membership_next(
-        m->store, servers, n, m->raft.raft.id, sk_raft_last_index(&m->raft),
-        CATCH_UP_SLACK);
+    struct sk_member_action a =
+        sk_membership_next(m->store, servers, n, m->raft.raft.id,
+                           sk_raft_last_index(&m->raft), CATCH_UP_SLACK);
     enum sk_raft_change_type type;
     switch (a.type) {
-    case SK_MEMBER_NOTHING: return;
-    case SK_MEMBER_ADD: type = SK_RAFT_ADD_SPARE; break;
-    case SK_MEMBER_REPLICATE: type = SK_RAFT_MAKE_STANDBY; break;
-    case SK_MEMBER_PROMOTE: type = SK_RAFT_MAKE_VOTER; break;
-    case SK_MEMBER_REMOVE: type = SK_RAFT_REMOVE; break;
-    case SK_MEMBER_TRANSFER: type = SK_RAFT_TRANSFER; break;
-    default: return;
+    case SK_MEMBER_NOTHING:
+        return;
+    case SK_MEMBER_ADD:
+        type = SK_RAFT_ADD_SPARE;
+        break;
+    case SK_MEMBER_REPLICATE:
+        type = SK_RAFT_MAKE_STANDBY;
+        break;
+    case SK_MEMBER_PROMOTE:
+        type = SK_RAFT_MAKE_VOTER;
+        break;
+    case SK_MEMBER_REMOVE:
+        type = SK_RAFT_REMOVE;
+        break;
+    case SK_MEMBER_TRANSFER:
+        type = SK_RAFT_TRANSFER;
+        break;
+    default:
+        return;
     }
     SK_INFO("raft", "membership: %s %llu (%s)",
             type == SK_RAFT_ADD_SPARE      ? "add"
@@ -973,8 +983,9 @@ static void forced_cleanup(struct sk_manager *m)
         m->forced_cleanup_done = true;
         return;
     }
-    SK_INFO("manager", "--force-new-cluster: %zu other managers become "
-                       "workers",
+    SK_INFO("manager",
+            "--force-new-cluster: %zu other managers become "
+            "workers",
             d.n);
     struct sk_err err;
     m->forced_cleanup_inflight = true;
@@ -1125,15 +1136,14 @@ static void listener_closed(struct sk_listener *l)
 
 static void client_closed(struct sk_http_client *c)
 {
-    closed_one((struct sk_manager *)((char *)c -
-                                     offsetof(struct sk_manager, client)));
+    closed_one(
+        (struct sk_manager *)((char *)c - offsetof(struct sk_manager, client)));
 }
 
 static void raft_closed(struct sk_raft_node *n)
 {
-    struct sk_manager *m = (struct sk_manager *)((char *)n -
-                                                 offsetof(struct sk_manager,
-                                                          raft));
+    struct sk_manager *m =
+        (struct sk_manager *)((char *)n - offsetof(struct sk_manager, raft));
     closed_one(m);
 }
 
@@ -1234,8 +1244,7 @@ struct sk_manager *sk_manager_start(const struct sk_manager_config *cfg,
         if (b != SK_OK && b != SK_EEXIST)
             goto fail;
     }
-    if (cfg->force_new_cluster &&
-        sk_raft_node_recover(&m->raft, err) != SK_OK)
+    if (cfg->force_new_cluster && sk_raft_node_recover(&m->raft, err) != SK_OK)
         goto fail;
     if (sk_raft_node_start(&m->raft, err) != SK_OK)
         goto fail;
@@ -1275,8 +1284,8 @@ fail:
 }
 
 enum sk_rc sk_manager_set_credentials(struct sk_manager *m,
-                                      const char *cert_pem,
-                                      const char *key_pem, struct sk_err *err)
+                                      const char *cert_pem, const char *key_pem,
+                                      struct sk_err *err)
 {
     enum sk_rc rc = make_tls(m, cert_pem, key_pem, err);
     if (rc != SK_OK)

@@ -21,8 +21,8 @@
 struct sk_manager {
     uv_loop_t *loop;
     struct sk_manager_config cfg; /* strings below are our copies */
-    char *raft_dir, *node_id, *cluster_id, *listen_addr, *api_addr,
-        *raft_addr, *ca_pem, *cert_pem, *key_pem, *init_command;
+    char *raft_dir, *node_id, *cluster_id, *listen_addr, *api_addr, *raft_addr,
+        *ca_pem, *cert_pem, *key_pem, *init_command;
     unsigned char data_key[SK_DATA_KEY_SIZE];
 
     struct sk_store *store;
@@ -33,7 +33,7 @@ struct sk_manager {
     struct sk_raft_node raft;
     bool raft_inited;
     struct sk_tls_ctx *api_tls, *raft_server_tls, *client_tls;
-    struct sk_tls_creds creds; /* for forwarding; points at our strings */
+    struct sk_tls_creds creds;       /* for forwarding; points at our strings */
     struct sk_tls_creds agent_creds; /* calling agents (any node role) */
     struct sk_listener listener;
     bool listening;
@@ -60,10 +60,10 @@ struct sk_manager {
     size_t n_loop_changes;
     unsigned next_producer;
     bool orch_dirty, sched_dirty;
-    int64_t orch_wake_ms;      /* wall clock; 0: none */
-    struct sk_map reports;     /* task id -> struct task_report (pending) */
-    struct session *sessions;  /* agents' assignment streams */
-    struct forward *forwards;  /* calls forwarded to the leader, in flight */
+    int64_t orch_wake_ms;     /* wall clock; 0: none */
+    struct sk_map reports;    /* task id -> struct task_report (pending) */
+    struct session *sessions; /* agents' assignment streams */
+    struct forward *forwards; /* calls forwarded to the leader, in flight */
     uint64_t last_ping_ms;
 
     /* Counters for /metrics. */

@@ -22,7 +22,8 @@ struct pass {
 
 static bool room(const struct pass *p)
 {
-    return p->changes < p->max_ops && sk_txn_size(p->txn) < SK_TXN_MAX_BYTES / 2;
+    return p->changes < p->max_ops &&
+           sk_txn_size(p->txn) < SK_TXN_MAX_BYTES / 2;
 }
 
 static void wake(struct pass *p, int64_t at)
@@ -55,8 +56,7 @@ static struct sk_task *new_task(struct pass *p, const struct sk_service *svc,
     if (node_id)
         snprintf(t->node_id, sizeof t->node_id, "%s", node_id);
     t->spec_version = svc->spec_version;
-    sk_schema_copy(&sk_task_spec_schema, &t->spec,
-                   &svc->spec.task);
+    sk_schema_copy(&sk_task_spec_schema, &t->spec, &svc->spec.task);
     t->desired_state = SK_TASK_RUNNING;
     t->status.state = node_id ? SK_TASK_ASSIGNED : SK_TASK_PENDING;
     t->status.timestamp = p->now;
@@ -157,8 +157,8 @@ static bool may_restart(struct pass *p, const struct sk_task *t,
         return false;
     /* A task stopped by someone else while it should run counts as a
      * failure. */
-    bool failure = failed_state(st) || st == SK_TASK_SHUTDOWN ||
-                   st == SK_TASK_ORPHANED;
+    bool failure =
+        failed_state(st) || st == SK_TASK_SHUTDOWN || st == SK_TASK_ORPHANED;
     if (rp->condition == SK_RESTART_ON_FAILURE && !failure)
         return false;
     *attempts = t->restart_attempts;
@@ -213,8 +213,8 @@ static bool gather_task(const void *obj, void *ctx)
 {
     const struct sk_task *t = obj;
     struct gather *g = ctx;
-    struct slot *s = slot_for(g->st, g->global ? 0 : t->slot,
-                              g->global ? t->node_id : NULL);
+    struct slot *s =
+        slot_for(g->st, g->global ? 0 : t->slot, g->global ? t->node_id : NULL);
     if (s->n == s->cap) {
         s->cap = s->cap ? s->cap * 2 : 4;
         s->tasks = sk_realloc(s->tasks, s->cap * sizeof *s->tasks);
@@ -265,8 +265,8 @@ static void reap(struct pass *p, const struct slot *s)
 }
 
 /* The update (or rollback) settings in force. */
-static const struct sk_update_config *update_config(
-    const struct sk_service *svc)
+static const struct sk_update_config *
+update_config(const struct sk_service *svc)
 {
     int st = svc->update_status.state;
     return st == SK_UPDATE_ROLLBACK_STARTED || st == SK_UPDATE_ROLLBACK_PAUSED
@@ -378,12 +378,11 @@ static void tend_slot(struct pass *p, const struct sk_service *svc,
                       struct update_state *u)
 {
     const struct sk_task_spec *ts = &svc->spec.task;
-    const char *node_for_new = svc->spec.mode == SK_MODE_GLOBAL ? s->node_id
-                                                                : NULL;
+    const char *node_for_new =
+        svc->spec.mode == SK_MODE_GLOBAL ? s->node_id : NULL;
     if (s->n == 0) {
         if (wanted && can_create && room(p))
-            create(p, new_task(p, svc, s, node_for_new, 0, 0,
-                               "created"));
+            create(p, new_task(p, svc, s, node_for_new, 0, 0, "created"));
         return;
     }
     const struct sk_task *newest = s->tasks[0];
@@ -420,8 +419,7 @@ static void tend_slot(struct pass *p, const struct sk_service *svc,
         if (fate != NODE_OK && svc->spec.mode == SK_MODE_REPLICATED) {
             set_desired(p, newest, SK_TASK_SHUTDOWN, why);
             if (room(p))
-                create(p, new_task(p, svc, s, NULL,
-                                   newest->restart_attempts,
+                create(p, new_task(p, svc, s, NULL, newest->restart_attempts,
                                    newest->restart_window_start, why));
         } else if (fate == NODE_DRAINED) {
             set_desired(p, newest, SK_TASK_SHUTDOWN, why);
@@ -436,8 +434,8 @@ static void tend_slot(struct pass *p, const struct sk_service *svc,
                 set_desired(p, newest, SK_TASK_SHUTDOWN, NULL);
             } else if (!later && can_create && room(p)) {
                 set_desired(p, newest, SK_TASK_SHUTDOWN, NULL);
-                create(p, new_task(p, svc, s, node_for_new, attempts,
-                                   window, "restarted"));
+                create(p, new_task(p, svc, s, node_for_new, attempts, window,
+                                   "restarted"));
             }
         } else if (outdated(svc, newest) && u->may_start) {
             const struct sk_update_config *cfg = update_config(svc);
@@ -446,8 +444,8 @@ static void tend_slot(struct pass *p, const struct sk_service *svc,
                 u->may_start = false;
             if (cfg->order == SK_ORDER_START_FIRST) {
                 if (room(p))
-                    create(p, new_task(p, svc, s, node_for_new, 0, 0,
-                                       "updated"));
+                    create(p,
+                           new_task(p, svc, s, node_for_new, 0, 0, "updated"));
             } else {
                 set_desired(p, newest, SK_TASK_SHUTDOWN, "updating");
             }
@@ -500,8 +498,8 @@ static bool on_update_failure(struct pass *p, const struct sk_service *svc,
     const struct sk_node *node = sk_store_get(p->s, SK_KIND_NODE, f->node_id);
     char what[160];
     if (svc->spec.mode == SK_MODE_GLOBAL)
-        snprintf(what, sizeof what, "the task of %s on %s",
-                 svc->spec.name, node ? node->spec.name : "a removed node");
+        snprintf(what, sizeof what, "the task of %s on %s", svc->spec.name,
+                 node ? node->spec.name : "a removed node");
     else
         snprintf(what, sizeof what, "task %s.%lld", svc->spec.name,
                  (long long)f->slot);
@@ -520,10 +518,10 @@ static bool on_update_failure(struct pass *p, const struct sk_service *svc,
         free(upd->update_status.message);
         upd->update_status.state =
             rolling_back ? SK_UPDATE_ROLLBACK_PAUSED : SK_UPDATE_PAUSED;
-        upd->update_status.message = sk_printf(
-            "%s paused: %zu of %zu tasks failed; %s failed: %s",
-            rolling_back ? "rollback" : "update", u->failed, u->slots, what,
-            cause);
+        upd->update_status.message =
+            sk_printf("%s paused: %zu of %zu tasks failed; %s failed: %s",
+                      rolling_back ? "rollback" : "update", u->failed, u->slots,
+                      what, cause);
     }
     sk_txn_update(p->txn, SK_KIND_SERVICE, upd, svc->meta.version);
     p->changes++;
@@ -558,8 +556,8 @@ static void tend_service(struct pass *p, const struct sk_service *svc)
         }
     } else {
         size_t n_cons = svc->spec.task.placement.n_constraints;
-        struct sk_constraint *cons = sk_calloc(n_cons ? n_cons : 1,
-                                               sizeof *cons);
+        struct sk_constraint *cons =
+            sk_calloc(n_cons ? n_cons : 1, sizeof *cons);
         bool bad = false;
         for (size_t c = 0; c < n_cons; c++)
             bad |= sk_constraint_parse(svc->spec.task.placement.constraints[c],
@@ -580,8 +578,8 @@ static void tend_service(struct pass *p, const struct sk_service *svc)
             const struct sk_node *node =
                 sk_store_get(p->s, SK_KIND_NODE, s->node_id);
             bool for_new = false;
-            bool wanted = node && !bad &&
-                          node_eligible(node, cons, n_cons, &for_new);
+            bool wanted =
+                node && !bad && node_eligible(node, cons, n_cons, &for_new);
             if (node && node->status.state == SK_NODE_DOWN && wanted) {
                 /* It keeps its task; nothing can be done meanwhile. */
                 reap(p, s);
@@ -600,8 +598,8 @@ static void tend_service(struct pass *p, const struct sk_service *svc)
         int64_t monitor = update_config(svc)->monitor_ms;
         bool pending_new = false;
         for (size_t i = 0; i < st.n; i++) {
-            const struct sk_task *t = st.slots[i].n ? st.slots[i].tasks[0]
-                                                    : NULL;
+            const struct sk_task *t =
+                st.slots[i].n ? st.slots[i].tasks[0] : NULL;
             if (!t || t->desired_state != SK_TASK_RUNNING)
                 continue;
             if (t->status.state < SK_TASK_RUNNING) {
@@ -621,10 +619,10 @@ static void tend_service(struct pass *p, const struct sk_service *svc)
                     : SK_UPDATE_ROLLBACK_COMPLETED;
             upd->update_status.completed_at = p->now;
             free(upd->update_status.message);
-            upd->update_status.message = sk_strdup(
-                svc->update_status.state == SK_UPDATE_UPDATING
-                    ? "update completed"
-                    : "rollback completed");
+            upd->update_status.message =
+                sk_strdup(svc->update_status.state == SK_UPDATE_UPDATING
+                              ? "update completed"
+                              : "rollback completed");
             sk_txn_update(p->txn, SK_KIND_SERVICE, upd, svc->meta.version);
             p->changes++;
             sk_object_free(SK_KIND_SERVICE, upd);
@@ -664,8 +662,8 @@ static int service_order(const void *a, const void *b)
 void sk_orchestrate(const struct sk_store *s, int64_t now_ms, size_t max_ops,
                     struct sk_orchestration *out)
 {
-    struct pass p = {.s = s, .now = now_ms, .max_ops = max_ops,
-                     .txn = sk_txn_new()};
+    struct pass p = {
+        .s = s, .now = now_ms, .max_ops = max_ops, .txn = sk_txn_new()};
     sk_map_init(&p.touched);
     const struct sk_cluster *c = sk_store_cluster(s);
     p.history = c ? c->spec.task_history_limit : SK_DEFAULT_TASK_HISTORY;

@@ -100,7 +100,6 @@ static void world_build(struct world *w, const struct sk_store *s)
     }
     free(nodes);
     sk_store_each(s, SK_KIND_TASK, count_occupant, w);
-
 }
 
 static void world_free(struct world *w)
@@ -162,10 +161,10 @@ static int by_slot(const void *a, const void *b)
 }
 
 struct svc_state {
-    unsigned *count;     /* per node: tasks of this service on it */
-    bool *candidate;     /* per node: passes ready/active + constraints */
+    unsigned *count; /* per node: tasks of this service on it */
+    bool *candidate; /* per node: passes ready/active + constraints */
     size_t n_candidates;
-    const char **pref_values[MAX_PREFS]; /* per level, per node: value */
+    const char **pref_values[MAX_PREFS];  /* per level, per node: value */
     struct sk_map pref_counts[MAX_PREFS]; /* bucket key -> count */
     char **bucket_keys[MAX_PREFS];        /* per level, per node */
     size_t n_prefs;
@@ -290,8 +289,9 @@ static void describe_failure(struct plan *p, const struct group *g,
             maxr++;
     }
     if (mem) {
-        snprintf(reason, size, "insufficient memory on %zu nodes (needs %lld MiB)",
-                 mem, (long long)(spec->reservations.memory_bytes >> 20));
+        snprintf(reason, size,
+                 "insufficient memory on %zu nodes (needs %lld MiB)", mem,
+                 (long long)(spec->reservations.memory_bytes >> 20));
     } else if (cpu) {
         snprintf(reason, size, "insufficient CPU on %zu nodes (needs %.2f)",
                  cpu, (double)spec->reservations.nano_cpus / 1e9);
@@ -371,8 +371,7 @@ static void place_group(struct plan *p, struct group *g)
             if (!st.candidate[i])
                 continue;
             const struct node_info *ni = &w->nodes[i];
-            if (ni->mem_known &&
-                spec->reservations.memory_bytes > ni->mem_free)
+            if (ni->mem_known && spec->reservations.memory_bytes > ni->mem_free)
                 continue;
             if (ni->cpu_known && spec->reservations.nano_cpus > ni->cpu_free)
                 continue;
@@ -397,13 +396,13 @@ static void place_group(struct plan *p, struct group *g)
                 cmp = a < b ? -1 : a > b;
             }
             if (!cmp)
-                cmp = st.count[i] < st.count[best]    ? -1
+                cmp = st.count[i] < st.count[best]   ? -1
                       : st.count[i] > st.count[best] ? 1
-                                                      : 0;
+                                                     : 0;
             if (!cmp)
-                cmp = ni->tasks < w->nodes[best].tasks    ? -1
+                cmp = ni->tasks < w->nodes[best].tasks   ? -1
                       : ni->tasks > w->nodes[best].tasks ? 1
-                                                          : 0;
+                                                         : 0;
             if (cmp < 0)
                 best = i;
         }

@@ -188,9 +188,9 @@ struct op {
     enum sk_kind kind;
     char id[SK_ID_SIZE];
     uint64_t expect;
-    void *obj;            /* decoded new object (create, update) */
-    struct entry *entry;  /* the existing entry (update, delete) */
-    void *old_obj;        /* replaced/removed object, freed after watchers */
+    void *obj;           /* decoded new object (create, update) */
+    struct entry *entry; /* the existing entry (update, delete) */
+    void *old_obj;       /* replaced/removed object, freed after watchers */
 };
 
 static void ops_free(struct op *ops, size_t n)
@@ -220,8 +220,8 @@ static enum sk_rc decode_op(const json_t *j, size_t i, struct op *op,
                           type ? type : "");
     op->type = (enum op_type)t;
     if (!kind || !sk_kind_parse(kind, &op->kind))
-        return sk_err_set(err, SK_EINVAL, "change %zu: unknown kind \"%s\"",
-                          i, kind ? kind : "");
+        return sk_err_set(err, SK_EINVAL, "change %zu: unknown kind \"%s\"", i,
+                          kind ? kind : "");
     if (expect && (!json_is_integer(expect) || json_integer_value(expect) < 0))
         return sk_err_set(err, SK_EINVAL, "change %zu: bad expect", i);
     op->expect = expect ? (uint64_t)json_integer_value(expect) : 0;
@@ -256,8 +256,8 @@ static enum sk_rc decode_op(const json_t *j, size_t i, struct op *op,
 
 /* Is `name` of kind taken by an object other than `self`, once the ops of
  * this command are taken into account? */
-static bool name_taken(const struct sk_store *s, const struct op *ops,
-                       size_t n, size_t self, const char *name)
+static bool name_taken(const struct sk_store *s, const struct op *ops, size_t n,
+                       size_t self, const char *name)
 {
     const struct op *me = &ops[self];
     /* Claimed by another op of this command. */
@@ -375,8 +375,7 @@ enum sk_rc sk_store_apply(struct sk_store *s, uint64_t index, const char *cmd,
         char key[SK_ID_SIZE + 4];
         snprintf(key, sizeof key, "%d:%s", (int)ops[i].kind, ops[i].id);
         if (sk_map_put(&seen, key, &ops[i]))
-            rc = sk_err_set(err, SK_EINVAL,
-                            "%s %s appears twice in one change",
+            rc = sk_err_set(err, SK_EINVAL, "%s %s appears twice in one change",
                             sk_kind_name(ops[i].kind), ops[i].id);
     }
     sk_map_clear(&seen);
@@ -424,11 +423,11 @@ enum sk_rc sk_store_apply(struct sk_store *s, uint64_t index, const char *cmd,
                                             : SK_EV_DELETE,
             .kind = op->kind,
             .old_obj = op->old_obj,
-            .new_obj = op->type == OP_DELETE
-                           ? NULL
-                           : ((struct entry *)sk_map_get(&s->by_id[op->kind],
-                                                         op->id))
-                                 ->obj,
+            .new_obj =
+                op->type == OP_DELETE
+                    ? NULL
+                    : ((struct entry *)sk_map_get(&s->by_id[op->kind], op->id))
+                          ->obj,
             .index = index,
         };
         notify(s, &ev);
@@ -532,8 +531,8 @@ enum sk_rc sk_store_restore(struct sk_store *s, const char *buf, size_t len,
 
 unsigned sk_store_watch(struct sk_store *s, sk_store_watch_cb cb, void *ctx)
 {
-    s->watchers = sk_realloc(s->watchers, (s->n_watchers + 1) *
-                                              sizeof *s->watchers);
+    s->watchers =
+        sk_realloc(s->watchers, (s->n_watchers + 1) * sizeof *s->watchers);
     s->watchers[s->n_watchers] =
         (struct watcher){.id = s->next_watcher_id++, .cb = cb, .ctx = ctx};
     return s->watchers[s->n_watchers++].id;
@@ -623,8 +622,8 @@ void sk_store_each(const struct sk_store *s, enum sk_kind kind,
 }
 
 void sk_store_each_task_of_service(const struct sk_store *s,
-                                   const char *service_id,
-                                   sk_store_visit_cb cb, void *ctx)
+                                   const char *service_id, sk_store_visit_cb cb,
+                                   void *ctx)
 {
     const struct group *g = sk_map_get(&s->tasks_by_service, service_id);
     for (const struct entry *e = g ? g->head : NULL; e;) {

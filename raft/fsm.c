@@ -74,8 +74,8 @@ void sk_fsm_bind(struct sk_fsm *fsm, struct raft *r)
     fsm->raft = r;
 }
 
-enum sk_rc sk_fsm_result(const struct sk_fsm *fsm, uint64_t index,
-                         void *result, struct sk_err *err)
+enum sk_rc sk_fsm_result(const struct sk_fsm *fsm, uint64_t index, void *result,
+                         struct sk_err *err)
 {
     enum sk_rc rc = (enum sk_rc)(uintptr_t)result;
     if (rc == SK_OK)

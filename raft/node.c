@@ -13,23 +13,39 @@ static enum sk_rc raft_err(struct sk_err *err, const char *what, int rv,
 {
     enum sk_rc code = SK_EINTERNAL;
     switch (rv) {
-    case RAFT_NOTLEADER: code = SK_ENOTLEADER; break;
+    case RAFT_NOTLEADER:
+        code = SK_ENOTLEADER;
+        break;
     case RAFT_LEADERSHIPLOST:
     case RAFT_NOCONNECTION:
     case RAFT_CANCELED:
     case RAFT_SHUTDOWN:
-    case RAFT_NOSPACE: code = SK_EUNAVAIL; break;
+    case RAFT_NOSPACE:
+        code = SK_EUNAVAIL;
+        break;
     case RAFT_CANTCHANGE:
-    case RAFT_BUSY: code = SK_ECONFLICT; break;
-    case RAFT_NOTFOUND: code = SK_ENOTFOUND; break;
+    case RAFT_BUSY:
+        code = SK_ECONFLICT;
+        break;
+    case RAFT_NOTFOUND:
+        code = SK_ENOTFOUND;
+        break;
     case RAFT_DUPLICATEID:
-    case RAFT_DUPLICATEADDRESS: code = SK_EEXIST; break;
+    case RAFT_DUPLICATEADDRESS:
+        code = SK_EEXIST;
+        break;
     case RAFT_BADROLE:
     case RAFT_INVALID:
-    case RAFT_BADID: code = SK_EINVAL; break;
-    case RAFT_TOOBIG: code = SK_ETOOBIG; break;
+    case RAFT_BADID:
+        code = SK_EINVAL;
+        break;
+    case RAFT_TOOBIG:
+        code = SK_ETOOBIG;
+        break;
     case RAFT_IOERR:
-    case RAFT_CORRUPT: code = SK_EIO; break;
+    case RAFT_CORRUPT:
+        code = SK_EIO;
+        break;
     }
     return sk_err_set(err, code, "%s: %s%s%s", what, raft_strerror(rv),
                       detail && *detail ? ": " : "", detail ? detail : "");
@@ -101,18 +117,14 @@ enum sk_rc sk_raft_node_init(struct sk_raft_node *n,
     /* 750 ms (randomised up to 1.5 s by raft): two election rounds fit
      * in the 3 s a client may wait after losing the leader, and with a
      * 100 ms heartbeat a follower still waits out 7 missed ones. */
-    raft_set_election_timeout(&n->raft, cfg->election_timeout_ms
-                                            ? cfg->election_timeout_ms
-                                            : 750);
-    raft_set_heartbeat_timeout(&n->raft, cfg->heartbeat_timeout_ms
-                                             ? cfg->heartbeat_timeout_ms
-                                             : 100);
-    raft_set_snapshot_threshold(&n->raft, cfg->snapshot_threshold
-                                              ? cfg->snapshot_threshold
-                                              : 1024);
-    raft_set_snapshot_trailing(&n->raft, cfg->snapshot_trailing
-                                             ? cfg->snapshot_trailing
-                                             : 512);
+    raft_set_election_timeout(
+        &n->raft, cfg->election_timeout_ms ? cfg->election_timeout_ms : 750);
+    raft_set_heartbeat_timeout(
+        &n->raft, cfg->heartbeat_timeout_ms ? cfg->heartbeat_timeout_ms : 100);
+    raft_set_snapshot_threshold(
+        &n->raft, cfg->snapshot_threshold ? cfg->snapshot_threshold : 1024);
+    raft_set_snapshot_trailing(
+        &n->raft, cfg->snapshot_trailing ? cfg->snapshot_trailing : 512);
     /* Pre-vote keeps a rejoining, partitioned manager from forcing a new
      * election with its inflated term. */
     raft_set_pre_vote(&n->raft, true);
@@ -194,8 +206,9 @@ static void maybe_closed(struct sk_raft_node *n)
 
 static void raft_closed_cb(struct raft *r)
 {
-    struct sk_raft_node *n = (struct sk_raft_node *)((char *)r -
-                                  offsetof(struct sk_raft_node, raft));
+    struct sk_raft_node *n =
+        (struct sk_raft_node *)((char *)r -
+                                offsetof(struct sk_raft_node, raft));
     maybe_closed(n);
 }
 
@@ -335,8 +348,7 @@ enum sk_rc sk_raft_change(struct sk_raft_node *n, struct sk_raft_change *req,
         break;
     case SK_RAFT_MAKE_STANDBY:
         req->u.change.data = req;
-        rv = raft_assign(&n->raft, &req->u.change, id, RAFT_STANDBY,
-                         change_cb);
+        rv = raft_assign(&n->raft, &req->u.change, id, RAFT_STANDBY, change_cb);
         break;
     case SK_RAFT_MAKE_VOTER:
         req->u.change.data = req;
@@ -404,8 +416,8 @@ uint64_t sk_raft_last_index(const struct sk_raft_node *n)
     return raft_last_index((struct raft *)&n->raft);
 }
 
-const struct raft_configuration *sk_raft_configuration(
-    const struct sk_raft_node *n)
+const struct raft_configuration *
+sk_raft_configuration(const struct sk_raft_node *n)
 {
     return &n->raft.configuration;
 }

@@ -33,13 +33,13 @@ struct pump {
     struct transport *tr;
     enum pump_state state;
     struct sk_stream *stream;
-    uv_pipe_t *raft_pipe;   /* raft's end; raft owns it once handed over */
+    uv_pipe_t *raft_pipe; /* raft's end; raft owns it once handed over */
     bool raft_pipe_handed;
-    uv_pipe_t ours;         /* our end of the socketpair */
+    uv_pipe_t ours; /* our end of the socketpair */
     bool ours_open;
     bool stream_reading;
-    size_t pipe_queued;     /* bytes written to `ours` not yet flushed */
-    uint64_t started;       /* uv_now at creation, for the preamble timeout */
+    size_t pipe_queued; /* bytes written to `ours` not yet flushed */
+    uint64_t started;   /* uv_now at creation, for the preamble timeout */
 
     uint64_t peer_id; /* outgoing: whom we dial; incoming: who dialled */
     bool incoming;
@@ -199,8 +199,7 @@ struct pipe_write {
     char data[];
 };
 
-static void stream_read_cb(struct sk_stream *s, ssize_t nread,
-                           const char *buf);
+static void stream_read_cb(struct sk_stream *s, ssize_t nread, const char *buf);
 
 static void pipe_write_cb(uv_write_t *req, int status)
 {
@@ -240,8 +239,7 @@ static void to_raft(struct pump *p, const char *buf, size_t len)
     }
 }
 
-static void stream_read_cb(struct sk_stream *s, ssize_t nread,
-                           const char *buf)
+static void stream_read_cb(struct sk_stream *s, ssize_t nread, const char *buf)
 {
     struct pump *p = s->data;
     if (nread < 0) {
@@ -355,9 +353,8 @@ static void connected_cb(struct sk_connect_req *creq, struct sk_stream *s,
     p->stream = s;
     s->data = p;
     if (sk_raft_id_of(s->peer.node_id) != p->peer_id) {
-        report(tr, "raft: %s presents node %s, not raft ID %llu",
-               p->peer_addr, s->peer.node_id,
-               (unsigned long long)p->peer_id);
+        report(tr, "raft: %s presents node %s, not raft ID %llu", p->peer_addr,
+               s->peer.node_id, (unsigned long long)p->peer_id);
         fire_connect(p, NULL, RAFT_NOCONNECTION);
         pump_close(p);
         return;
@@ -385,8 +382,7 @@ static void connected_cb(struct sk_connect_req *creq, struct sk_stream *s,
     fire_connect(p, (uv_stream_t *)raft_end, 0);
 }
 
-static bool split_addr(const char *address, char *host, size_t hsize,
-                       int *port)
+static bool split_addr(const char *address, char *host, size_t hsize, int *port)
 {
     const char *colon = strrchr(address, ':');
     if (!colon || (size_t)(colon - address) >= hsize)
@@ -428,8 +424,8 @@ static int tr_connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
         .timeout_ms = CONNECT_TIMEOUT_MS,
     };
     if (sk_connect(&p->creq, tr->cfg.loop, &cc, connected_cb) != 0) {
-        snprintf(t->errmsg, sizeof t->errmsg, "connect to %.60s: %.160s", address,
-                 p->creq.err.msg);
+        snprintf(t->errmsg, sizeof t->errmsg, "connect to %.60s: %.160s",
+                 address, p->creq.err.msg);
         p->state = P_CLOSING;
         pump_unlink_free(p);
         return RAFT_NOCONNECTION;
@@ -479,8 +475,8 @@ static void preamble_read_cb(struct sk_stream *s, ssize_t nread,
     addr[alen] = '\0';
 
     if (sk_raft_id_of(s->peer.node_id) != id) {
-        report(tr, "raft: %s is node %s but claims raft ID %llu",
-               s->peer.addr, s->peer.node_id, (unsigned long long)id);
+        report(tr, "raft: %s is node %s but claims raft ID %llu", s->peer.addr,
+               s->peer.node_id, (unsigned long long)id);
         pump_close(p);
         return;
     }
@@ -545,15 +541,13 @@ static void sweep_cb(uv_timer_t *timer)
         next = p->next;
         if (p->state == P_PREAMBLE && now - p->started > PREAMBLE_TIMEOUT_MS) {
             report(tr, "raft: %s sent no preamble within %d ms",
-                   p->stream ? p->stream->peer.addr : "?",
-                   PREAMBLE_TIMEOUT_MS);
+                   p->stream ? p->stream->peer.addr : "?", PREAMBLE_TIMEOUT_MS);
             pump_close(p);
         }
     }
 }
 
-static int tr_init(struct raft_uv_transport *t, raft_id id,
-                   const char *address)
+static int tr_init(struct raft_uv_transport *t, raft_id id, const char *address)
 {
     struct transport *tr = t->impl;
     tr->id = id;
@@ -601,8 +595,7 @@ static void sweep_closed_cb(uv_handle_t *h)
     maybe_finish_close(tr);
 }
 
-static void tr_close(struct raft_uv_transport *t,
-                     raft_uv_transport_close_cb cb)
+static void tr_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
 {
     struct transport *tr = t->impl;
     tr->closing = true;

@@ -111,8 +111,8 @@ enum sk_rc sk_ca_issue_admin(const char *ca_cert_pem, const char *ca_key_pem,
 
 /* The join token for role (SK_ROLE_WORKER/MANAGER), unsealed. */
 enum sk_rc sk_ca_token(const struct sk_cluster *c,
-                       const unsigned char data_key[SK_DATA_KEY_SIZE],
-                       int role, char **out_token, struct sk_err *err);
+                       const unsigned char data_key[SK_DATA_KEY_SIZE], int role,
+                       char **out_token, struct sk_err *err);
 /* A copy of the cluster with a new token for role; the old one stops
  * working once the copy is committed. */
 enum sk_rc sk_ca_rotate_token(const struct sk_cluster *c,

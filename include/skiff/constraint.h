@@ -38,7 +38,7 @@ bool sk_constraint_match(const struct sk_constraint *c,
                          const struct sk_node *n);
 
 /* "spread=node.labels.KEY": fills label_key (the KEY). */
-enum sk_rc sk_preference_parse(const char *expr, char *label_key,
-                               size_t size, struct sk_err *err);
+enum sk_rc sk_preference_parse(const char *expr, char *label_key, size_t size,
+                               struct sk_err *err);
 
 #endif

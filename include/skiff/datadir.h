@@ -32,7 +32,7 @@ struct sk_local_node {
     int api_port;
     int raft_port;
     char *docker_socket; /* the node's dockerd, as given at first start */
-    char **managers; /* API "ip:port"s */
+    char **managers;     /* API "ip:port"s */
     size_t n_managers;
     char *ca_pem;
     char *cert_pem;
@@ -49,8 +49,8 @@ enum sk_rc sk_local_node_save(const char *dir, const struct sk_local_node *st,
                               struct sk_err *err);
 void sk_local_node_free(struct sk_local_node *st);
 /* Replaces the managers list (copies). */
-void sk_local_node_set_managers(struct sk_local_node *st,
-                                char *const *addrs, size_t n);
+void sk_local_node_set_managers(struct sk_local_node *st, char *const *addrs,
+                                size_t n);
 
 struct sk_admin_creds {
     char *cluster_id;
@@ -63,14 +63,13 @@ struct sk_admin_creds {
 
 enum sk_rc sk_admin_creds_load(const char *path, struct sk_admin_creds *out,
                                struct sk_err *err);
-enum sk_rc sk_admin_creds_save(const char *path,
-                               const struct sk_admin_creds *c,
+enum sk_rc sk_admin_creds_save(const char *path, const struct sk_admin_creds *c,
                                struct sk_err *err);
 void sk_admin_creds_free(struct sk_admin_creds *c);
 
 /* Writes data to path atomically with the given mode. */
-enum sk_rc sk_write_file_atomic(const char *path, const void *data,
-                                size_t len, int mode, struct sk_err *err);
+enum sk_rc sk_write_file_atomic(const char *path, const void *data, size_t len,
+                                int mode, struct sk_err *err);
 /* Reads a whole file (at most max bytes) into a NUL-terminated heap
  * buffer. SK_ENOTFOUND if it does not exist. */
 enum sk_rc sk_read_file(const char *path, size_t max, char **out,

@@ -29,8 +29,8 @@
 
 struct sk_docker;
 
-typedef void (*sk_docker_cb)(void *ctx, enum sk_rc rc,
-                             const struct sk_err *err, json_t *reply);
+typedef void (*sk_docker_cb)(void *ctx, enum sk_rc rc, const struct sk_err *err,
+                             json_t *reply);
 
 /* socket: a path ("/var/run/docker.sock") or "unix:///path". */
 struct sk_docker *sk_docker_new(uv_loop_t *loop, const char *socket,
@@ -106,9 +106,10 @@ struct sk_docker_logs_opts {
 
 /* GET /containers/{id}/logs: demultiplexes dockerd's framed stream (or
  * passes a TTY container's raw stream through) into lines. */
-struct sk_docker_logs *sk_docker_logs_start(
-    struct sk_docker *d, const char *id, const struct sk_docker_logs_opts *o,
-    sk_docker_line_cb on_line, sk_docker_end_cb on_end, void *ctx);
+struct sk_docker_logs *sk_docker_logs_start(struct sk_docker *d, const char *id,
+                                            const struct sk_docker_logs_opts *o,
+                                            sk_docker_line_cb on_line,
+                                            sk_docker_end_cb on_end, void *ctx);
 void sk_docker_logs_stop(struct sk_docker_logs *l);
 
 #endif

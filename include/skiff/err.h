@@ -24,11 +24,11 @@ enum sk_rc {
     SK_ENOTLEADER, /* only the leader can do this */
     SK_EUNAVAIL,   /* no quorum, no leader, peer unreachable */
     SK_ETIMEDOUT,
-    SK_ETOOBIG,    /* a size cap was hit; the message names the cap */
-    SK_EPROTO,     /* a peer broke the protocol */
-    SK_EIO,        /* file system or socket error */
-    SK_ECANCELED,  /* the operation was stopped by a close */
-    SK_EINTERNAL,  /* a bug: an invariant did not hold */
+    SK_ETOOBIG,   /* a size cap was hit; the message names the cap */
+    SK_EPROTO,    /* a peer broke the protocol */
+    SK_EIO,       /* file system or socket error */
+    SK_ECANCELED, /* the operation was stopped by a close */
+    SK_EINTERNAL, /* a bug: an invariant did not hold */
     SK_RC_COUNT
 };
 

@@ -47,8 +47,8 @@ enum sk_flag_type {
 
 struct sk_flag {
     /* Declaration. */
-    const char *name;  /* long name without "--" */
-    char short_name;   /* 0 for none */
+    const char *name; /* long name without "--" */
+    char short_name;  /* 0 for none */
     enum sk_flag_type type;
     const char *metavar; /* for usage: "N", "DURATION" */
     const char *help;

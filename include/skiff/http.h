@@ -48,18 +48,18 @@ typedef void (*sk_http_abort_cb)(struct sk_http_req *req);
 typedef void (*sk_http_server_close_cb)(struct sk_http_server *srv);
 
 struct sk_http_header {
-    char *name;  /* lower-cased */
+    char *name; /* lower-cased */
     char *value;
 };
 
 struct sk_http_req {
     struct sk_http_server *server;
-    const char *method;  /* "GET", "POST", ... */
-    const char *path;    /* percent-decoded path, without the query */
-    const char *query;   /* raw query string without '?', or "" */
+    const char *method; /* "GET", "POST", ... */
+    const char *path;   /* percent-decoded path, without the query */
+    const char *query;  /* raw query string without '?', or "" */
     const struct sk_http_header *headers;
     size_t n_headers;
-    const char *body;    /* NUL-terminated for convenience; may hold NULs */
+    const char *body; /* NUL-terminated for convenience; may hold NULs */
     size_t body_len;
     const struct sk_peer *peer; /* the connection's peer, never NULL */
     void *data;                 /* the handler's */
@@ -69,13 +69,13 @@ struct sk_http_req {
 
 struct sk_http_server_config {
     sk_http_handler handler;
-    void *data;                    /* available as srv->data */
-    size_t max_header_bytes;       /* 0: 16 KiB */
-    size_t max_body_bytes;         /* 0: 1 MiB */
-    unsigned request_timeout_ms;   /* 0: 30000 */
-    unsigned idle_timeout_ms;      /* 0: 120000 */
-    unsigned max_connections;      /* 0: 1024 */
-    const char *server_name;       /* "Server:" header; NULL: "skiff" */
+    void *data;                  /* available as srv->data */
+    size_t max_header_bytes;     /* 0: 16 KiB */
+    size_t max_body_bytes;       /* 0: 1 MiB */
+    unsigned request_timeout_ms; /* 0: 30000 */
+    unsigned idle_timeout_ms;    /* 0: 120000 */
+    unsigned max_connections;    /* 0: 1024 */
+    const char *server_name;     /* "Server:" header; NULL: "skiff" */
 };
 
 struct sk_http_server {
@@ -124,8 +124,7 @@ void sk_http_respond_error(struct sk_http_req *req, const struct sk_err *err);
 void sk_http_stream_begin(struct sk_http_req *req, int status,
                           const char *content_type);
 /* Sends one chunk (copied). Returns false once the client is gone. */
-bool sk_http_stream_write(struct sk_http_req *req, const void *buf,
-                          size_t len);
+bool sk_http_stream_write(struct sk_http_req *req, const void *buf, size_t len);
 /* Bytes queued and not yet sent, for producers that must not outrun a slow
  * client. */
 size_t sk_http_stream_queued(const struct sk_http_req *req);

@@ -43,12 +43,12 @@ struct sk_tls_creds {
 
 struct sk_http_call {
     /* Request; strings are copied at start. */
-    const char *method;       /* NULL: GET, or POST when body is set */
-    const char *url;          /* "https://10.77.0.11:7443/v1/nodes" */
-    const char *unix_socket;  /* connect here instead (dockerd) */
+    const char *method;      /* NULL: GET, or POST when body is set */
+    const char *url;         /* "https://10.77.0.11:7443/v1/nodes" */
+    const char *unix_socket; /* connect here instead (dockerd) */
     const char *body;
     size_t body_len;
-    const char *content_type; /* NULL: application/json when body set */
+    const char *content_type;   /* NULL: application/json when body set */
     const char *const *headers; /* extra "Name: value" lines, NULL-ended */
     const struct sk_tls_creds *tls;
     bool insecure_fetch_ca;
@@ -60,8 +60,8 @@ struct sk_http_call {
     void *data;
 
     /* Response. */
-    long status;       /* HTTP status, 0 on transport error */
-    char *resp_body;   /* buffered body, NUL-terminated (NULL if streamed) */
+    long status;     /* HTTP status, 0 on transport error */
+    char *resp_body; /* buffered body, NUL-terminated (NULL if streamed) */
     size_t resp_len;
     struct sk_err err; /* code SK_OK when a response arrived */
 

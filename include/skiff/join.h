@@ -25,7 +25,7 @@ struct sk_join_config {
     const char *hostname;
     const char *addr;
     const char *data_addr;
-    const char *api_addr;  /* used if the token makes a manager */
+    const char *api_addr; /* used if the token makes a manager */
     const char *raft_addr;
     int64_t nano_cpus;
     int64_t memory_bytes;

@@ -34,7 +34,7 @@ struct sk_manager;
 
 struct sk_manager_config {
     uv_loop_t *loop;
-    const char *raft_dir;    /* must exist */
+    const char *raft_dir; /* must exist */
     const char *node_id;
     const char *cluster_id;
     const char *listen_addr; /* IPv4 to bind both listeners */
@@ -67,14 +67,13 @@ struct sk_manager *sk_manager_start(const struct sk_manager_config *cfg,
                                     struct sk_err *err);
 /* New node certificate and key for connections made from now on. */
 enum sk_rc sk_manager_set_credentials(struct sk_manager *m,
-                                      const char *cert_pem,
-                                      const char *key_pem,
+                                      const char *cert_pem, const char *key_pem,
                                       struct sk_err *err);
 /* Stops: hands leadership to another voter if this manager leads and
  * `handover` is set, then closes everything; cb runs after the last handle
  * closed, then the manager is freed. */
-void sk_manager_stop(struct sk_manager *m, bool handover,
-                     void (*cb)(void *ctx), void *ctx);
+void sk_manager_stop(struct sk_manager *m, bool handover, void (*cb)(void *ctx),
+                     void *ctx);
 
 bool sk_manager_is_leader(const struct sk_manager *m);
 

@@ -16,7 +16,8 @@ char *sk_strdup(const char *s);
 char *sk_strndup(const char *s, size_t n);
 /* printf into a fresh heap string; the caller frees it. */
 char *sk_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-char *sk_vprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+char *sk_vprintf(const char *fmt, va_list ap)
+    __attribute__((format(printf, 1, 0)));
 /* Writes a message naming the failed size to stderr and aborts. */
 _Noreturn void sk_oom(size_t size);
 

@@ -32,9 +32,9 @@ struct sk_member {
 
 enum sk_member_action_type {
     SK_MEMBER_NOTHING,
-    SK_MEMBER_ADD,      /* raft_add as spare */
+    SK_MEMBER_ADD,       /* raft_add as spare */
     SK_MEMBER_REPLICATE, /* raft_assign standby: start replicating */
-    SK_MEMBER_PROMOTE,  /* raft_assign voter */
+    SK_MEMBER_PROMOTE,   /* raft_assign voter */
     SK_MEMBER_REMOVE,
     SK_MEMBER_TRANSFER, /* leadership to `id` first */
 };

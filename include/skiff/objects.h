@@ -62,8 +62,8 @@ struct sk_cluster_spec {
 
 /* Never leaves the managers (SK_FF_SECRET). */
 struct sk_cluster_keys {
-    char *ca_key_sealed;        /* CA private key, sealed with the data key */
-    char *worker_token_hash;    /* SHA-256 hex of the worker token secret */
+    char *ca_key_sealed;     /* CA private key, sealed with the data key */
+    char *worker_token_hash; /* SHA-256 hex of the worker token secret */
     char *manager_token_hash;
     char *worker_token_sealed;  /* the tokens themselves, sealed, so that */
     char *manager_token_sealed; /* `join-token` can show them again */
@@ -160,9 +160,9 @@ struct sk_healthcheck {
 
 /* A secret or config made available to a task as a file. */
 struct sk_file_ref {
-    char *name;  /* the secret's or config's name */
+    char *name;          /* the secret's or config's name */
     char id[SK_ID_SIZE]; /* resolved by the manager at create/update */
-    char *target; /* file name under /run/secrets (secrets) or a path */
+    char *target;        /* file name under /run/secrets (secrets) or a path */
     int64_t uid;
     int64_t gid;
     int64_t mode;
@@ -170,19 +170,19 @@ struct sk_file_ref {
 
 struct sk_container_spec {
     char *image;
-    char **command;   /* arguments (docker run IMAGE CMD...) */
+    char **command; /* arguments (docker run IMAGE CMD...) */
     size_t n_command;
     char **entrypoint;
     size_t n_entrypoint;
-    char **env;       /* "KEY=value" */
+    char **env; /* "KEY=value" */
     size_t n_env;
     char *workdir;
     char *user;
     char *hostname;
     struct sk_kv *labels;
     size_t n_labels;
-    bool init;        /* run an init as PID 1 (forwards SIGTERM) */
-    bool read_only;   /* read-only root file system */
+    bool init;      /* run an init as PID 1 (forwards SIGTERM) */
+    bool read_only; /* read-only root file system */
     bool privileged;
     char **cap_add;
     size_t n_cap_add;
@@ -218,7 +218,7 @@ struct sk_placement {
 };
 
 struct sk_network_ref {
-    char *target; /* network name or ID as the user gave it */
+    char *target;        /* network name or ID as the user gave it */
     char id[SK_ID_SIZE]; /* resolved by the manager */
     char **aliases;
     size_t n_aliases;
@@ -238,17 +238,17 @@ struct sk_task_spec {
 struct sk_update_config {
     int64_t parallelism; /* 0: all at once */
     int64_t delay_ms;
-    int failure_action;  /* enum sk_failure_action */
+    int failure_action; /* enum sk_failure_action */
     int64_t monitor_ms;
     double max_failure_ratio;
-    int order;           /* enum sk_update_order */
+    int order; /* enum sk_update_order */
 };
 
 struct sk_port {
     int protocol; /* enum sk_port_protocol */
     int64_t target;
     int64_t published;
-    int mode;     /* enum sk_port_mode */
+    int mode; /* enum sk_port_mode */
 };
 
 struct sk_endpoint_spec {
@@ -324,8 +324,8 @@ struct sk_task_status {
     int state; /* enum sk_task_state */
     int64_t timestamp;
     int64_t started_at; /* when it began running; 0: it never did */
-    char *message; /* what happened, or why a task is pending */
-    char *err;     /* the failure, if any */
+    char *message;      /* what happened, or why a task is pending */
+    char *err;          /* the failure, if any */
     int64_t exit_code;
     char *container_id;
     bool healthy; /* passed its health check (or has none) */
@@ -340,12 +340,12 @@ struct sk_net_attachment {
 struct sk_task {
     struct sk_meta meta;
     char service_id[SK_ID_SIZE];
-    int64_t slot;            /* replicated: 1..N; global: 0 */
+    int64_t slot; /* replicated: 1..N; global: 0 */
     /* Counts the tasks of the slot (or node, for global services): the
      * newest has the highest. Creation times can tie; this cannot. */
     int64_t generation;
     char node_id[SK_ID_SIZE]; /* "" until assigned (global: from birth) */
-    int64_t spec_version;    /* the service spec_version it was made from */
+    int64_t spec_version;     /* the service spec_version it was made from */
     struct sk_task_spec spec;
     int desired_state; /* enum sk_task_state: RUNNING, SHUTDOWN, REMOVE */
     struct sk_task_status status;

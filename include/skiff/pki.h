@@ -52,12 +52,12 @@ struct sk_pki_sign_req {
     const char *ca_cert_pem;
     const char *ca_key_pem;
     const char *csr_pem;
-    const char *node_id;    /* CN */
-    const char *role;       /* OU: manager, worker, admin */
-    const char *cluster_id; /* O */
+    const char *node_id;        /* CN */
+    const char *role;           /* OU: manager, worker, admin */
+    const char *cluster_id;     /* O */
     const char *const *ip_sans; /* NULL-terminated IPv4 strings, may be NULL */
-    int64_t now_ms;         /* issue time (not_before = now - 1 h) */
-    int64_t validity_ms;    /* 0: SK_PKI_DEFAULT_VALIDITY_MS */
+    int64_t now_ms;             /* issue time (not_before = now - 1 h) */
+    int64_t validity_ms;        /* 0: SK_PKI_DEFAULT_VALIDITY_MS */
 };
 
 /* Checks the CSR's signature and signs a certificate as described above. */

@@ -34,9 +34,9 @@ struct sk_fsm {
      * apply callbacks (which fire a little after apply). */
     struct sk_fsm_reject rejects[SK_FSM_REJECTS];
     unsigned next_reject;
-    uint64_t applied;   /* entries applied (for metrics) */
-    uint64_t rejected;  /* of which rejected by the store */
-    uint64_t restores;  /* snapshots restored */
+    uint64_t applied;  /* entries applied (for metrics) */
+    uint64_t rejected; /* of which rejected by the store */
+    uint64_t restores; /* snapshots restored */
 };
 
 void sk_fsm_init(struct sk_fsm *fsm, struct sk_store *store);
@@ -45,7 +45,7 @@ void sk_fsm_bind(struct sk_fsm *fsm, struct raft *r);
 /* The outcome of the command at `index`, given the `result` pointer the
  * apply callback received: SK_OK, or the store's error with its message in
  * err. */
-enum sk_rc sk_fsm_result(const struct sk_fsm *fsm, uint64_t index,
-                         void *result, struct sk_err *err);
+enum sk_rc sk_fsm_result(const struct sk_fsm *fsm, uint64_t index, void *result,
+                         struct sk_err *err);
 
 #endif

@@ -120,11 +120,11 @@ enum sk_rc sk_raft_barrier(struct sk_raft_node *n, struct sk_raft_barrier *req,
 /* ---- membership ---- */
 
 enum sk_raft_change_type {
-    SK_RAFT_ADD_SPARE,   /* raft_add */
+    SK_RAFT_ADD_SPARE,    /* raft_add */
     SK_RAFT_MAKE_STANDBY, /* raft_assign(STANDBY): replicated, no vote */
-    SK_RAFT_MAKE_VOTER,  /* raft_assign(VOTER): catches up first */
+    SK_RAFT_MAKE_VOTER,   /* raft_assign(VOTER): catches up first */
     SK_RAFT_REMOVE,
-    SK_RAFT_TRANSFER,    /* hand leadership to id (0: any voter) */
+    SK_RAFT_TRANSFER, /* hand leadership to id (0: any voter) */
 };
 
 struct sk_raft_change;
@@ -159,8 +159,8 @@ uint64_t sk_raft_commit_index(const struct sk_raft_node *n);
 uint64_t sk_raft_applied_index(const struct sk_raft_node *n);
 uint64_t sk_raft_last_index(const struct sk_raft_node *n);
 /* The current configuration (valid until the next loop iteration). */
-const struct raft_configuration *sk_raft_configuration(
-    const struct sk_raft_node *n);
+const struct raft_configuration *
+sk_raft_configuration(const struct sk_raft_node *n);
 /* Leader only: the highest index known replicated on server id. */
 uint64_t sk_raft_match_index(const struct sk_raft_node *n, uint64_t id);
 

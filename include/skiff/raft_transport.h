@@ -35,8 +35,8 @@
 
 struct sk_raft_transport_config {
     uv_loop_t *loop;
-    const char *listen_host; /* bind address, e.g. "10.77.0.11" */
-    int listen_port;         /* 7444 */
+    const char *listen_host;       /* bind address, e.g. "10.77.0.11" */
+    int listen_port;               /* 7444 */
     struct sk_tls_ctx *server_tls; /* require_peer_cert = true */
     struct sk_tls_ctx *client_tls;
     /* May this peer (a verified manager certificate claiming raft ID id)

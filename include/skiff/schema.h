@@ -62,14 +62,14 @@ struct sk_field {
     const char *name;
     enum sk_ftype type;
     size_t offset;
-    size_t count_offset;           /* STRS, MAP, OBJS */
-    const struct sk_schema *sub;   /* OBJ, PTR, OBJS */
-    const char *const *names;      /* ENUM: NULL-terminated */
-    int64_t min, max;              /* INT; DOUBLE uses them too */
-    int64_t def;                   /* INT, BOOL, ENUM default */
-    const char *def_str;           /* STR default (copied) */
-    size_t max_len;                /* STR bytes, STRS/MAP/OBJS entries;
-                                      0: 4096 bytes / 1024 entries */
+    size_t count_offset;         /* STRS, MAP, OBJS */
+    const struct sk_schema *sub; /* OBJ, PTR, OBJS */
+    const char *const *names;    /* ENUM: NULL-terminated */
+    int64_t min, max;            /* INT; DOUBLE uses them too */
+    int64_t def;                 /* INT, BOOL, ENUM default */
+    const char *def_str;         /* STR default (copied) */
+    size_t max_len;              /* STR bytes, STRS/MAP/OBJS entries;
+                                    0: 4096 bytes / 1024 entries */
     unsigned flags;
 };
 
@@ -96,8 +96,7 @@ json_t *sk_schema_encode(const struct sk_schema *schema, const void *obj,
 /* Releases everything obj owns and zeroes it. */
 void sk_schema_free(const struct sk_schema *schema, void *obj);
 /* Deep copy: dst (uninitialised) becomes an independent equal of src. */
-void sk_schema_copy(const struct sk_schema *schema, void *dst,
-                    const void *src);
+void sk_schema_copy(const struct sk_schema *schema, void *dst, const void *src);
 /* Deep equality of two objects of the schema. */
 bool sk_schema_equal(const struct sk_schema *schema, const void *a,
                      const void *b);

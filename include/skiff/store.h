@@ -46,10 +46,10 @@ enum sk_event_type {
 
 struct sk_event {
     enum sk_event_type type;
-    enum sk_kind kind;       /* not set for RESET */
-    const void *old_obj;     /* UPDATE, DELETE */
-    const void *new_obj;     /* CREATE, UPDATE */
-    uint64_t index;          /* the Raft index of the change */
+    enum sk_kind kind;   /* not set for RESET */
+    const void *old_obj; /* UPDATE, DELETE */
+    const void *new_obj; /* CREATE, UPDATE */
+    uint64_t index;      /* the Raft index of the change */
 };
 
 typedef void (*sk_store_watch_cb)(const struct sk_event *ev, void *ctx);
@@ -94,8 +94,8 @@ typedef bool (*sk_store_visit_cb)(const void *obj, void *ctx);
 void sk_store_each(const struct sk_store *s, enum sk_kind kind,
                    sk_store_visit_cb cb, void *ctx);
 void sk_store_each_task_of_service(const struct sk_store *s,
-                                   const char *service_id,
-                                   sk_store_visit_cb cb, void *ctx);
+                                   const char *service_id, sk_store_visit_cb cb,
+                                   void *ctx);
 void sk_store_each_task_of_node(const struct sk_store *s, const char *node_id,
                                 sk_store_visit_cb cb, void *ctx);
 size_t sk_store_count_tasks_of_service(const struct sk_store *s,
@@ -126,7 +126,6 @@ size_t sk_txn_count(const struct sk_txn *t);
 /* Approximate encoded size so far, for splitting batches. */
 size_t sk_txn_size(const struct sk_txn *t);
 /* The command as JSON text (heap, free()), stamped with time_ms. */
-char *sk_txn_encode(const struct sk_txn *t, int64_t time_ms,
-                    size_t *out_len);
+char *sk_txn_encode(const struct sk_txn *t, int64_t time_ms, size_t *out_len);
 
 #endif

@@ -33,12 +33,12 @@
  * TLS client that presented no certificate, `authenticated` is false and the
  * identity strings are empty. */
 struct sk_peer {
-    bool authenticated;  /* certificate verified against the cluster CA */
-    char node_id[64];    /* certificate subject CN */
-    char role[16];       /* certificate subject OU: manager, worker, admin */
-    char cluster_id[64]; /* certificate subject O */
+    bool authenticated;   /* certificate verified against the cluster CA */
+    char node_id[64];     /* certificate subject CN */
+    char role[16];        /* certificate subject OU: manager, worker, admin */
+    char cluster_id[64];  /* certificate subject O */
     int64_t not_after_ms; /* certificate expiry, ms since the epoch */
-    char addr[64];       /* remote "ip:port", or "unix" */
+    char addr[64];        /* remote "ip:port", or "unix" */
 };
 
 struct sk_stream;
@@ -66,8 +66,8 @@ struct sk_stream {
     sk_stream_drain_cb drain_cb; /* optional, set by the user */
     sk_stream_close_cb close_cb; /* set with sk_stream_close */
     struct sk_peer peer;
-    size_t write_queued;  /* bytes accepted by write, not yet sent */
-    bool closing;         /* sk_stream_close was called */
+    size_t write_queued; /* bytes accepted by write, not yet sent */
+    bool closing;        /* sk_stream_close was called */
 };
 
 /* Starts delivering data (and the end of it) to cb. May be called again to
@@ -106,7 +106,7 @@ typedef void (*sk_listener_reject_cb)(struct sk_listener *l,
 typedef void (*sk_listener_close_cb)(struct sk_listener *l);
 
 struct sk_listener_config {
-    const char *host;       /* IPv4 address to bind, e.g. "10.77.0.11" */
+    const char *host; /* IPv4 address to bind, e.g. "10.77.0.11" */
     int port;
     struct sk_tls_ctx *tls; /* NULL: plain TCP. Referenced, not stolen. */
     unsigned handshake_timeout_ms; /* 0: 10000 */
@@ -124,8 +124,7 @@ struct sk_listener {
 /* Binds and listens. On failure nothing is left open and err says which
  * address failed and why ("10.77.0.11:7443: address in use"). */
 int sk_listener_start(struct sk_listener *l, uv_loop_t *loop,
-                      const struct sk_listener_config *cfg,
-                      struct sk_err *err);
+                      const struct sk_listener_config *cfg, struct sk_err *err);
 /* Swaps the TLS context used for connections accepted from now on
  * (certificate renewal); existing streams keep theirs. */
 void sk_listener_set_tls(struct sk_listener *l, struct sk_tls_ctx *tls);
@@ -151,10 +150,10 @@ struct sk_connect_req {
 struct sk_connect_config {
     const char *host; /* IPv4 address */
     int port;
-    struct sk_tls_ctx *tls;    /* NULL: plain TCP */
-    const char *expect_role;   /* TLS: required OU of the server, or NULL */
+    struct sk_tls_ctx *tls;     /* NULL: plain TCP */
+    const char *expect_role;    /* TLS: required OU of the server, or NULL */
     const char *expect_node_id; /* TLS: required CN of the server, or NULL */
-    unsigned timeout_ms;       /* connect + handshake; 0: 10000 */
+    unsigned timeout_ms;        /* connect + handshake; 0: 10000 */
 };
 
 /* Starts connecting. Returns 0, or an error (bad address) without calling

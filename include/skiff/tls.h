@@ -38,10 +38,10 @@
 struct sk_tls_ctx;
 
 struct sk_tls_config {
-    const char *ca_pem;   /* the cluster CA certificate (PEM) */
-    const char *cert_pem; /* this node's certificate (PEM); NULL for none */
-    const char *key_pem;  /* its private key (PEM) */
-    bool server;          /* accept side (true) or connect side */
+    const char *ca_pem;     /* the cluster CA certificate (PEM) */
+    const char *cert_pem;   /* this node's certificate (PEM); NULL for none */
+    const char *key_pem;    /* its private key (PEM) */
+    bool server;            /* accept side (true) or connect side */
     bool require_peer_cert; /* server side only, see above */
 };
 

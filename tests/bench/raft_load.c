@@ -32,26 +32,49 @@
 #include "skiff/http_client.h"
 #include "skiff/mem.h"
 
-enum { F_CONFIG, F_HOST, F_CLIENTS, F_DURATION, F_WARMUP, F_LABEL,
-       F_UNTIL_OK, F_HELP, F_COUNT };
+enum {
+    F_CONFIG,
+    F_HOST,
+    F_CLIENTS,
+    F_DURATION,
+    F_WARMUP,
+    F_LABEL,
+    F_UNTIL_OK,
+    F_HELP,
+    F_COUNT
+};
 
 static struct sk_flag flags[F_COUNT] = {
-    [F_CONFIG] = {.name = "config", .type = SK_FLAG_STRING, .metavar = "FILE",
+    [F_CONFIG] = {.name = "config",
+                  .type = SK_FLAG_STRING,
+                  .metavar = "FILE",
                   .help = "admin credentials (admin.json)"},
-    [F_HOST] = {.name = "host", .type = SK_FLAG_STRING, .metavar = "IP:PORT",
+    [F_HOST] = {.name = "host",
+                .type = SK_FLAG_STRING,
+                .metavar = "IP:PORT",
                 .help = "the manager to send the writes to"},
-    [F_CLIENTS] = {.name = "clients", .type = SK_FLAG_INT, .min = 1,
-                   .max = 4096, .help = "concurrent clients (default 1)"},
-    [F_DURATION] = {.name = "duration", .type = SK_FLAG_DURATION,
+    [F_CLIENTS] = {.name = "clients",
+                   .type = SK_FLAG_INT,
+                   .min = 1,
+                   .max = 4096,
+                   .help = "concurrent clients (default 1)"},
+    [F_DURATION] = {.name = "duration",
+                    .type = SK_FLAG_DURATION,
                     .help = "measured time (default 5s)"},
-    [F_WARMUP] = {.name = "warmup", .type = SK_FLAG_DURATION,
+    [F_WARMUP] = {.name = "warmup",
+                  .type = SK_FLAG_DURATION,
                   .help = "time before measuring (default 500ms)"},
-    [F_LABEL] = {.name = "label", .type = SK_FLAG_STRING, .metavar = "KEY",
+    [F_LABEL] = {.name = "label",
+                 .type = SK_FLAG_STRING,
+                 .metavar = "KEY",
                  .help = "label to write (default bench)"},
-    [F_UNTIL_OK] = {.name = "until-ok", .type = SK_FLAG_DURATION,
+    [F_UNTIL_OK] = {.name = "until-ok",
+                    .type = SK_FLAG_DURATION,
                     .help = "retry one write until accepted, at most this "
                             "long"},
-    [F_HELP] = {.name = "help", .short_name = 'h', .type = SK_FLAG_BOOL,
+    [F_HELP] = {.name = "help",
+                .short_name = 'h',
+                .type = SK_FLAG_BOOL,
                 .help = "this help"},
 };
 
@@ -103,7 +126,8 @@ static void die(const char *msg)
 static void load_nodes(struct bench *b)
 {
     char *url = sk_printf("https://%s/v1/nodes", b->host);
-    struct sk_http_call call = {.url = url, .tls = &b->tls, .timeout_ms = 10000};
+    struct sk_http_call call = {
+        .url = url, .tls = &b->tls, .timeout_ms = 10000};
     struct sk_err err;
     if (sk_http_call_sync(&call) != SK_OK ||
         sk_http_call_api_error(&call, &err) != SK_OK) {
@@ -173,12 +197,10 @@ static void client_cb(struct sk_http_call *h)
         } else {
             b->errors++;
             if (!b->first_error[0])
-                snprintf(b->first_error, sizeof b->first_error, "%s",
-                         err.msg);
+                snprintf(b->first_error, sizeof b->first_error, "%s", err.msg);
         }
     } else if (!ok && !b->first_error[0] && h->err.code != SK_ECANCELED) {
-        snprintf(b->first_error, sizeof b->first_error, "(warmup) %s",
-                 err.msg);
+        snprintf(b->first_error, sizeof b->first_error, "(warmup) %s", err.msg);
     }
     sk_http_call_reset(h);
     free(c->url);
@@ -291,8 +313,8 @@ int main(int argc, char **argv)
 {
     struct sk_flags_result res;
     struct sk_err err;
-    if (sk_flags_parse(flags, F_COUNT, argc - 1, argv + 1, false, &res,
-                       &err) != SK_OK) {
+    if (sk_flags_parse(flags, F_COUNT, argc - 1, argv + 1, false, &res, &err) !=
+        SK_OK) {
         fprintf(stderr, "raft_load: %s\n", err.msg);
         usage(stderr);
         return 2;
@@ -311,8 +333,10 @@ int main(int argc, char **argv)
         return 1;
     }
     struct bench b = {
-        .tls = {.ca_pem = creds.ca_pem, .cert_pem = creds.cert_pem,
-                .key_pem = creds.key_pem, .expect_role = "manager"},
+        .tls = {.ca_pem = creds.ca_pem,
+                .cert_pem = creds.cert_pem,
+                .key_pem = creds.key_pem,
+                .expect_role = "manager"},
         .host = flags[F_HOST].str,
         .label = flags[F_LABEL].set ? flags[F_LABEL].str : "bench",
         .until_ok = flags[F_UNTIL_OK].set,
@@ -332,11 +356,10 @@ int main(int argc, char **argv)
         probe_start(&b);
     } else {
         b.n_clients = flags[F_CLIENTS].set ? (size_t)flags[F_CLIENTS].num : 1;
-        uint64_t warmup = flags[F_WARMUP].set ? (uint64_t)flags[F_WARMUP].num
-                                              : 500;
-        uint64_t duration = flags[F_DURATION].set
-                                ? (uint64_t)flags[F_DURATION].num
-                                : 5000;
+        uint64_t warmup =
+            flags[F_WARMUP].set ? (uint64_t)flags[F_WARMUP].num : 500;
+        uint64_t duration =
+            flags[F_DURATION].set ? (uint64_t)flags[F_DURATION].num : 5000;
         b.clients = sk_calloc(b.n_clients, sizeof *b.clients);
         b.t0_ns = uv_hrtime();
         b.measure_from_ns = b.t0_ns + warmup * 1000000u;
@@ -357,9 +380,9 @@ int main(int argc, char **argv)
     int exit_code = 0;
     if (b.until_ok) {
         double ms = (double)(uv_hrtime() - start_ns) / 1e6;
-        json_t *out = json_pack("{s:b, s:i, s:f, s:s}", "accepted",
-                                b.accepted, "attempts", (int)b.attempts,
-                                "ms", ms, "last_error", b.first_error);
+        json_t *out = json_pack("{s:b, s:i, s:f, s:s}", "accepted", b.accepted,
+                                "attempts", (int)b.attempts, "ms", ms,
+                                "last_error", b.first_error);
         char *s = json_dumps(out, JSON_COMPACT);
         printf("%s\n", s);
         free(s);
@@ -372,11 +395,10 @@ int main(int argc, char **argv)
             "{s:i, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:i, s:s}",
             "clients", (int)b.n_clients, "ok", (json_int_t)b.ok, "errors",
             (json_int_t)b.errors, "seconds", secs, "writes_per_s",
-            (double)b.ok / secs, "p50_ms", pct(b.lat_ms, b.n_lat, 50),
-            "p90_ms", pct(b.lat_ms, b.n_lat, 90), "p99_ms",
-            pct(b.lat_ms, b.n_lat, 99), "max_ms",
-            b.n_lat ? b.lat_ms[b.n_lat - 1] : 0.0, "nodes", (int)b.n_nodes,
-            "first_error", b.first_error);
+            (double)b.ok / secs, "p50_ms", pct(b.lat_ms, b.n_lat, 50), "p90_ms",
+            pct(b.lat_ms, b.n_lat, 90), "p99_ms", pct(b.lat_ms, b.n_lat, 99),
+            "max_ms", b.n_lat ? b.lat_ms[b.n_lat - 1] : 0.0, "nodes",
+            (int)b.n_nodes, "first_error", b.first_error);
         char *s = json_dumps(out, JSON_COMPACT | JSON_REAL_PRECISION(6));
         printf("%s\n", s);
         free(s);

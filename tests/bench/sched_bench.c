@@ -67,7 +67,9 @@ int main(int argc, char **argv)
         n->description.nano_cpus = 2000000000;
         n->description.memory_bytes = 4LL << 30;
         sk_kv_set(&n->spec.labels, &n->spec.n_labels, "zone",
-                  i % 3 == 0 ? "a" : i % 3 == 1 ? "b" : "c");
+                  i % 3 == 0   ? "a"
+                  : i % 3 == 1 ? "b"
+                               : "c");
         sk_txn_create(t, SK_KIND_NODE, n);
         sk_object_free(SK_KIND_NODE, n);
         if (sk_txn_count(t) >= 1000) {

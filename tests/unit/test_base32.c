@@ -12,10 +12,10 @@
 /* RFC 4648 test vectors, lower case and without padding. */
 static void rfc_vectors(void **state)
 {
-    static const char *const plain[] = {"", "f", "fo", "foo", "foob",
-                                        "fooba", "foobar"};
-    static const char *const coded[] = {"", "my", "mzxq", "mzxw6",
-                                        "mzxw6yq", "mzxw6ytb", "mzxw6ytboi"};
+    static const char *const plain[] = {"",     "f",     "fo",    "foo",
+                                        "foob", "fooba", "foobar"};
+    static const char *const coded[] = {
+        "", "my", "mzxq", "mzxw6", "mzxw6yq", "mzxw6ytb", "mzxw6ytboi"};
     for (int i = 0; i < 7; i++) {
         char out[32];
         sk_base32_encode((const unsigned char *)plain[i], strlen(plain[i]),

@@ -90,8 +90,8 @@ static void tokens_decide_the_role(void **state)
     assert_int_equal(g.node->spec.role, SK_ROLE_WORKER);
     assert_string_equal(g.node->spec.name, "w1");
     assert_int_equal(g.node->manager.raft_id, 0);
-    assert_int_equal(sk_pki_verify(c->ca_cert_pem, g.cert_pem,
-                                   sk_test_now_ms(), "worker", &err),
+    assert_int_equal(sk_pki_verify(c->ca_cert_pem, g.cert_pem, sk_test_now_ms(),
+                                   "worker", &err),
                      SK_OK);
     struct sk_cert_info info;
     assert_int_equal(sk_pki_cert_info(g.cert_pem, &info, &err), SK_OK);
@@ -99,7 +99,8 @@ static void tokens_decide_the_role(void **state)
     assert_string_equal(info.o, c->meta.id);
     /* The certificate lasts the cluster's cert_expiry (90 days). */
     int64_t life = info.not_after_ms - sk_test_now_ms();
-    assert_true(life > 89LL * 24 * 3600 * 1000 && life <= 90LL * 24 * 3600 * 1000);
+    assert_true(life > 89LL * 24 * 3600 * 1000 &&
+                life <= 90LL * 24 * 3600 * 1000);
     assert_true(sk_pki_key_matches(g.cert_pem, k));
     sk_join_grant_free(&g);
 
@@ -109,8 +110,8 @@ static void tokens_decide_the_role(void **state)
     assert_int_equal(g.node->spec.role, SK_ROLE_MANAGER);
     assert_int_equal(g.node->manager.raft_id, sk_raft_id_of(g.node->meta.id));
     assert_string_equal(g.node->manager.api_addr, "10.77.0.12:7443");
-    assert_int_equal(sk_pki_verify(c->ca_cert_pem, g.cert_pem,
-                                   sk_test_now_ms(), "manager", &err),
+    assert_int_equal(sk_pki_verify(c->ca_cert_pem, g.cert_pem, sk_test_now_ms(),
+                                   "manager", &err),
                      SK_OK);
     sk_join_grant_free(&g);
     free(csr);
@@ -201,9 +202,9 @@ static void rotation(void **state)
 {
     struct sk_err err;
     char *shown = NULL;
-    assert_int_equal(sk_ca_token(sk_store_cluster(store), key, SK_ROLE_WORKER,
-                                 &shown, &err),
-                     SK_OK);
+    assert_int_equal(
+        sk_ca_token(sk_store_cluster(store), key, SK_ROLE_WORKER, &shown, &err),
+        SK_OK);
     assert_string_equal(shown, init.worker_token);
     free(shown);
 
@@ -231,9 +232,9 @@ static void rotation(void **state)
     assert_int_equal(sk_ca_admit(store, key, &req, sk_test_now_ms(), &g, &err),
                      SK_OK);
     sk_join_grant_free(&g);
-    assert_int_equal(sk_ca_token(sk_store_cluster(store), key, SK_ROLE_WORKER,
-                                 &shown, &err),
-                     SK_OK);
+    assert_int_equal(
+        sk_ca_token(sk_store_cluster(store), key, SK_ROLE_WORKER, &shown, &err),
+        SK_OK);
     assert_string_equal(shown, fresh);
     free(shown);
     free(fresh);
@@ -286,8 +287,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(names_must_be_free, setup, teardown),
         cmocka_unit_test_setup_teardown(rotation, setup, teardown),
-        cmocka_unit_test_setup_teardown(renewal_follows_the_desired_role,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(renewal_follows_the_desired_role, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

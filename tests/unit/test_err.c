@@ -13,9 +13,9 @@ static void set_and_wrap(void **state)
     struct sk_err err;
     sk_err_clear(&err);
     assert_int_equal(err.code, SK_OK);
-    assert_int_equal(sk_err_set(&err, SK_ENOTFOUND, "image \"%s\" not found",
-                                "bb:latest"),
-                     SK_ENOTFOUND);
+    assert_int_equal(
+        sk_err_set(&err, SK_ENOTFOUND, "image \"%s\" not found", "bb:latest"),
+        SK_ENOTFOUND);
     assert_int_equal(sk_err_wrap(&err, "service \"%s\"", "web"), SK_ENOTFOUND);
     assert_string_equal(err.msg,
                         "service \"web\": image \"bb:latest\" not found");

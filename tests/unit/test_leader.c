@@ -73,7 +73,8 @@ static void membership_decisions(void **state)
 
     /* Only m1 in the configuration: m2 is added as a spare. */
     struct sk_member servers[3] = {{id1, SK_MEMBER_VOTER, 100}};
-    struct sk_member_action a = sk_membership_next(store, servers, 1, id1, 100, 8);
+    struct sk_member_action a =
+        sk_membership_next(store, servers, 1, id1, 100, 8);
     assert_int_equal(a.type, SK_MEMBER_ADD);
     assert_int_equal(a.id, id2);
     assert_string_equal(a.addr, m2->manager.raft_addr);
@@ -303,8 +304,10 @@ static void events_ring(void **state)
     sec->spec.data = sk_strdup("SUPERSECRET");
     struct collected s = {0};
     id = sk_events_subscribe(e, 0, sink, &s);
-    struct sk_event ev = {.type = SK_EV_CREATE, .kind = SK_KIND_SECRET,
-                          .new_obj = sec, .index = 9};
+    struct sk_event ev = {.type = SK_EV_CREATE,
+                          .kind = SK_KIND_SECRET,
+                          .new_obj = sec,
+                          .index = 9};
     sk_events_record(e, &ev, 1);
     assert_int_equal(s.lines, 1);
     assert_null(strstr(s.text, "SUPERSECRET"));

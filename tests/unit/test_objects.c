@@ -77,25 +77,26 @@ static void every_kind_round_trips(void **state)
                "\"status\":{\"state\":\"ready\",\"message\":\"ok\"},"
                "\"manager\":{\"raft_id\":12345678901,\"raft_addr\":"
                "\"10.77.0.11:7444\",\"api_addr\":\"10.77.0.11:7443\"}}");
-    round_trip(SK_KIND_SERVICE,
-               "{\"id\":\"" ID1 "\",\"spec_version\":4,\"spec\":{"
-               "\"name\":\"web\",\"labels\":{\"a\":\"b\"},\"mode\":"
-               "\"replicated\",\"replicas\":20,\"task\":{\"container\":{"
-               "\"image\":\"skiff-test/busybox:latest\",\"command\":[\"httpd\","
-               "\"-f\"],\"env\":[\"A=1\"],\"user\":\"1000\",\"init\":true,"
-               "\"cap_drop\":[\"ALL\"],\"healthcheck\":{\"test\":[\"CMD-SHELL\","
-               "\"true\"],\"interval_ms\":1000},\"secrets\":[{\"name\":\"db\","
-               "\"target\":\"db\",\"mode\":256}]},\"limits\":{\"memory_bytes\":"
-               "1048576},\"restart\":{\"condition\":\"on-failure\","
-               "\"delay_ms\":100,\"max_attempts\":3},\"placement\":{"
-               "\"constraints\":[\"node.role==worker\"],\"preferences\":["
-               "\"spread=node.labels.zone\"]},\"networks\":[{\"target\":"
-               "\"front\",\"aliases\":[\"www\"]}]},\"update\":{\"parallelism\":"
-               "2,\"failure_action\":\"rollback\",\"max_failure_ratio\":0.25,"
-               "\"order\":\"start-first\"},\"endpoint\":{\"ports\":[{"
-               "\"target\":80,\"published\":8080,\"mode\":\"host\"}]}},"
-               "\"update_status\":{\"state\":\"updating\"},\"vips\":[{"
-               "\"network_id\":\"" ID2 "\",\"addr\":\"10.0.1.2/24\"}]}");
+    round_trip(
+        SK_KIND_SERVICE,
+        "{\"id\":\"" ID1 "\",\"spec_version\":4,\"spec\":{"
+        "\"name\":\"web\",\"labels\":{\"a\":\"b\"},\"mode\":"
+        "\"replicated\",\"replicas\":20,\"task\":{\"container\":{"
+        "\"image\":\"skiff-test/busybox:latest\",\"command\":[\"httpd\","
+        "\"-f\"],\"env\":[\"A=1\"],\"user\":\"1000\",\"init\":true,"
+        "\"cap_drop\":[\"ALL\"],\"healthcheck\":{\"test\":[\"CMD-SHELL\","
+        "\"true\"],\"interval_ms\":1000},\"secrets\":[{\"name\":\"db\","
+        "\"target\":\"db\",\"mode\":256}]},\"limits\":{\"memory_bytes\":"
+        "1048576},\"restart\":{\"condition\":\"on-failure\","
+        "\"delay_ms\":100,\"max_attempts\":3},\"placement\":{"
+        "\"constraints\":[\"node.role==worker\"],\"preferences\":["
+        "\"spread=node.labels.zone\"]},\"networks\":[{\"target\":"
+        "\"front\",\"aliases\":[\"www\"]}]},\"update\":{\"parallelism\":"
+        "2,\"failure_action\":\"rollback\",\"max_failure_ratio\":0.25,"
+        "\"order\":\"start-first\"},\"endpoint\":{\"ports\":[{"
+        "\"target\":80,\"published\":8080,\"mode\":\"host\"}]}},"
+        "\"update_status\":{\"state\":\"updating\"},\"vips\":[{"
+        "\"network_id\":\"" ID2 "\",\"addr\":\"10.0.1.2/24\"}]}");
     round_trip(SK_KIND_TASK,
                "{\"id\":\"" ID1 "\",\"service_id\":\"" ID2 "\",\"slot\":3,"
                "\"node_id\":\"" ID2 "\",\"spec_version\":4,\"spec\":{"
@@ -162,8 +163,8 @@ static void strict_decoding_names_the_field(void **state)
     spec_fails("{\"name\":\"a\",\"labels\":{\"k\":1}," TASK "}",
                "spec.labels.k: want a string, got 1");
     spec_fails("[1,2]", "spec: want an object, got an array");
-    spec_fails("{\"name\":\"a\",\"update\":{\"max_failure_ratio\":1.5},"
-               TASK "}",
+    spec_fails("{\"name\":\"a\",\"update\":{\"max_failure_ratio\":1.5}," TASK
+               "}",
                "spec.update.max_failure_ratio: want a number from 0 to 1");
 }
 
@@ -327,8 +328,8 @@ static void validation(void **state)
     assert_non_null(strstr(err.msg, "invalid name \"we b\""));
     assert_int_equal(sk_name_validate("service", "", &err), SK_EINVAL);
 
-    json_t *in = parse("{\"name\":\"web\",\"mode\":\"global\",\"replicas\":3,"
-                       TASK "}");
+    json_t *in =
+        parse("{\"name\":\"web\",\"mode\":\"global\",\"replicas\":3," TASK "}");
     struct sk_service_spec spec;
     assert_int_equal(
         sk_schema_decode(&sk_service_spec_schema, in, &spec, NULL, &err),

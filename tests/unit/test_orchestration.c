@@ -126,8 +126,8 @@ static size_t round_once(void)
     struct sk_txn *t = sk_txn_new();
     size_t ops = 0;
     for (size_t i = 0; i < n; i++) {
-        const struct sk_task *task = sk_store_get(store, SK_KIND_TASK,
-                                                  d[i].task_id);
+        const struct sk_task *task =
+            sk_store_get(store, SK_KIND_TASK, d[i].task_id);
         struct sk_task *u = sk_object_dup(SK_KIND_TASK, task);
         free(u->status.message);
         if (*d[i].node_id) {
@@ -253,8 +253,8 @@ static int count(const char *svc, const char *node, int state, int desired)
 
 static int running_on(const char *svc, const char *node_name)
 {
-    const struct sk_node *n = sk_store_get_by_name(store, SK_KIND_NODE,
-                                                   node_name);
+    const struct sk_node *n =
+        sk_store_get_by_name(store, SK_KIND_NODE, node_name);
     return count(svc, n->meta.id, SK_TASK_RUNNING, SK_TASK_RUNNING);
 }
 
@@ -269,8 +269,8 @@ static void five_nodes(void)
 static void spread_twenty_over_five(void **state)
 {
     five_nodes();
-    const struct sk_service *s = add_service("web", SK_MODE_REPLICATED, 20,
-                                             NULL);
+    const struct sk_service *s =
+        add_service("web", SK_MODE_REPLICATED, 20, NULL);
     char id[SK_ID_SIZE];
     memcpy(id, s->meta.id, SK_ID_SIZE);
     settle();
@@ -308,15 +308,14 @@ static void spread_twenty_over_five(void **state)
 static void constrain_zone(struct sk_service *s)
 {
     sk_strs_push(&s->spec.task.placement.constraints,
-                 &s->spec.task.placement.n_constraints,
-                 "node.labels.zone==eu");
+                 &s->spec.task.placement.n_constraints, "node.labels.zone==eu");
 }
 
 static void impossible_constraint_stays_pending(void **state)
 {
     five_nodes();
-    const struct sk_service *s = add_service("eu", SK_MODE_REPLICATED, 3,
-                                             constrain_zone);
+    const struct sk_service *s =
+        add_service("eu", SK_MODE_REPLICATED, 3, constrain_zone);
     char id[SK_ID_SIZE];
     memcpy(id, s->meta.id, SK_ID_SIZE);
     settle();
@@ -335,8 +334,8 @@ static void impossible_constraint_stays_pending(void **state)
 
     /* Label two nodes: the tasks go there and nowhere else. */
     for (int i = 0; i < 2; i++) {
-        const struct sk_node *node = sk_store_get_by_name(store, SK_KIND_NODE,
-                                                          NODES[i]);
+        const struct sk_node *node =
+            sk_store_get_by_name(store, SK_KIND_NODE, NODES[i]);
         struct sk_node *u = sk_object_dup(SK_KIND_NODE, node);
         sk_kv_set(&u->spec.labels, &u->spec.n_labels, "zone", "eu");
         struct sk_txn *t = sk_txn_new();
@@ -362,16 +361,15 @@ static void spread_preference_over_zones(void **state)
     add_node("b1", "b", 1LL << 30);
     add_node("b2", "b", 1LL << 30);
     add_node("b3", "b", 1LL << 30);
-    const struct sk_service *s = add_service("z", SK_MODE_REPLICATED, 8,
-                                             spread_pref);
+    const struct sk_service *s =
+        add_service("z", SK_MODE_REPLICATED, 8, spread_pref);
     char id[SK_ID_SIZE];
     memcpy(id, s->meta.id, SK_ID_SIZE);
     settle();
     /* Half in zone a (its one node), half spread over zone b. */
     assert_int_equal(running_on(id, "a1"), 4);
-    assert_int_equal(running_on(id, "b1") + running_on(id, "b2") +
-                         running_on(id, "b3"),
-                     4);
+    assert_int_equal(
+        running_on(id, "b1") + running_on(id, "b2") + running_on(id, "b3"), 4);
     assert_true(running_on(id, "b1") >= 1 && running_on(id, "b2") >= 1 &&
                 running_on(id, "b3") >= 1);
 }
@@ -384,8 +382,8 @@ static void reserve_400m(struct sk_service *s)
 static void reservations_and_ports(void **state)
 {
     five_nodes();
-    const struct sk_service *s = add_service("mem", SK_MODE_REPLICATED, 12,
-                                             reserve_400m);
+    const struct sk_service *s =
+        add_service("mem", SK_MODE_REPLICATED, 12, reserve_400m);
     char id[SK_ID_SIZE];
     memcpy(id, s->meta.id, SK_ID_SIZE);
     settle();
@@ -411,8 +409,8 @@ static void publish_8080(struct sk_service *s)
 static void host_ports_conflict(void **state)
 {
     five_nodes();
-    const struct sk_service *s = add_service("web", SK_MODE_REPLICATED, 6,
-                                             publish_8080);
+    const struct sk_service *s =
+        add_service("web", SK_MODE_REPLICATED, 6, publish_8080);
     char id[SK_ID_SIZE];
     memcpy(id, s->meta.id, SK_ID_SIZE);
     settle();
@@ -457,8 +455,8 @@ static void finish_all(const char *svc, int state)
 static void restart_policy(void **state)
 {
     five_nodes();
-    const struct sk_service *s = add_service("job", SK_MODE_REPLICATED, 1,
-                                             policy_on_failure_3);
+    const struct sk_service *s =
+        add_service("job", SK_MODE_REPLICATED, 1, policy_on_failure_3);
     char id[SK_ID_SIZE];
     memcpy(id, s->meta.id, SK_ID_SIZE);
     settle();
@@ -488,8 +486,8 @@ static void restart_policy(void **state)
     assert_int_equal(count(id, NULL, SK_TASK_FAILED, -1), 3);
 
     /* on-failure does not restart a clean exit. */
-    const struct sk_service *s2 = add_service("clean", SK_MODE_REPLICATED, 1,
-                                              policy_on_failure_3);
+    const struct sk_service *s2 =
+        add_service("clean", SK_MODE_REPLICATED, 1, policy_on_failure_3);
     char id2[SK_ID_SIZE];
     memcpy(id2, s2->meta.id, SK_ID_SIZE);
     settle();
@@ -503,8 +501,8 @@ static void restart_policy(void **state)
 static void node_loss_moves_tasks(void **state)
 {
     five_nodes();
-    const struct sk_service *s = add_service("web", SK_MODE_REPLICATED, 10,
-                                             NULL);
+    const struct sk_service *s =
+        add_service("web", SK_MODE_REPLICATED, 10, NULL);
     char id[SK_ID_SIZE];
     memcpy(id, s->meta.id, SK_ID_SIZE);
     settle();
@@ -515,8 +513,10 @@ static void node_loss_moves_tasks(void **state)
     settle();
     assert_int_equal(count(id, NULL, SK_TASK_RUNNING, SK_TASK_RUNNING), 10);
     char h3[SK_ID_SIZE];
-    memcpy(h3, ((const struct sk_node *)sk_store_get_by_name(
-                    store, SK_KIND_NODE, "h3"))->meta.id,
+    memcpy(h3,
+           ((const struct sk_node *)sk_store_get_by_name(store, SK_KIND_NODE,
+                                                         "h3"))
+               ->meta.id,
            SK_ID_SIZE);
     /* The old ones are told to stop (still "running" as far as we know). */
     assert_int_equal(count(id, h3, -1, SK_TASK_SHUTDOWN), 2);
@@ -561,8 +561,8 @@ static void global_follows_nodes(void **state)
 static void history_is_reaped(void **state)
 {
     five_nodes();
-    const struct sk_service *s = add_service("flaky", SK_MODE_REPLICATED, 1,
-                                             NULL);
+    const struct sk_service *s =
+        add_service("flaky", SK_MODE_REPLICATED, 1, NULL);
     char id[SK_ID_SIZE];
     memcpy(id, s->meta.id, SK_ID_SIZE);
     settle();
@@ -581,8 +581,8 @@ static void history_is_reaped(void **state)
 static void update_to(const char *image, int failure_action, char *id)
 {
     five_nodes();
-    const struct sk_service *s = add_service("web", SK_MODE_REPLICATED, 4,
-                                             NULL);
+    const struct sk_service *s =
+        add_service("web", SK_MODE_REPLICATED, 4, NULL);
     memcpy(id, s->meta.id, SK_ID_SIZE);
     settle(); /* may have replaced s in the store: look it up again */
     struct sk_service *u = sk_object_dup(
@@ -644,8 +644,7 @@ static void updates_one_at_a_time(void **state)
                 task->desired_state == SK_TASK_SHUTDOWN &&
                 task->status.state == SK_TASK_RUNNING)
                 old_stopping++;
-            if (task->spec_version == 2 &&
-                task->status.state < SK_TASK_RUNNING)
+            if (task->spec_version == 2 && task->status.state < SK_TASK_RUNNING)
                 new_starting++;
         }
         free(tasks);
@@ -709,8 +708,8 @@ static void failure_while_monitored_pauses(void **state)
     settle();
     const struct sk_service *s = sk_store_get(store, SK_KIND_SERVICE, id);
     assert_int_equal(s->update_status.state, SK_UPDATE_PAUSED);
-    assert_non_null(strstr(s->update_status.message,
-                           "update paused: 4 of 4 tasks failed"));
+    assert_non_null(
+        strstr(s->update_status.message, "update paused: 4 of 4 tasks failed"));
 }
 
 static void failure_after_monitor_does_not_count(void **state)
@@ -773,14 +772,11 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(host_ports_conflict, setup, teardown),
         cmocka_unit_test_setup_teardown(restart_policy, setup, teardown),
-        cmocka_unit_test_setup_teardown(node_loss_moves_tasks, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(node_loss_moves_tasks, setup, teardown),
         cmocka_unit_test_setup_teardown(global_follows_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(history_is_reaped, setup, teardown),
-        cmocka_unit_test_setup_teardown(updates_one_at_a_time, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(failed_update_pauses, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(updates_one_at_a_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(failed_update_pauses, setup, teardown),
         cmocka_unit_test_setup_teardown(failed_update_rolls_back, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(failure_while_monitored_pauses, setup,

@@ -13,17 +13,18 @@ static void durations(void **state)
     static const struct {
         const char *in;
         int64_t ms;
-    } ok[] = {{"0", 0},        {"300ms", 300},    {"5s", 5000},
-              {"1.5s", 1500},  {"1m30s", 90000},  {"2h", 7200000},
-              {"1h1m1s", 3661000}, {"0.5ms", 1}, {"10m", 600000}};
+    } ok[] = {
+        {"0", 0},         {"300ms", 300},  {"5s", 5000},        {"1.5s", 1500},
+        {"1m30s", 90000}, {"2h", 7200000}, {"1h1m1s", 3661000}, {"0.5ms", 1},
+        {"10m", 600000}};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         int64_t ms = -1;
         struct sk_err err;
         assert_true(sk_parse_duration_ms(ok[i].in, &ms, &err));
         assert_int_equal(ms, ok[i].ms);
     }
-    static const char *const bad[] = {"", "5", "s", "5x", "-5s", "5 s",
-                                      "1m30", "99999999h", "5ss", ".s"};
+    static const char *const bad[] = {"",    "5",    "s",         "5x",  "-5s",
+                                      "5 s", "1m30", "99999999h", "5ss", ".s"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int64_t ms = 42;
         struct sk_err err;
@@ -39,20 +40,16 @@ static void sizes(void **state)
     static const struct {
         const char *in;
         int64_t bytes;
-    } ok[] = {{"512", 512},
-              {"64k", 65536},
-              {"512M", 512LL << 20},
-              {"1.5G", 3LL << 29},
-              {"2GiB", 2LL << 30},
-              {"1kb", 1024},
+    } ok[] = {{"512", 512},        {"64k", 65536},      {"512M", 512LL << 20},
+              {"1.5G", 3LL << 29}, {"2GiB", 2LL << 30}, {"1kb", 1024},
               {"10b", 10}};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         int64_t b = -1;
         assert_true(sk_parse_bytes(ok[i].in, &b, NULL));
         assert_int_equal(b, ok[i].bytes);
     }
-    static const char *const bad[] = {"", "M", "12X", "-1", "1.5", "2P",
-                                      "5GiBx", "99999999T"};
+    static const char *const bad[] = {"",    "M",  "12X",   "-1",
+                                      "1.5", "2P", "5GiBx", "99999999T"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int64_t b = 42;
         struct sk_err err;

@@ -43,8 +43,8 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
     struct submit *s = req->data;
     if (status == 0) {
         struct sk_err err;
-        enum sk_rc rc = sk_fsm_result(&s->c->fsms[s->server], req->index,
-                                      result, &err);
+        enum sk_rc rc =
+            sk_fsm_result(&s->c->fsms[s->server], req->index, result, &err);
         if (rc == SK_OK)
             s->c->acked[s->k] = true;
         else
@@ -183,10 +183,10 @@ static void replicate_to_all(void **state)
     check_converged(c);
     assert_int_equal(count_acked(c), 50);
     /* Versions are the Raft index, the same on every manager. */
-    const struct sk_node *a = sk_store_get_by_name(c->stores[0], SK_KIND_NODE,
-                                                   "n7");
-    const struct sk_node *b = sk_store_get_by_name(c->stores[2], SK_KIND_NODE,
-                                                   "n7");
+    const struct sk_node *a =
+        sk_store_get_by_name(c->stores[0], SK_KIND_NODE, "n7");
+    const struct sk_node *b =
+        sk_store_get_by_name(c->stores[2], SK_KIND_NODE, "n7");
     assert_int_equal(a->meta.version, b->meta.version);
     assert_true(a->meta.version > 1);
     /* A follower refuses submissions. */

@@ -220,10 +220,18 @@ static void watch_cb(const struct sk_event *ev, void *ctx)
 {
     struct seen *s = ctx;
     switch (ev->type) {
-    case SK_EV_CREATE: s->creates++; break;
-    case SK_EV_UPDATE: s->updates++; break;
-    case SK_EV_DELETE: s->deletes++; break;
-    case SK_EV_RESET: s->resets++; return;
+    case SK_EV_CREATE:
+        s->creates++;
+        break;
+    case SK_EV_UPDATE:
+        s->updates++;
+        break;
+    case SK_EV_DELETE:
+        s->deletes++;
+        break;
+    case SK_EV_RESET:
+        s->resets++;
+        return;
     }
     if (ev->kind == SK_KIND_NODE) {
         const struct sk_node *o = ev->old_obj, *n = ev->new_obj;
@@ -358,7 +366,8 @@ static void lookups(void **state)
     sk_txn_create(t, SK_KIND_NODE, b);
     commit_ok(t);
     struct sk_err err;
-    const struct sk_node *n = sk_store_lookup(store, SK_KIND_NODE, "beta", &err);
+    const struct sk_node *n =
+        sk_store_lookup(store, SK_KIND_NODE, "beta", &err);
     assert_non_null(n);
     assert_string_equal(n->meta.id, b->meta.id);
     n = sk_store_lookup(store, SK_KIND_NODE, a->meta.id, &err);
