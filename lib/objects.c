@@ -6,32 +6,7 @@
 
 #include "skiff/constraint.h"
 #include "skiff/mem.h"
-
-/* Field table shorthands: the JSON name is the C member's name. */
-#define FIELD(S, m, t, ...)                                                    \
-    {                                                                          \
-        .name = #m, .type = (t), .offset = offsetof(S, m), __VA_ARGS__         \
-    }
-#define STR(S, m, ...) FIELD(S, m, SK_FT_STR, __VA_ARGS__)
-#define INT(S, m, ...) FIELD(S, m, SK_FT_INT, __VA_ARGS__)
-#define UINT(S, m, ...) FIELD(S, m, SK_FT_UINT, __VA_ARGS__)
-#define BOOL(S, m, ...) FIELD(S, m, SK_FT_BOOL, __VA_ARGS__)
-#define DBL(S, m, ...) FIELD(S, m, SK_FT_DOUBLE, __VA_ARGS__)
-#define ENUM(S, m, tbl, ...)                                                   \
-    FIELD(S, m, SK_FT_ENUM, .names = (tbl), __VA_ARGS__)
-#define ID(S, m, ...) FIELD(S, m, SK_FT_ID, __VA_ARGS__)
-#define STRS(S, m, ...)                                                        \
-    FIELD(S, m, SK_FT_STRS, .count_offset = offsetof(S, n_##m), __VA_ARGS__)
-#define MAP(S, m, ...)                                                         \
-    FIELD(S, m, SK_FT_MAP, .count_offset = offsetof(S, n_##m), __VA_ARGS__)
-#define OBJ(S, m, sch, ...) FIELD(S, m, SK_FT_OBJ, .sub = &(sch), __VA_ARGS__)
-#define PTR(S, m, sch, ...) FIELD(S, m, SK_FT_PTR, .sub = &(sch), __VA_ARGS__)
-#define OBJS(S, m, sch, ...)                                                   \
-    FIELD(S, m, SK_FT_OBJS, .sub = &(sch), .count_offset = offsetof(S, n_##m), \
-          __VA_ARGS__)
-#define SCHEMA(var, S, label, tbl)                                             \
-    const struct sk_schema var = {label, sizeof(S), tbl,                       \
-                                  sizeof(tbl) / sizeof((tbl)[0])}
+#include "fields.h"
 
 #define MS_MAX (10LL * 365 * 24 * 3600 * 1000)
 #define BYTES_MAX (1LL << 50)
@@ -282,11 +257,11 @@ static const struct sk_field port_fields[] = {
     INT(struct sk_port, published, .min = 0, .max = 65535),
     ENUM(struct sk_port, mode, port_mode_names),
 };
-static SCHEMA(port_schema, struct sk_port, "port", port_fields);
+SCHEMA(sk_port_schema, struct sk_port, "port", port_fields);
 
 static const struct sk_field endpoint_fields[] = {
     ENUM(struct sk_endpoint_spec, mode, endpoint_mode_names),
-    OBJS(struct sk_endpoint_spec, ports, port_schema, .max_len = 64),
+    OBJS(struct sk_endpoint_spec, ports, sk_port_schema, .max_len = 64),
 };
 SCHEMA(sk_endpoint_spec_schema, struct sk_endpoint_spec, "endpoint spec",
        endpoint_fields);

@@ -415,6 +415,7 @@ extern const struct sk_schema sk_service_schema;
 extern const struct sk_schema sk_service_spec_schema;
 extern const struct sk_schema sk_task_spec_schema;
 extern const struct sk_schema sk_endpoint_spec_schema;
+extern const struct sk_schema sk_port_schema;
 extern const struct sk_schema sk_task_schema;
 extern const struct sk_schema sk_network_schema;
 extern const struct sk_schema sk_network_spec_schema;
