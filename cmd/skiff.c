@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "skiff/log.h"
-#include "skiff/mem.h"
 #include "skiff/version.h"
 #include "skiff_cli.h"
 
@@ -106,90 +105,6 @@ static void usage(FILE *f)
     }
 }
 
-static void add_hosts(const char *list)
-{
-    char *copy = sk_strdup(list), *save = NULL;
-    for (char *h = strtok_r(copy, ",", &save); h;
-         h = strtok_r(NULL, ",", &save)) {
-        if (!*h)
-            continue;
-        cli.hosts =
-            sk_realloc(cli.hosts, (cli.n_hosts + 1) * sizeof *cli.hosts);
-        /* A bare address means the default API port. */
-        cli.hosts[cli.n_hosts++] =
-            strchr(h, ':') ? sk_strdup(h) : sk_printf("%s:7443", h);
-    }
-    free(copy);
-}
-
-/* Keeps the credentials file's list of managers current, so the CLI can
- * fail over to managers that joined after the file was written. Only when
- * the list looks stale (fewer than 3, or the first did not answer); quiet
- * on failure: the command itself already succeeded. */
-static void refresh_managers(const char *config)
-{
-    if (cli.creds.n_managers >= 3 && cli.preferred == 0)
-        return;
-    json_t *list = NULL;
-    struct sk_err err;
-    unsigned saved = cli.timeout_ms;
-    cli.timeout_ms = 2000;
-    enum sk_rc rc = cli_call("GET", "/v1/managers", NULL, &list, &err);
-    cli.timeout_ms = saved;
-    size_t n = json_array_size(list);
-    if (rc != SK_OK || n == 0) {
-        json_decref(list);
-        return;
-    }
-    bool same = n == cli.creds.n_managers;
-    for (size_t i = 0; same && i < n; i++) {
-        const char *a = json_string_value(json_array_get(list, i));
-        same = a && strcmp(a, cli.creds.managers[i]) == 0;
-    }
-    if (!same) {
-        char **addrs = sk_calloc(n, sizeof *addrs);
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++) {
-            const char *a = json_string_value(json_array_get(list, i));
-            if (a)
-                addrs[k++] = sk_strdup(a);
-        }
-        for (size_t i = 0; i < cli.creds.n_managers; i++)
-            free(cli.creds.managers[i]);
-        free(cli.creds.managers);
-        cli.creds.managers = addrs;
-        cli.creds.n_managers = k;
-        if (k && sk_admin_creds_save(config, &cli.creds, &err) != SK_OK)
-            fprintf(stderr, "skiff: note: could not update %s: %s\n", config,
-                    err.msg);
-    }
-    json_decref(list);
-}
-
-/* Loads the credentials and the managers' addresses on the first call to a
- * manager, so that what needs no manager (a command's --help, its flag
- * errors) works without credentials. */
-enum sk_rc cli_connect(struct sk_err *err)
-{
-    if (cli.connected)
-        return SK_OK;
-    if (sk_admin_creds_load(cli.config, &cli.creds, err) != SK_OK) {
-        char cause[sizeof err->msg];
-        snprintf(cause, sizeof cause, "%s", err->msg);
-        return sk_err_set(err, err->code,
-                          "credentials: %s\n  (run skiff on a manager set "
-                          "up with --init, or give --config / SKIFF_CONFIG)",
-                          cause);
-    }
-    if (cli.host_flag)
-        add_hosts(cli.host_flag);
-    else
-        for (size_t i = 0; i < cli.creds.n_managers; i++)
-            add_hosts(cli.creds.managers[i]);
-    cli.connected = true;
-    return SK_OK;
-}
-
 int main(int argc, char **argv)
 {
     sk_log_init_from_env();
@@ -262,12 +177,9 @@ int main(int argc, char **argv)
                                             : NULL;
 
     int rc = cmd->fn(argc - first - used, argv + first + used);
-    if (rc == 0 && cli.connected && !cli.host_flag)
-        refresh_managers(cli.config);
-    for (size_t i = 0; i < cli.n_hosts; i++)
-        free(cli.hosts[i]);
-    free(cli.hosts);
-    sk_admin_creds_free(&cli.creds);
+    if (rc == 0)
+        cli_refresh_managers();
+    cli_close();
     sk_flags_free(gflags, G_COUNT, &res);
     return rc;
 }

@@ -29,6 +29,12 @@ extern struct cli cli;
 /* Loads the credentials and the list of managers, once; the calls below do
  * it themselves. */
 enum sk_rc cli_connect(struct sk_err *err);
+/* After a command succeeded: keeps the credentials file's list of managers
+ * current (see skiff_util.c); quiet on failure. Does nothing unless the
+ * command talked to a manager and no --host / SKIFF_HOST was given. */
+void cli_refresh_managers(void);
+/* Releases what cli_connect loaded. */
+void cli_close(void);
 
 /* Runs method on path (e.g. "/v1/nodes") against the managers, trying the
  * next one on a transport failure or an unavailable manager, for up to the
