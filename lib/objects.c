@@ -6,6 +6,7 @@
 
 #include "skiff/constraint.h"
 #include "skiff/mem.h"
+#include "skiff/parse.h"
 #include "fields.h"
 
 #define MS_MAX (10LL * 365 * 24 * 3600 * 1000)
@@ -24,12 +25,11 @@ const char *const sk_task_state_names[] = {
 const char *const sk_service_mode_names[] = {"replicated", "global", NULL};
 const char *const sk_restart_condition_names[] = {"any", "on-failure", "none",
                                                   NULL};
-static const char *const failure_action_names[] = {"pause", "continue",
-                                                   "rollback", NULL};
-static const char *const update_order_names[] = {"stop-first", "start-first",
-                                                 NULL};
-static const char *const protocol_names[] = {"tcp", "udp", NULL};
-static const char *const port_mode_names[] = {"host", "ingress", NULL};
+const char *const sk_failure_action_names[] = {"pause", "continue", "rollback",
+                                               NULL};
+const char *const sk_update_order_names[] = {"stop-first", "start-first", NULL};
+const char *const sk_port_protocol_names[] = {"tcp", "udp", NULL};
+const char *const sk_port_mode_names[] = {"host", "ingress", NULL};
 static const char *const endpoint_mode_names[] = {"vip", "dnsrr", NULL};
 static const char *const update_state_names[] = {"none",
                                                  "updating",
@@ -151,8 +151,8 @@ static const struct sk_field healthcheck_fields[] = {
     INT(struct sk_healthcheck, retries, .min = 0, .max = 1000, .def = 3),
     INT(struct sk_healthcheck, start_period_ms, .min = 0, .max = MS_MAX),
 };
-static SCHEMA(healthcheck_schema, struct sk_healthcheck, "health check",
-              healthcheck_fields);
+SCHEMA(sk_healthcheck_schema, struct sk_healthcheck, "health check",
+       healthcheck_fields);
 
 static const struct sk_field file_ref_fields[] = {
     STR(struct sk_file_ref, name, .max_len = NAME_MAX_LEN,
@@ -184,7 +184,7 @@ static const struct sk_field container_fields[] = {
     INT(struct sk_container_spec, stop_grace_ms, .min = 0, .max = MS_MAX,
         .def = 10000),
     STR(struct sk_container_spec, stop_signal, .max_len = 16),
-    PTR(struct sk_container_spec, healthcheck, healthcheck_schema),
+    PTR(struct sk_container_spec, healthcheck, sk_healthcheck_schema),
     OBJS(struct sk_container_spec, secrets, file_ref_schema, .max_len = 64),
     OBJS(struct sk_container_spec, configs, file_ref_schema, .max_len = 64),
 };
@@ -241,21 +241,21 @@ static const struct sk_field update_fields[] = {
     INT(struct sk_update_config, parallelism, .min = 0, .max = SK_MAX_REPLICAS,
         .def = 1),
     INT(struct sk_update_config, delay_ms, .min = 0, .max = MS_MAX),
-    ENUM(struct sk_update_config, failure_action, failure_action_names),
+    ENUM(struct sk_update_config, failure_action, sk_failure_action_names),
     INT(struct sk_update_config, monitor_ms, .min = 0, .max = MS_MAX,
         .def = 5000),
     DBL(struct sk_update_config, max_failure_ratio, .min = 0, .max = 1),
-    ENUM(struct sk_update_config, order, update_order_names),
+    ENUM(struct sk_update_config, order, sk_update_order_names),
 };
 static SCHEMA(update_schema, struct sk_update_config, "update config",
               update_fields);
 
 static const struct sk_field port_fields[] = {
-    ENUM(struct sk_port, protocol, protocol_names),
+    ENUM(struct sk_port, protocol, sk_port_protocol_names),
     INT(struct sk_port, target, .min = 1, .max = 65535,
         .flags = SK_FF_REQUIRED),
     INT(struct sk_port, published, .min = 0, .max = 65535),
-    ENUM(struct sk_port, mode, port_mode_names),
+    ENUM(struct sk_port, mode, sk_port_mode_names),
 };
 SCHEMA(sk_port_schema, struct sk_port, "port", port_fields);
 
@@ -641,5 +641,68 @@ enum sk_rc sk_service_spec_validate(const struct sk_service_spec *spec,
                               "must be a plain file name",
                               spec->name, c->secrets[i].name, t);
     }
+    return SK_OK;
+}
+
+/* ---- ports as users type them ---- */
+
+/* "P:T[/udp]". */
+static bool port_short(char *text, struct sk_port *p)
+{
+    char *slash = strchr(text, '/');
+    if (slash) {
+        *slash = '\0';
+        p->protocol = sk_enum_index(sk_port_protocol_names, slash + 1);
+        if (p->protocol < 0)
+            return false;
+    }
+    char *colon = strchr(text, ':');
+    if (!colon)
+        return false;
+    *colon = '\0';
+    return sk_parse_int(text, 0, 65535, &p->published, NULL) &&
+           sk_parse_int(colon + 1, 1, 65535, &p->target, NULL);
+}
+
+/* "KEY=VALUE,...": the port object itself, its fields written as flags
+ * are, so the schema checks the keys, numbers and names. */
+static bool port_long(char *text, struct sk_port *p)
+{
+    json_t *obj = json_object();
+    bool ok = true;
+    char *save = NULL;
+    for (char *kv = strtok_r(text, ",", &save); kv && ok;
+         kv = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(kv, '=');
+        if (!eq) {
+            ok = false;
+            break;
+        }
+        *eq = '\0';
+        const char *v = eq + 1;
+        bool digits = *v != '\0' && strspn(v, "0123456789") == strlen(v);
+        /* json_string refuses invalid UTF-8 (NULL): then the set fails. */
+        ok = json_object_set_new(obj, kv,
+                                 digits ? json_integer(strtoll(v, NULL, 10))
+                                        : json_string(v)) == 0;
+    }
+    ok = ok && sk_schema_decode(&sk_port_schema, obj, p, NULL, NULL) == SK_OK;
+    json_decref(obj);
+    return ok;
+}
+
+enum sk_rc sk_port_parse(const char *what, const char *text,
+                         struct sk_port *out_port, struct sk_err *err)
+{
+    struct sk_port p = {.protocol = SK_PROTO_TCP, .mode = SK_PORT_HOST};
+    char *copy = sk_strdup(text);
+    bool ok = strchr(copy, '=') ? port_long(copy, &p) : port_short(copy, &p);
+    free(copy);
+    if (!ok)
+        return sk_err_set(err, SK_EINVAL,
+                          "%s \"%s\": want mode=host,published=P,target=T"
+                          "[,protocol=tcp|udp] or P:T[/udp], ports 1-65535",
+                          what, text);
+    *out_port = p;
     return SK_OK;
 }

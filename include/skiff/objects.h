@@ -414,6 +414,7 @@ extern const struct sk_schema sk_node_manager_schema;
 extern const struct sk_schema sk_service_schema;
 extern const struct sk_schema sk_service_spec_schema;
 extern const struct sk_schema sk_task_spec_schema;
+extern const struct sk_schema sk_healthcheck_schema;
 extern const struct sk_schema sk_endpoint_spec_schema;
 extern const struct sk_schema sk_port_schema;
 extern const struct sk_schema sk_task_schema;
@@ -429,6 +430,10 @@ extern const char *const sk_node_state_names[];
 extern const char *const sk_task_state_names[];
 extern const char *const sk_service_mode_names[];
 extern const char *const sk_restart_condition_names[];
+extern const char *const sk_failure_action_names[];
+extern const char *const sk_update_order_names[];
+extern const char *const sk_port_protocol_names[];
+extern const char *const sk_port_mode_names[];
 
 /* "cluster", "node", ...; NULL for an out-of-range kind. */
 const char *sk_kind_name(enum sk_kind kind);
@@ -465,6 +470,12 @@ enum sk_rc sk_node_spec_validate(const struct sk_node_spec *spec,
                                  struct sk_err *err);
 enum sk_rc sk_cluster_spec_validate(const struct sk_cluster_spec *spec,
                                     struct sk_err *err);
+/* A port as users type it: "P:T[/udp]" (host mode), or the port object's
+ * fields as "mode=host,published=P,target=T[,protocol=udp]" (protocol tcp
+ * and mode host by default). The error names the text, prefixed with what
+ * (e.g. "--publish"). */
+enum sk_rc sk_port_parse(const char *what, const char *text,
+                         struct sk_port *out_port, struct sk_err *err);
 /* Object names: 1-63 characters, [a-zA-Z0-9][a-zA-Z0-9_.-]*. */
 enum sk_rc sk_name_validate(const char *what, const char *name,
                             struct sk_err *err);
