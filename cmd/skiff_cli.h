@@ -10,6 +10,7 @@
 #include "skiff/datadir.h"
 #include "skiff/err.h"
 #include "skiff/flags.h"
+#include "skiff/schema.h"
 
 struct cli {
     const char *config;    /* the credentials file */
@@ -50,13 +51,15 @@ enum sk_rc cli_stream(const char *path,
 
 /* GET /v1/COLLECTION/REF ("nodes", "services"); NULL with err on failure. */
 json_t *cli_get(const char *collection, const char *ref, struct sk_err *err);
-/* Read-modify-write of an object's spec with its version: change edits a
- * copy of the spec (false, with err, refuses). A version conflict means the
- * object changed meanwhile -- often the cluster itself, e.g. a node's status
- * -- so it is read and changed again, after a growing pause. */
+/* Read-modify-write of an object's spec with its version: the spec is
+ * decoded with spec_schema (e.g. sk_service_spec_schema) and change edits
+ * it (false, with err, refuses); it goes back encoded with the same schema.
+ * A version conflict means the object changed meanwhile -- often the
+ * cluster itself, e.g. a node's status -- so it is read and changed again,
+ * after a growing pause. */
 enum sk_rc cli_modify(const char *collection, const char *ref,
-                      bool (*change)(json_t *spec, void *ctx,
-                                     struct sk_err *err),
+                      const struct sk_schema *spec_schema,
+                      bool (*change)(void *spec, void *ctx, struct sk_err *err),
                       void *ctx, struct sk_err *err);
 /* `skiff KIND inspect REF...`: prints the objects as one JSON array. */
 int cli_inspect(const char *collection, const char *usage, int argc,

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "skiff/mem.h"
+#include "skiff/objects.h"
 #include "skiff_cli.h"
 
 static const char *engine(const json_t *n)
@@ -66,40 +67,38 @@ int cmd_node_inspect(int argc, char **argv)
 
 enum { U_AVAIL, U_LABEL_ADD, U_LABEL_RM, U_ROLE, U_HELP, U_N };
 
-static bool apply_update(json_t *spec, void *ctx, struct sk_err *err)
+/* ENUM flags: their choices are the schema's names, so num is the value. */
+static bool apply_update(void *obj, void *ctx, struct sk_err *err)
 {
+    struct sk_node_spec *spec = obj;
     struct sk_flag *f = ctx;
     if (f[U_AVAIL].set)
-        json_object_set_new(spec, "availability", json_string(f[U_AVAIL].str));
+        spec->availability = (int)f[U_AVAIL].num;
     if (f[U_ROLE].set)
-        json_object_set_new(spec, "role", json_string(f[U_ROLE].str));
-    json_t *labels = json_object_get(spec, "labels");
-    if (!labels) {
-        labels = json_object();
-        json_object_set_new(spec, "labels", labels);
-    }
+        spec->role = (int)f[U_ROLE].num;
     for (size_t i = 0; i < f[U_LABEL_ADD].n_strs; i++) {
         const char *kv = f[U_LABEL_ADD].strs[i];
         const char *eq = strchr(kv, '=');
         char *key = eq ? sk_strndup(kv, (size_t)(eq - kv)) : sk_strdup(kv);
         if (!*key) {
             free(key);
-            sk_err_set(err, SK_EINVAL, "--label-add \"%s\": want KEY=VALUE",
-                       kv);
+            sk_err_set(err, SK_EINVAL, "--%s \"%s\": want KEY=VALUE",
+                       f[U_LABEL_ADD].name, kv);
             return false;
         }
-        json_object_set_new(labels, key, json_string(eq ? eq + 1 : ""));
+        sk_kv_set(&spec->labels, &spec->n_labels, key, eq ? eq + 1 : "");
         free(key);
     }
     for (size_t i = 0; i < f[U_LABEL_RM].n_strs; i++) {
         const char *key = f[U_LABEL_RM].strs[i];
-        if (json_object_del(labels, key) != 0) {
+        if (!sk_kv_del(&spec->labels, &spec->n_labels, key)) {
             sk_err_set(err, SK_ENOTFOUND,
-                       "--label-rm \"%s\": the node has no such label", key);
+                       "--%s \"%s\": the node has no such label",
+                       f[U_LABEL_RM].name, key);
             return false;
         }
     }
-    return true;
+    return sk_node_spec_validate(spec, err) == SK_OK;
 }
 
 int cmd_node_update(int argc, char **argv)
@@ -107,8 +106,7 @@ int cmd_node_update(int argc, char **argv)
     struct sk_flag f[U_N] = {
         [U_AVAIL] = {.name = "availability",
                      .type = SK_FLAG_ENUM,
-                     .choices = (const char *const[]){"active", "pause",
-                                                      "drain", NULL},
+                     .choices = sk_availability_names,
                      .help = "active, pause (no new tasks) or drain (move "
                              "tasks away)"},
         [U_LABEL_ADD] = {.name = "label-add",
@@ -121,7 +119,7 @@ int cmd_node_update(int argc, char **argv)
                         .help = "remove a label"},
         [U_ROLE] = {.name = "role",
                     .type = SK_FLAG_ENUM,
-                    .choices = (const char *const[]){"worker", "manager", NULL},
+                    .choices = sk_node_role_names,
                     .help = "change the role (as promote/demote)"},
         [U_HELP] = HELP_FLAG,
     };
@@ -138,8 +136,8 @@ int cmd_node_update(int argc, char **argv)
         rc = fail("node update: nothing to change (see --help)");
     } else {
         struct sk_err err;
-        if (cli_modify("nodes", res.positional[0], apply_update, f, &err) !=
-            SK_OK)
+        if (cli_modify("nodes", res.positional[0], &sk_node_spec_schema,
+                       apply_update, f, &err) != SK_OK)
             rc = fail_err(&err);
         else if (!cli.quiet)
             printf("%s\n", res.positional[0]);

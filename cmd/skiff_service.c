@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "skiff/constraint.h"
 #include "skiff/mem.h"
 #include "skiff/objects.h"
 #include "skiff/parse.h"
@@ -66,10 +65,6 @@ enum {
     S_COUNT
 };
 
-static const char *const modes[] = {"replicated", "global", NULL};
-static const char *const orders[] = {"stop-first", "start-first", NULL};
-static const char *const actions[] = {"pause", "continue", "rollback", NULL};
-
 static void declare(struct sk_flag *f)
 {
     static const struct sk_flag base[S_COUNT] = {
@@ -84,7 +79,7 @@ static void declare(struct sk_flag *f)
                         .help = "number of tasks (replicated mode)"},
         [S_MODE] = {.name = "mode",
                     .type = SK_FLAG_ENUM,
-                    .choices = modes,
+                    .choices = sk_service_mode_names,
                     .help = "replicated (default) or global"},
         [S_CONSTRAINT] = {.name = "constraint",
                           .type = SK_FLAG_STRINGS,
@@ -187,11 +182,11 @@ static void declare(struct sk_flag *f)
                          .help = "wait between update batches"},
         [S_UPD_ORDER] = {.name = "update-order",
                          .type = SK_FLAG_ENUM,
-                         .choices = orders,
+                         .choices = sk_update_order_names,
                          .help = "stop-first or start-first"},
         [S_UPD_FAILURE] = {.name = "update-failure-action",
                            .type = SK_FLAG_ENUM,
-                           .choices = actions,
+                           .choices = sk_failure_action_names,
                            .help = "pause, continue or rollback"},
         [S_UPD_MONITOR] = {.name = "update-monitor",
                            .type = SK_FLAG_DURATION,
@@ -251,316 +246,229 @@ static void declare(struct sk_flag *f)
     memcpy(f, base, sizeof base);
 }
 
-/* "mode=host,published=8080,target=80,protocol=tcp" or "8080:80[/udp]". */
-static bool parse_publish(const char *s, json_t **out, struct sk_err *err)
+/* ---- the flags applied to a spec ---- */
+
+/* Each writes a flag's value into a member of the spec when the flag was
+ * given (the C compiler checks the member's type). */
+static void take_str(const struct sk_flag *f, char **dst)
 {
-    long long published = 0, target = 0;
-    const char *proto = "tcp", *mode = "host";
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", s);
-    if (!strchr(buf, '=')) {
-        char *slash = strchr(buf, '/');
-        if (slash) {
-            *slash = '\0';
-            proto = slash + 1;
-        }
-        char *colon = strchr(buf, ':');
-        char *end;
-        if (colon) {
-            *colon = '\0';
-            published = strtoll(buf, &end, 10);
-            if (*end || !*buf)
-                goto bad;
-            target = strtoll(colon + 1, &end, 10);
-            if (*end || !colon[1])
-                goto bad;
-        } else {
-            goto bad;
-        }
-    } else {
-        char *save = NULL;
-        for (char *kv = strtok_r(buf, ",", &save); kv;
-             kv = strtok_r(NULL, ",", &save)) {
-            char *eq = strchr(kv, '=');
-            if (!eq)
-                goto bad;
-            *eq = '\0';
-            const char *v = eq + 1;
-            char *end;
-            if (strcmp(kv, "published") == 0) {
-                published = strtoll(v, &end, 10);
-                if (*end || !*v)
-                    goto bad;
-            } else if (strcmp(kv, "target") == 0) {
-                target = strtoll(v, &end, 10);
-                if (*end || !*v)
-                    goto bad;
-            } else if (strcmp(kv, "protocol") == 0) {
-                proto = v;
-            } else if (strcmp(kv, "mode") == 0) {
-                mode = v;
-            } else {
-                goto bad;
-            }
-        }
+    if (f->set) {
+        free(*dst);
+        *dst = sk_strdup(f->str);
     }
-    if (target < 1 || target > 65535 || published < 0 || published > 65535 ||
-        (strcmp(proto, "tcp") != 0 && strcmp(proto, "udp") != 0) ||
-        (strcmp(mode, "host") != 0 && strcmp(mode, "ingress") != 0))
-        goto bad;
-    *out = json_pack("{s:s, s:I, s:I, s:s}", "protocol", proto, "target",
-                     target, "published", published, "mode", mode);
-    return true;
-bad:
-    sk_err_set(err, SK_EINVAL,
-               "--publish \"%s\": want mode=host,published=P,target=T"
-               "[,protocol=tcp|udp] or P:T[/udp], ports 1-65535",
-               s);
-    return false;
 }
 
-static json_t *obj_at(json_t *o, const char *key)
+static void take_int(const struct sk_flag *f, int64_t *dst)
 {
-    json_t *v = json_object_get(o, key);
-    if (!v) {
-        v = json_object();
-        json_object_set_new(o, key, v);
-    }
-    return v;
+    if (f->set)
+        *dst = f->num;
 }
 
-static json_t *arr_at(json_t *o, const char *key)
+/* ENUM flags: choices are the schema's names table, so num is the value. */
+static void take_enum(const struct sk_flag *f, int *dst)
 {
-    json_t *v = json_object_get(o, key);
-    if (!v) {
-        v = json_array();
-        json_object_set_new(o, key, v);
-    }
-    return v;
+    if (f->set)
+        *dst = (int)f->num;
 }
 
-static bool set_kv(json_t *obj, const char *kv, const char *flag,
-                   struct sk_err *err)
+static void take_bool(const struct sk_flag *f, bool *dst)
 {
-    const char *eq = strchr(kv, '=');
-    if (!eq || eq == kv) {
-        sk_err_set(err, SK_EINVAL, "--%s \"%s\": want KEY=VALUE", flag, kv);
-        return false;
-    }
-    char *key = sk_strndup(kv, (size_t)(eq - kv));
-    json_object_set_new(obj, key, json_string(eq + 1));
-    free(key);
-    return true;
+    if (f->set)
+        *dst = f->on;
 }
 
-/* Removes from a string array the entries equal to s (or, with prefix,
- * starting with "s="). Returns how many went. */
-static size_t remove_strs(json_t *arr, const char *s, bool env_key)
+static void push_strs(const struct sk_flag *f, char ***strs, size_t *n)
 {
-    size_t gone = 0;
-    for (size_t i = json_array_size(arr); i-- > 0;) {
-        const char *v = json_string_value(json_array_get(arr, i));
-        bool match =
-            v &&
-            (env_key ? (strncmp(v, s, strlen(s)) == 0 && v[strlen(s)] == '=')
-                     : strcmp(v, s) == 0);
-        if (match) {
-            json_array_remove(arr, i);
-            gone++;
-        }
+    for (size_t i = 0; i < f->n_strs; i++)
+        sk_strs_push(strs, n, f->strs[i]);
+}
+
+static void clear_strs(char ***strs, size_t *n)
+{
+    for (size_t i = 0; i < *n; i++)
+        free((*strs)[i]);
+    free(*strs);
+    *strs = NULL;
+    *n = 0;
+}
+
+/* Removes the entries equal to s or, with env_key, those that set the
+ * variable s ("s=..."). Returns how many went. */
+static size_t remove_strs(char **strs, size_t *n, const char *s, bool env_key)
+{
+    size_t len = strlen(s), kept = 0;
+    for (size_t i = 0; i < *n; i++) {
+        bool match = env_key
+                         ? strncmp(strs[i], s, len) == 0 && strs[i][len] == '='
+                         : strcmp(strs[i], s) == 0;
+        if (match)
+            free(strs[i]);
+        else
+            strs[kept++] = strs[i];
     }
+    size_t gone = *n - kept;
+    *n = kept;
     return gone;
 }
 
-/* Writes the flags given into a spec (JSON, as the API takes it). */
-static bool apply_flags(struct sk_flag *f, json_t *spec, struct sk_err *err)
+/* KEY=VALUE values of a flag into a map. */
+static bool set_kvs(const struct sk_flag *f, struct sk_kv **kv, size_t *n,
+                    struct sk_err *err)
 {
-    json_t *task = obj_at(spec, "task");
-    json_t *c = obj_at(task, "container");
-    if (f[S_NAME].set)
-        json_object_set_new(spec, "name", json_string(f[S_NAME].str));
-    if (f[S_REPLICAS].set)
-        json_object_set_new(spec, "replicas", json_integer(f[S_REPLICAS].num));
-    if (f[S_MODE].set)
-        json_object_set_new(spec, "mode", json_string(f[S_MODE].str));
-    for (size_t i = 0; i < f[S_CONSTRAINT].n_strs; i++) {
-        struct sk_constraint con;
-        if (sk_constraint_parse(f[S_CONSTRAINT].strs[i], &con, err) != SK_OK)
-            return false;
-        json_array_append_new(arr_at(obj_at(task, "placement"), "constraints"),
-                              json_string(f[S_CONSTRAINT].strs[i]));
-    }
-    for (size_t i = 0; i < f[S_CONS_ADD].n_strs; i++) {
-        struct sk_constraint con;
-        if (sk_constraint_parse(f[S_CONS_ADD].strs[i], &con, err) != SK_OK)
-            return false;
-        json_array_append_new(arr_at(obj_at(task, "placement"), "constraints"),
-                              json_string(f[S_CONS_ADD].strs[i]));
-    }
-    for (size_t i = 0; i < f[S_CONS_RM].n_strs; i++)
-        if (!remove_strs(arr_at(obj_at(task, "placement"), "constraints"),
-                         f[S_CONS_RM].strs[i], false)) {
-            sk_err_set(err, SK_ENOTFOUND,
-                       "--constraint-rm \"%s\": the service has no such "
-                       "constraint",
-                       f[S_CONS_RM].strs[i]);
+    for (size_t i = 0; i < f->n_strs; i++) {
+        const char *arg = f->strs[i], *eq = strchr(arg, '=');
+        if (!eq || eq == arg) {
+            sk_err_set(err, SK_EINVAL, "--%s \"%s\": want KEY=VALUE", f->name,
+                       arg);
             return false;
         }
-    for (size_t i = 0; i < f[S_PREF].n_strs; i++) {
-        char key[128];
-        if (sk_preference_parse(f[S_PREF].strs[i], key, sizeof key, err) !=
-            SK_OK)
-            return false;
-        json_array_append_new(arr_at(obj_at(task, "placement"), "preferences"),
-                              json_string(f[S_PREF].strs[i]));
+        char *key = sk_strndup(arg, (size_t)(eq - arg));
+        sk_kv_set(kv, n, key, eq + 1);
+        free(key);
     }
-    if (f[S_MAX_REPLICAS].set)
-        json_object_set_new(obj_at(task, "placement"), "max_replicas",
-                            json_integer(f[S_MAX_REPLICAS].num));
-    for (size_t i = 0; i < f[S_ENV].n_strs; i++) {
-        if (!strchr(f[S_ENV].strs[i], '=')) {
-            sk_err_set(err, SK_EINVAL, "--env \"%s\": want KEY=VALUE",
-                       f[S_ENV].strs[i]);
-            return false;
-        }
-        json_array_append_new(arr_at(c, "env"), json_string(f[S_ENV].strs[i]));
-    }
+    return true;
+}
+
+static bool apply_env(struct sk_flag *f, struct sk_container_spec *c,
+                      struct sk_err *err)
+{
+    push_strs(&f[S_ENV], &c->env, &c->n_env);
     for (size_t i = 0; i < f[S_ENV_RM].n_strs; i++)
-        remove_strs(arr_at(c, "env"), f[S_ENV_RM].strs[i], true);
+        remove_strs(c->env, &c->n_env, f[S_ENV_RM].strs[i], true);
     for (size_t i = 0; i < f[S_ENV_ADD].n_strs; i++) {
-        const char *kv = f[S_ENV_ADD].strs[i];
-        const char *eq = strchr(kv, '=');
+        const char *kv = f[S_ENV_ADD].strs[i], *eq = strchr(kv, '=');
         if (!eq || eq == kv) {
-            sk_err_set(err, SK_EINVAL, "--env-add \"%s\": want KEY=VALUE", kv);
+            sk_err_set(err, SK_EINVAL, "--%s \"%s\": want KEY=VALUE",
+                       f[S_ENV_ADD].name, kv);
             return false;
         }
         char *key = sk_strndup(kv, (size_t)(eq - kv));
-        remove_strs(arr_at(c, "env"), key, true);
+        remove_strs(c->env, &c->n_env, key, true);
         free(key);
-        json_array_append_new(arr_at(c, "env"), json_string(kv));
+        sk_strs_push(&c->env, &c->n_env, kv);
     }
-    for (size_t i = 0; i < f[S_LABEL].n_strs; i++)
-        if (!set_kv(obj_at(spec, "labels"), f[S_LABEL].strs[i], "label", err))
+    return true;
+}
+
+static bool apply_placement(struct sk_flag *f, struct sk_placement *p,
+                            struct sk_err *err)
+{
+    push_strs(&f[S_CONSTRAINT], &p->constraints, &p->n_constraints);
+    push_strs(&f[S_CONS_ADD], &p->constraints, &p->n_constraints);
+    for (size_t i = 0; i < f[S_CONS_RM].n_strs; i++)
+        if (!remove_strs(p->constraints, &p->n_constraints,
+                         f[S_CONS_RM].strs[i], false)) {
+            sk_err_set(err, SK_ENOTFOUND,
+                       "--%s \"%s\": the service has no such constraint",
+                       f[S_CONS_RM].name, f[S_CONS_RM].strs[i]);
             return false;
-    for (size_t i = 0; i < f[S_LABEL_ADD].n_strs; i++)
-        if (!set_kv(obj_at(spec, "labels"), f[S_LABEL_ADD].strs[i], "label-add",
-                    err))
-            return false;
-    for (size_t i = 0; i < f[S_LABEL_RM].n_strs; i++)
-        json_object_del(obj_at(spec, "labels"), f[S_LABEL_RM].strs[i]);
-    for (size_t i = 0; i < f[S_CLABEL].n_strs; i++)
-        if (!set_kv(obj_at(c, "labels"), f[S_CLABEL].strs[i], "container-label",
-                    err))
-            return false;
-    for (size_t i = 0; i < f[S_PUBLISH].n_strs; i++) {
-        json_t *p;
-        if (!parse_publish(f[S_PUBLISH].strs[i], &p, err))
-            return false;
-        json_array_append_new(arr_at(obj_at(spec, "endpoint"), "ports"), p);
+        }
+    push_strs(&f[S_PREF], &p->preferences, &p->n_preferences);
+    take_int(&f[S_MAX_REPLICAS], &p->max_replicas);
+    return true;
+}
+
+static void apply_health(struct sk_flag *f, struct sk_container_spec *c)
+{
+    bool any = f[S_HEALTH_CMD].set || f[S_HEALTH_INT].set ||
+               f[S_HEALTH_TIMEOUT].set || f[S_HEALTH_RETRIES].set;
+    if (f[S_NO_HEALTH].on && c->healthcheck) {
+        /* The image's check off: nothing of an earlier check stays. */
+        sk_schema_free(&sk_healthcheck_schema, c->healthcheck);
+        free(c->healthcheck);
+        c->healthcheck = NULL;
     }
-    if (f[S_RES_CPU].set)
-        json_object_set_new(obj_at(task, "reservations"), "nano_cpus",
-                            json_integer(f[S_RES_CPU].num));
-    if (f[S_RES_MEM].set)
-        json_object_set_new(obj_at(task, "reservations"), "memory_bytes",
-                            json_integer(f[S_RES_MEM].num));
-    if (f[S_LIM_CPU].set)
-        json_object_set_new(obj_at(task, "limits"), "nano_cpus",
-                            json_integer(f[S_LIM_CPU].num));
-    if (f[S_LIM_MEM].set)
-        json_object_set_new(obj_at(task, "limits"), "memory_bytes",
-                            json_integer(f[S_LIM_MEM].num));
-    json_t *restart = obj_at(task, "restart");
-    if (f[S_RESTART_COND].set)
-        json_object_set_new(restart, "condition",
-                            json_string(f[S_RESTART_COND].str));
-    if (f[S_RESTART_DELAY].set)
-        json_object_set_new(restart, "delay_ms",
-                            json_integer(f[S_RESTART_DELAY].num));
-    if (f[S_RESTART_MAX].set)
-        json_object_set_new(restart, "max_attempts",
-                            json_integer(f[S_RESTART_MAX].num));
-    if (f[S_RESTART_WINDOW].set)
-        json_object_set_new(restart, "window_ms",
-                            json_integer(f[S_RESTART_WINDOW].num));
-    if (json_object_size(restart) == 0)
-        json_object_del(task, "restart");
-    if (f[S_USER].set)
-        json_object_set_new(c, "user", json_string(f[S_USER].str));
-    if (f[S_WORKDIR].set)
-        json_object_set_new(c, "workdir", json_string(f[S_WORKDIR].str));
-    if (f[S_ENTRYPOINT].set)
-        json_object_set_new(c, "entrypoint",
-                            json_pack("[s]", f[S_ENTRYPOINT].str));
-    if (f[S_INIT].set)
-        json_object_set_new(c, "init", json_boolean(f[S_INIT].on));
-    if (f[S_READ_ONLY].set)
-        json_object_set_new(c, "read_only", json_boolean(f[S_READ_ONLY].on));
-    for (size_t i = 0; i < f[S_CAP_ADD].n_strs; i++)
-        json_array_append_new(arr_at(c, "cap_add"),
-                              json_string(f[S_CAP_ADD].strs[i]));
-    for (size_t i = 0; i < f[S_CAP_DROP].n_strs; i++)
-        json_array_append_new(arr_at(c, "cap_drop"),
-                              json_string(f[S_CAP_DROP].strs[i]));
-    if (f[S_GRACE].set)
-        json_object_set_new(c, "stop_grace_ms", json_integer(f[S_GRACE].num));
-    if (f[S_STOP_SIGNAL].set)
-        json_object_set_new(c, "stop_signal",
-                            json_string(f[S_STOP_SIGNAL].str));
-    if (f[S_HOSTNAME].set)
-        json_object_set_new(c, "hostname", json_string(f[S_HOSTNAME].str));
-    if (f[S_IMAGE].set)
-        json_object_set_new(c, "image", json_string(f[S_IMAGE].str));
+    if (!f[S_NO_HEALTH].on && !any)
+        return;
+    struct sk_healthcheck *h = c->healthcheck;
+    if (!h) {
+        h = c->healthcheck = sk_calloc(1, sizeof *h);
+        sk_schema_defaults(&sk_healthcheck_schema, h);
+    }
+    if (f[S_NO_HEALTH].on) {
+        sk_strs_push(&h->test, &h->n_test, "NONE");
+        return;
+    }
+    if (f[S_HEALTH_CMD].set) {
+        clear_strs(&h->test, &h->n_test);
+        sk_strs_push(&h->test, &h->n_test, "CMD-SHELL");
+        sk_strs_push(&h->test, &h->n_test, f[S_HEALTH_CMD].str);
+    }
+    take_int(&f[S_HEALTH_INT], &h->interval_ms);
+    take_int(&f[S_HEALTH_TIMEOUT], &h->timeout_ms);
+    take_int(&f[S_HEALTH_RETRIES], &h->retries);
+}
+
+static void apply_container(struct sk_flag *f, struct sk_container_spec *c)
+{
+    take_str(&f[S_IMAGE], &c->image);
     if (f[S_ARGS].set) {
-        json_t *args = json_array();
+        clear_strs(&c->command, &c->n_command);
         char *copy = sk_strdup(f[S_ARGS].str), *save = NULL;
         for (char *w = strtok_r(copy, " ", &save); w;
              w = strtok_r(NULL, " ", &save))
-            json_array_append_new(args, json_string(w));
+            sk_strs_push(&c->command, &c->n_command, w);
         free(copy);
-        json_object_set_new(c, "command", args);
     }
-    json_t *upd = obj_at(spec, "update");
-    if (f[S_UPD_PAR].set)
-        json_object_set_new(upd, "parallelism", json_integer(f[S_UPD_PAR].num));
-    if (f[S_UPD_DELAY].set)
-        json_object_set_new(upd, "delay_ms", json_integer(f[S_UPD_DELAY].num));
-    if (f[S_UPD_ORDER].set)
-        json_object_set_new(upd, "order", json_string(f[S_UPD_ORDER].str));
-    if (f[S_UPD_FAILURE].set)
-        json_object_set_new(upd, "failure_action",
-                            json_string(f[S_UPD_FAILURE].str));
-    if (f[S_UPD_MONITOR].set)
-        json_object_set_new(upd, "monitor_ms",
-                            json_integer(f[S_UPD_MONITOR].num));
-    if (json_object_size(upd) == 0)
-        json_object_del(spec, "update");
-    if (f[S_NO_HEALTH].on) {
-        json_object_set_new(c, "healthcheck",
-                            json_pack("{s:[s]}", "test", "NONE"));
-    } else if (f[S_HEALTH_CMD].set || f[S_HEALTH_INT].set ||
-               f[S_HEALTH_TIMEOUT].set || f[S_HEALTH_RETRIES].set) {
-        json_t *h = obj_at(c, "healthcheck");
-        if (f[S_HEALTH_CMD].set)
-            json_object_set_new(
-                h, "test",
-                json_pack("[s,s]", "CMD-SHELL", f[S_HEALTH_CMD].str));
-        if (f[S_HEALTH_INT].set)
-            json_object_set_new(h, "interval_ms",
-                                json_integer(f[S_HEALTH_INT].num));
-        if (f[S_HEALTH_TIMEOUT].set)
-            json_object_set_new(h, "timeout_ms",
-                                json_integer(f[S_HEALTH_TIMEOUT].num));
-        if (f[S_HEALTH_RETRIES].set)
-            json_object_set_new(h, "retries",
-                                json_integer(f[S_HEALTH_RETRIES].num));
+    if (f[S_ENTRYPOINT].set) {
+        clear_strs(&c->entrypoint, &c->n_entrypoint);
+        sk_strs_push(&c->entrypoint, &c->n_entrypoint, f[S_ENTRYPOINT].str);
     }
-    if (f[S_FORCE].on) {
-        json_t *fu = json_object_get(task, "force_update");
-        json_object_set_new(task, "force_update",
-                            json_integer(json_integer_value(fu) + 1));
+    take_str(&f[S_USER], &c->user);
+    take_str(&f[S_WORKDIR], &c->workdir);
+    take_str(&f[S_HOSTNAME], &c->hostname);
+    take_bool(&f[S_INIT], &c->init);
+    take_bool(&f[S_READ_ONLY], &c->read_only);
+    push_strs(&f[S_CAP_ADD], &c->cap_add, &c->n_cap_add);
+    push_strs(&f[S_CAP_DROP], &c->cap_drop, &c->n_cap_drop);
+    take_int(&f[S_GRACE], &c->stop_grace_ms);
+    take_str(&f[S_STOP_SIGNAL], &c->stop_signal);
+    apply_health(f, c);
+}
+
+/* Writes the flags given into spec, then checks the whole spec as the
+ * managers will (sk_service_spec_validate). */
+static bool apply_flags(struct sk_flag *f, struct sk_service_spec *spec,
+                        struct sk_err *err)
+{
+    struct sk_task_spec *t = &spec->task;
+    struct sk_container_spec *c = &t->container;
+    take_str(&f[S_NAME], &spec->name);
+    take_int(&f[S_REPLICAS], &spec->replicas);
+    take_enum(&f[S_MODE], &spec->mode);
+    if (!set_kvs(&f[S_LABEL], &spec->labels, &spec->n_labels, err) ||
+        !set_kvs(&f[S_LABEL_ADD], &spec->labels, &spec->n_labels, err))
+        return false;
+    for (size_t i = 0; i < f[S_LABEL_RM].n_strs; i++)
+        sk_kv_del(&spec->labels, &spec->n_labels, f[S_LABEL_RM].strs[i]);
+    for (size_t i = 0; i < f[S_PUBLISH].n_strs; i++) {
+        struct sk_port p;
+        if (sk_port_parse("--publish", f[S_PUBLISH].strs[i], &p, err) != SK_OK)
+            return false;
+        struct sk_endpoint_spec *e = &spec->endpoint;
+        e->ports = sk_realloc(e->ports, (e->n_ports + 1) * sizeof *e->ports);
+        e->ports[e->n_ports++] = p;
     }
-    return true;
+    if (!apply_placement(f, &t->placement, err) || !apply_env(f, c, err) ||
+        !set_kvs(&f[S_CLABEL], &c->labels, &c->n_labels, err))
+        return false;
+    apply_container(f, c);
+    take_int(&f[S_RES_CPU], &t->reservations.nano_cpus);
+    take_int(&f[S_RES_MEM], &t->reservations.memory_bytes);
+    take_int(&f[S_LIM_CPU], &t->limits.nano_cpus);
+    take_int(&f[S_LIM_MEM], &t->limits.memory_bytes);
+    take_enum(&f[S_RESTART_COND], &t->restart.condition);
+    take_int(&f[S_RESTART_DELAY], &t->restart.delay_ms);
+    take_int(&f[S_RESTART_MAX], &t->restart.max_attempts);
+    take_int(&f[S_RESTART_WINDOW], &t->restart.window_ms);
+    take_int(&f[S_UPD_PAR], &spec->update.parallelism);
+    take_int(&f[S_UPD_DELAY], &spec->update.delay_ms);
+    take_enum(&f[S_UPD_ORDER], &spec->update.order);
+    take_enum(&f[S_UPD_FAILURE], &spec->update.failure_action);
+    take_int(&f[S_UPD_MONITOR], &spec->update.monitor_ms);
+    if (f[S_FORCE].on)
+        t->force_update++;
+    return sk_service_spec_validate(spec, err) == SK_OK;
 }
 
 /* Flags create does not take, and flags update does not take. */
@@ -614,46 +522,44 @@ int cmd_service_create(int argc, char **argv)
                       argv, true, shown, &n, &res, &code))
         return code;
     int rc = 0;
-    json_t *spec = json_object();
+    struct sk_service_spec spec = {0};
+    sk_schema_defaults(&sk_service_spec_schema, &spec);
     struct sk_err err;
     if (res.n_positional < 1) {
         rc = fail("usage: %s", usage);
         goto out;
     }
-    json_t *c = obj_at(obj_at(spec, "task"), "container");
-    json_object_set_new(c, "image", json_string(res.positional[0]));
-    if (res.n_positional > 1) {
-        json_t *cmd = json_array();
-        for (size_t i = 1; i < res.n_positional; i++)
-            json_array_append_new(cmd, json_string(res.positional[i]));
-        json_object_set_new(c, "command", cmd);
-    }
-    if (!apply_flags(f, spec, &err)) {
-        rc = fail_err(&err);
-        goto out;
-    }
-    if (!json_object_get(spec, "name")) {
+    struct sk_container_spec *c = &spec.task.container;
+    c->image = sk_strdup(res.positional[0]);
+    for (size_t i = 1; i < res.n_positional; i++)
+        sk_strs_push(&c->command, &c->n_command, res.positional[i]);
+    if (!f[S_NAME].set) {
         /* Like docker: a name is made up when none is given. */
         char id[SK_ID_SIZE];
         sk_id_new(id);
-        json_object_set_new(spec, "name",
-                            json_string(sk_printf("svc-%.8s", id)));
+        spec.name = sk_printf("svc-%.8s", id);
     }
-    json_t *body = json_pack("{s:O}", "spec", spec), *reply = NULL;
+    if (!apply_flags(f, &spec, &err)) {
+        rc = fail_err(&err);
+        goto out;
+    }
+    json_t *body = json_pack(
+        "{s:o}", "spec",
+        sk_schema_encode(&sk_service_spec_schema, &spec, SK_VIEW_PUBLIC));
+    json_t *reply = NULL;
     if (cli_call("POST", "/v1/services", body, &reply, &err) != SK_OK)
         rc = fail_err(&err);
-    else
-        printf("%s\n", f[S_QUIET].on || cli.quiet ? jstr(reply, "id")
-                                                  : jstr(reply, "id"));
+    else /* the ID, with or without -q, as docker does */
+        printf("%s\n", jstr(reply, "id"));
     json_decref(body);
     json_decref(reply);
 out:
-    json_decref(spec);
+    sk_schema_free(&sk_service_spec_schema, &spec);
     sk_flags_free(shown, n, &res);
     return rc;
 }
 
-static bool update_change(json_t *spec, void *ctx, struct sk_err *err)
+static bool update_change(void *spec, void *ctx, struct sk_err *err)
 {
     return apply_flags(ctx, spec, err);
 }
@@ -674,8 +580,8 @@ int cmd_service_update(int argc, char **argv)
         rc = fail("usage: %s", usage);
     } else {
         struct sk_err err;
-        if (cli_modify("services", res.positional[0], update_change, f, &err) !=
-            SK_OK)
+        if (cli_modify("services", res.positional[0], &sk_service_spec_schema,
+                       update_change, f, &err) != SK_OK)
             rc = fail_err(&err);
         else if (!cli.quiet)
             printf("%s\n", res.positional[0]);
@@ -684,21 +590,17 @@ int cmd_service_update(int argc, char **argv)
     return rc;
 }
 
-struct scale_ctx {
-    long long replicas;
-};
-
-static bool scale_change(json_t *spec, void *ctx, struct sk_err *err)
+static bool scale_change(void *obj, void *ctx, struct sk_err *err)
 {
-    struct scale_ctx *s = ctx;
-    if (strcmp(jstr(spec, "mode"), "global") == 0) {
+    struct sk_service_spec *spec = obj;
+    if (spec->mode == SK_MODE_GLOBAL) {
         sk_err_set(err, SK_EINVAL,
                    "service \"%s\" is global: it runs one task per node and "
                    "cannot be scaled",
-                   jstr(spec, "name"));
+                   spec->name);
         return false;
     }
-    json_object_set_new(spec, "replicas", json_integer(s->replicas));
+    spec->replicas = *(const int64_t *)ctx;
     return true;
 }
 
@@ -724,8 +626,8 @@ int cmd_service_scale(int argc, char **argv)
             break;
         }
         char *name = sk_strndup(arg, (size_t)(eq - arg));
-        struct scale_ctx s = {.replicas = r};
-        if (cli_modify("services", name, scale_change, &s, &err) != SK_OK)
+        if (cli_modify("services", name, &sk_service_spec_schema, scale_change,
+                       &r, &err) != SK_OK)
             rc = fail_err(&err);
         else if (!cli.quiet)
             printf("%s scaled to %lld\n", name, (long long)r);

@@ -467,33 +467,48 @@ json_t *cli_get(const char *collection, const char *ref, struct sk_err *err)
 #define MODIFY_ATTEMPTS 8
 
 enum sk_rc cli_modify(const char *collection, const char *ref,
-                      bool (*change)(json_t *spec, void *ctx,
-                                     struct sk_err *err),
+                      const struct sk_schema *spec_schema,
+                      bool (*change)(void *spec, void *ctx, struct sk_err *err),
                       void *ctx, struct sk_err *err)
 {
+    void *spec = sk_malloc(spec_schema->size);
+    enum sk_rc rc = SK_OK;
     for (int attempt = 0; attempt < MODIFY_ATTEMPTS; attempt++) {
         if (attempt) /* 50 ms, 100 ms, ... up to 800 ms */
             usleep((25u << (attempt < 5 ? attempt : 5)) * 1000);
         json_t *o = cli_get(collection, ref, err);
-        if (!o)
-            return err->code;
-        json_t *spec = json_deep_copy(json_object_get(o, "spec"));
-        if (!change(spec, ctx, err)) {
-            json_decref(spec);
-            json_decref(o);
-            return err->code ? err->code : SK_EINVAL;
+        if (!o) {
+            rc = err->code;
+            break;
         }
-        json_t *body = json_pack("{s:o, s:I}", "spec", spec, "version",
-                                 (json_int_t)jint(o, "version"));
+        if (sk_schema_decode(spec_schema, json_object_get(o, "spec"), spec,
+                             "spec", err) != SK_OK) {
+            rc = sk_err_wrap(err, "%s/%s as the manager sent it", collection,
+                             ref);
+            json_decref(o);
+            break;
+        }
+        if (!change(spec, ctx, err)) {
+            rc = err->code ? err->code : SK_EINVAL;
+            sk_schema_free(spec_schema, spec);
+            json_decref(o);
+            break;
+        }
+        json_t *body =
+            json_pack("{s:o, s:I}", "spec",
+                      sk_schema_encode(spec_schema, spec, SK_VIEW_PUBLIC),
+                      "version", (json_int_t)jint(o, "version"));
+        sk_schema_free(spec_schema, spec);
         char *path = sk_printf("/v1/%s/%s/update", collection, jstr(o, "id"));
-        enum sk_rc rc = cli_call("POST", path, body, NULL, err);
+        rc = cli_call("POST", path, body, NULL, err);
         free(path);
         json_decref(body);
         json_decref(o);
         if (rc != SK_ECONFLICT)
-            return rc;
+            break;
     }
-    return err->code;
+    free(spec);
+    return rc;
 }
 
 bool parse_positionals(const char *usage, size_t max, int argc, char **argv,
