@@ -1,6 +1,7 @@
 #include "skiff/objects.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -704,5 +705,57 @@ enum sk_rc sk_port_parse(const char *what, const char *text,
                           "[,protocol=tcp|udp] or P:T[/udp], ports 1-65535",
                           what, text);
     *out_port = p;
+    return SK_OK;
+}
+
+/* ---- cluster policy ---- */
+
+/* Unset (the image's user: root for most), "root" or UID 0, with or
+ * without a group. */
+static bool runs_as_root(const char *user)
+{
+    if (!user)
+        return true;
+    size_t len = strcspn(user, ":");
+    bool uid0 = len > 0 && strspn(user, "0") >= len;
+    return len == 0 || uid0 || (len == 4 && strncmp(user, "root", 4) == 0);
+}
+
+/* NAME@sha256:<64 lower-case hex digits>, nothing after. */
+static bool pinned_by_digest(const char *image)
+{
+    const char *at = image ? strchr(image, '@') : NULL;
+    if (!at || strncmp(at + 1, "sha256:", 7) != 0)
+        return false;
+    const char *hex = at + 8;
+    return strspn(hex, "0123456789abcdef") == 64 && hex[64] == '\0';
+}
+
+enum sk_rc sk_service_spec_check_policy(const struct sk_cluster_spec *policy,
+                                        const struct sk_service_spec *spec,
+                                        struct sk_err *err)
+{
+    const struct sk_container_spec *c = &spec->task.container;
+    if (policy->forbid_privileged && c->privileged)
+        return sk_err_set(err, SK_EINVAL,
+                          "service \"%s\": privileged containers are "
+                          "forbidden (cluster policy forbid_privileged)",
+                          spec->name);
+    if (policy->require_non_root && runs_as_root(c->user)) {
+        char got[96] = "no user (the image's)";
+        if (c->user && *c->user)
+            snprintf(got, sizeof got, "user \"%.64s\"", c->user);
+        return sk_err_set(err, SK_EINVAL,
+                          "service \"%s\": tasks must run as a non-root user, "
+                          "got %s: set --user (cluster policy "
+                          "require_non_root)",
+                          spec->name, got);
+    }
+    if (policy->require_image_digest && !pinned_by_digest(c->image))
+        return sk_err_set(err, SK_EINVAL,
+                          "service \"%s\": image \"%s\": images must be "
+                          "pinned by digest, IMAGE@sha256:<64 hex digits> "
+                          "(cluster policy require_image_digest)",
+                          spec->name, c->image);
     return SK_OK;
 }

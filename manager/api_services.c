@@ -187,33 +187,15 @@ static bool read_spec(struct call *c, struct sk_service_spec *spec)
         return false;
     }
     struct sk_err err;
+    const struct sk_cluster *cl = sk_store_cluster(c->m->store);
     if (sk_schema_decode(&sk_service_spec_schema, j, spec, "spec", &err) !=
             SK_OK ||
-        sk_service_spec_validate(spec, &err) != SK_OK) {
+        sk_service_spec_validate(spec, &err) != SK_OK ||
+        (cl && sk_service_spec_check_policy(&cl->spec, spec, &err) != SK_OK)) {
         if (err.code == SK_OK)
             err.code = SK_EINVAL;
         sk_schema_free(&sk_service_spec_schema, spec);
         call_error(c, &err);
-        return false;
-    }
-    const struct sk_cluster *cl = sk_store_cluster(c->m->store);
-    const struct sk_container_spec *ct = &spec->task.container;
-    const char *why = NULL;
-    if (cl && cl->spec.forbid_privileged && ct->privileged)
-        why = "privileged containers are forbidden (cluster policy "
-              "forbid_privileged)";
-    else if (cl && cl->spec.require_non_root &&
-             (!ct->user || !*ct->user || strcmp(ct->user, "0") == 0 ||
-              strcmp(ct->user, "root") == 0 || strncmp(ct->user, "0:", 2) == 0))
-        why = "tasks must run as a non-root user: set --user (cluster "
-              "policy require_non_root)";
-    else if (cl && cl->spec.require_image_digest &&
-             !strstr(ct->image, "@sha256:"))
-        why = "images must be pinned by digest, IMAGE@sha256:... (cluster "
-              "policy require_image_digest)";
-    if (why) {
-        call_errorf(c, SK_EINVAL, "service \"%s\": %s", spec->name, why);
-        sk_schema_free(&sk_service_spec_schema, spec);
         return false;
     }
     return true;

@@ -470,6 +470,16 @@ enum sk_rc sk_node_spec_validate(const struct sk_node_spec *spec,
                                  struct sk_err *err);
 enum sk_rc sk_cluster_spec_validate(const struct sk_cluster_spec *spec,
                                     struct sk_err *err);
+/* The cluster's policy for what tasks may run (DESIGN.md, Security model),
+ * checked when a service is created or updated: forbid_privileged refuses
+ * privileged containers; require_non_root refuses a spec whose user is
+ * unset (the image's, root for most), "root" or UID 0, with any group
+ * ("root:root", "0:0"); require_image_digest wants the image pinned as
+ * NAME@sha256:<64 lower-case hex digits>. Errors (SK_EINVAL) name the
+ * service and the rule. Pure. */
+enum sk_rc sk_service_spec_check_policy(const struct sk_cluster_spec *policy,
+                                        const struct sk_service_spec *spec,
+                                        struct sk_err *err);
 /* A port as users type it: "P:T[/udp]" (host mode), or the port object's
  * fields as "mode=host,published=P,target=T[,protocol=udp]" (protocol tcp
  * and mode host by default). The error names the text, prefixed with what

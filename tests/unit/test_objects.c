@@ -1,15 +1,18 @@
 /* The JSON codec of every object kind (through the schema engine):
  * round trips, strict decoding with errors that name the field, caps,
- * defaults, the public view, copy/equal/free. */
+ * defaults, the public view, copy/equal/free; the cluster policy checks and
+ * ports as users type them. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "skiff/mem.h"
 #include "skiff/objects.h"
 
 static json_t *parse(const char *text)
@@ -376,6 +379,211 @@ static void kinds_table(void **state)
     assert_false(sk_task_state_terminal(SK_TASK_RUNNING));
 }
 
+/* ---- cluster policy (sk_service_spec_check_policy) ---- */
+
+#define HEX64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+/* Checks a service "web" running image as user (NULL: unset) against
+ * policy; on refusal err must name the service and the rule. */
+static enum sk_rc policy_check(const struct sk_cluster_spec *policy,
+                               const char *user, const char *image,
+                               bool privileged, const char *rule,
+                               struct sk_err *err)
+{
+    struct sk_service_spec spec = {0};
+    sk_schema_defaults(&sk_service_spec_schema, &spec);
+    spec.name = sk_strdup("web");
+    spec.task.container.image = sk_strdup(image);
+    spec.task.container.user = user ? sk_strdup(user) : NULL;
+    spec.task.container.privileged = privileged;
+    assert_int_equal(sk_service_spec_validate(&spec, err), SK_OK);
+    err->code = SK_OK;
+    err->msg[0] = '\0';
+    enum sk_rc rc = sk_service_spec_check_policy(policy, &spec, err);
+    if (rc != SK_OK) {
+        assert_int_equal(rc, SK_EINVAL);
+        assert_int_equal(err->code, SK_EINVAL);
+        assert_non_null(strstr(err->msg, "service \"web\": "));
+        assert_non_null(strstr(err->msg, rule));
+    }
+    sk_schema_free(&sk_service_spec_schema, &spec);
+    return rc;
+}
+
+static void policy_forbid_privileged(void **state)
+{
+    const char *rule = "(cluster policy forbid_privileged)";
+    struct sk_cluster_spec on = {.forbid_privileged = true}, off = {0};
+    struct sk_err err;
+    assert_int_equal(policy_check(&on, NULL, "bb", true, rule, &err),
+                     SK_EINVAL);
+    assert_non_null(strstr(err.msg, "privileged containers are forbidden"));
+    assert_int_equal(policy_check(&on, NULL, "bb", false, rule, &err), SK_OK);
+    assert_int_equal(policy_check(&off, NULL, "bb", true, rule, &err), SK_OK);
+
+    /* The default cluster forbids privileged containers, and only that. */
+    struct sk_cluster_spec def = {0};
+    sk_schema_defaults(&sk_cluster_spec_schema, &def);
+    assert_int_equal(policy_check(&def, NULL, "bb", true, rule, &err),
+                     SK_EINVAL);
+    assert_int_equal(policy_check(&def, NULL, "bb:latest", false, rule, &err),
+                     SK_OK);
+    sk_schema_free(&sk_cluster_spec_schema, &def);
+}
+
+static void policy_require_non_root(void **state)
+{
+    const char *rule = "set --user (cluster policy require_non_root)";
+    struct sk_cluster_spec on = {.require_non_root = true}, off = {0};
+    struct sk_err err;
+    static const char *const root[] = {"0",         "root", "root:root",
+                                       "0:0",       "00",   "0:app",
+                                       "root:1000", "",     ":1000"};
+    for (size_t i = 0; i < sizeof root / sizeof root[0]; i++) {
+        if (policy_check(&on, root[i], "bb", false, rule, &err) != SK_EINVAL)
+            fail_msg("user \"%s\" was taken for non-root", root[i]);
+        char want[64];
+        snprintf(want, sizeof want, "got user \"%s\"", root[i]);
+        if (*root[i] && !strstr(err.msg, want))
+            fail_msg("\"%s\" does not name user \"%s\"", err.msg, root[i]);
+    }
+    assert_int_equal(policy_check(&on, NULL, "bb", false, rule, &err),
+                     SK_EINVAL);
+    assert_non_null(
+        strstr(err.msg, "must run as a non-root user, got no user"));
+    static const char *const others[] = {
+        "1000", "app", "app:app", "1000:0", "01", "rootless", "10:10"};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
+        if (policy_check(&on, others[i], "bb", false, rule, &err) != SK_OK)
+            fail_msg("user \"%s\" refused: %s", others[i], err.msg);
+    assert_int_equal(policy_check(&off, "root", "bb", false, rule, &err),
+                     SK_OK);
+    assert_int_equal(policy_check(&off, NULL, "bb", false, rule, &err), SK_OK);
+}
+
+static void policy_require_image_digest(void **state)
+{
+    const char *rule = "(cluster policy require_image_digest)";
+    struct sk_cluster_spec on = {.require_image_digest = true}, off = {0};
+    struct sk_err err;
+    static const char *const pinned[] = {
+        "bb@sha256:" HEX64,
+        "registry.local:5000/team/bb:1.2@sha256:" HEX64,
+    };
+    for (size_t i = 0; i < sizeof pinned / sizeof pinned[0]; i++)
+        if (policy_check(&on, NULL, pinned[i], false, rule, &err) != SK_OK)
+            fail_msg("image \"%s\" refused: %s", pinned[i], err.msg);
+    static const char *const unpinned[] = {
+        "bb:latest",
+        "bb",
+        "bb@sha256:",
+        "bb@sha256:" HEX64 "0",       /* 65 digits */
+        "bb@sha256:" HEX64 "x",       /* something after */
+        "bb@sha256:0123456789abcdef", /* too short */
+        "bb@sha256:0123456789ABCDEF0123456789abcdef0123456789abcdef"
+        "0123456789abcdef", /* upper case */
+        "bb@sha256:g123456789abcdef0123456789abcdef0123456789abcdef"
+        "0123456789abcdef", /* not hex */
+        "bb@sha512:" HEX64,
+        "bb:sha256:" HEX64, /* a tag, not a digest */
+        "bb:latest#@sha256x" HEX64,
+    };
+    for (size_t i = 0; i < sizeof unpinned / sizeof unpinned[0]; i++) {
+        if (policy_check(&on, NULL, unpinned[i], false, rule, &err) !=
+            SK_EINVAL)
+            fail_msg("image \"%s\" taken as pinned by digest", unpinned[i]);
+        char want[256];
+        snprintf(want, sizeof want, "image \"%s\": images must be pinned",
+                 unpinned[i]);
+        if (!strstr(err.msg, want))
+            fail_msg("\"%s\" does not name image \"%s\"", err.msg, unpinned[i]);
+    }
+    assert_int_equal(policy_check(&off, NULL, "bb:latest", false, rule, &err),
+                     SK_OK);
+}
+
+/* The rules in order: the first broken one is named. */
+static void policy_names_the_first_rule_broken(void **state)
+{
+    struct sk_cluster_spec all = {.forbid_privileged = true,
+                                  .require_non_root = true,
+                                  .require_image_digest = true};
+    struct sk_err err;
+    assert_int_equal(
+        policy_check(&all, "root", "bb", true, "forbid_privileged", &err),
+        SK_EINVAL);
+    assert_int_equal(
+        policy_check(&all, "root", "bb", false, "require_non_root", &err),
+        SK_EINVAL);
+    assert_int_equal(
+        policy_check(&all, "app", "bb", false, "require_image_digest", &err),
+        SK_EINVAL);
+    assert_int_equal(
+        policy_check(&all, "app", "bb@sha256:" HEX64, false, "", &err), SK_OK);
+}
+
+/* ---- ports as users type them (sk_port_parse) ---- */
+
+static void ports_as_typed(void **state)
+{
+    struct sk_port p;
+    struct sk_err err;
+    assert_int_equal(sk_port_parse("--publish", "8080:80", &p, &err), SK_OK);
+    assert_int_equal(p.published, 8080);
+    assert_int_equal(p.target, 80);
+    assert_int_equal(p.protocol, SK_PROTO_TCP);
+    assert_int_equal(p.mode, SK_PORT_HOST);
+    assert_int_equal(sk_port_parse("--publish", "53:53/udp", &p, &err), SK_OK);
+    assert_int_equal(p.protocol, SK_PROTO_UDP);
+    assert_int_equal(sk_port_parse("--publish",
+                                   "mode=ingress,target=90,published=9000,"
+                                   "protocol=udp",
+                                   &p, &err),
+                     SK_OK);
+    assert_int_equal(p.published, 9000);
+    assert_int_equal(p.target, 90);
+    assert_int_equal(p.protocol, SK_PROTO_UDP);
+    assert_int_equal(p.mode, SK_PORT_INGRESS);
+    assert_int_equal(sk_port_parse("--publish", "target=70", &p, &err), SK_OK);
+    assert_int_equal(p.published, 0);
+    assert_int_equal(p.mode, SK_PORT_HOST);
+
+    static const char *const bad[] = {
+        "80:",
+        ":80",
+        "80",
+        "80:0",
+        "80:65536",
+        "65536:80",
+        "-1:80",
+        " 80:80",
+        "80:80/sctp",
+        "80:80/",
+        "target=0",
+        "target=80,foo=1",
+        "published=80",
+        "target=x",
+        "target=80,protocol=sctp",
+        "target=80,mode=bridge",
+        "target=80,published",
+        "=80",
+        "",
+        "target=80,\xff=1", /* invalid UTF-8: no JSON key */
+        "target=80,mode=\xc3",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(&p, 0x5a, sizeof p);
+        struct sk_port untouched = p;
+        if (sk_port_parse("--publish", bad[i], &p, &err) != SK_EINVAL)
+            fail_msg("port \"%s\" accepted", bad[i]);
+        char want[64];
+        snprintf(want, sizeof want, "--publish \"%s\": want ", bad[i]);
+        if (!strstr(err.msg, want))
+            fail_msg("\"%s\" does not name \"%s\"", err.msg, bad[i]);
+        assert_memory_equal(&p, &untouched, sizeof p);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -390,6 +598,11 @@ int main(void)
         cmocka_unit_test(equality_and_maps),
         cmocka_unit_test(validation),
         cmocka_unit_test(kinds_table),
+        cmocka_unit_test(policy_forbid_privileged),
+        cmocka_unit_test(policy_require_non_root),
+        cmocka_unit_test(policy_require_image_digest),
+        cmocka_unit_test(policy_names_the_first_rule_broken),
+        cmocka_unit_test(ports_as_typed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
