@@ -1,15 +1,18 @@
-/* Fuzz target: the command-line flag parser (lib/flags.c). The input is an
- * argv, one argument per NUL-terminated piece, parsed against a table with
- * every flag type, once in each stop_at_positional mode. Any argv must be
- * accepted or rejected without crashing or leaking; a rejection must say
- * why, and what is accepted must hold together: values in range, enum
- * results naming a choice, and every result string pointing into argv. */
+/* Fuzz target: the command-line flag parser (lib/flags.c) and the parser
+ * of --publish values (sk_port_parse). The input is an argv, one argument
+ * per NUL-terminated piece, parsed against a table with every flag type,
+ * once in each stop_at_positional mode; each piece is also parsed as a
+ * port. Any argv must be accepted or rejected without crashing or leaking;
+ * a rejection must say why, and what is accepted must hold together: values
+ * in range, enum results naming a choice, every result string pointing into
+ * argv, and a port that the port schema encodes and decodes unchanged. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "skiff/flags.h"
+#include "skiff/objects.h"
 
 #define MAX_ARGS 64
 #define MAX_ARG_LEN 256
@@ -107,6 +110,28 @@ static void check(char **argv, int argc, const struct sk_flags_result *res)
         abort();
 }
 
+static void check_port(const char *text)
+{
+    struct sk_port p, back;
+    struct sk_err err = {0};
+    enum sk_rc rc = sk_port_parse("--publish", text, &p, &err);
+    if (rc != SK_OK) {
+        if (rc != SK_EINVAL || err.code != SK_EINVAL ||
+            strncmp(err.msg, "--publish \"", 11) != 0)
+            abort();
+        return;
+    }
+    if (p.target < 1 || p.target > 65535 || p.published < 0 ||
+        p.published > 65535 || p.protocol < 0 || p.protocol > 1 || p.mode < 0 ||
+        p.mode > 1)
+        abort();
+    json_t *j = sk_schema_encode(&sk_port_schema, &p, SK_VIEW_FULL);
+    if (sk_schema_decode(&sk_port_schema, j, &back, NULL, &err) != SK_OK ||
+        !sk_schema_equal(&sk_port_schema, &p, &back))
+        abort();
+    json_decref(j);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *argv[MAX_ARGS];
@@ -140,7 +165,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sk_flags_free(flags, F_COUNT, &res);
     }
 
-    for (int i = 0; i < argc; i++)
+    for (int i = 0; i < argc; i++) {
+        check_port(argv[i]);
         free(argv[i]);
+    }
     return 0;
 }
