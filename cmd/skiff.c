@@ -13,7 +13,7 @@
 
 #include "skiff/log.h"
 #include "skiff/mem.h"
-#include "skiff/version.h"
+#include "version.h"
 #include "skiff_cli.h"
 
 struct command {

@@ -799,8 +799,8 @@ void api_metrics(struct call *c)
             "skiff_fsm_applied_total %llu\n"
             "# TYPE skiff_fsm_rejected_total counter\n"
             "skiff_fsm_rejected_total %llu\n",
-            (unsigned long long)m->raft.fsm.applied,
-            (unsigned long long)m->raft.fsm.rejected);
+            (unsigned long long)m->fsm.applied,
+            (unsigned long long)m->fsm.rejected);
     struct sk_raft_transport_stats ts;
     sk_raft_transport_stats(&m->raft.transport, &ts);
     fprintf(f,

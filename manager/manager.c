@@ -1226,7 +1226,8 @@ struct sk_manager *sk_manager_start(const struct sk_manager_config *cfg,
         .listen_port = cfg->raft_port,
         .server_tls = m->raft_server_tls,
         .client_tls = m->client_tls,
-        .store = m->store,
+        .fsm = &m->fsm.raft_fsm,
+        .fsm_result = sk_store_fsm_result,
         .authorize = raft_authorize,
         .authorize_ctx = m,
         .reject_cb = raft_reject,
@@ -1235,9 +1236,12 @@ struct sk_manager *sk_manager_start(const struct sk_manager_config *cfg,
         .state_ctx = m,
         .election_timeout_ms = cfg->election_timeout_ms,
         .snapshot_threshold = cfg->snapshot_threshold,
+        .max_entry_bytes = SK_TXN_MAX_BYTES,
     };
+    sk_store_fsm_init(&m->fsm, m->store);
     if (sk_raft_node_init(&m->raft, &rc, err) != SK_OK)
         goto fail;
+    sk_store_fsm_bind(&m->fsm, &m->raft.raft);
     m->raft_inited = true;
     if (cfg->bootstrap) {
         enum sk_rc b = sk_raft_node_bootstrap(&m->raft, err);

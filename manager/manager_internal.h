@@ -17,6 +17,7 @@
 #include "skiff/store.h"
 #include "skiff/stream.h"
 #include "skiff/tls.h"
+#include "store_fsm.h"
 
 struct sk_manager {
     uv_loop_t *loop;
@@ -30,6 +31,7 @@ struct sk_manager {
     struct sk_dispatcher dispatcher;
     unsigned watch_id;
 
+    struct sk_store_fsm fsm; /* the store under raft */
     struct sk_raft_node raft;
     bool raft_inited;
     struct sk_tls_ctx *api_tls, *raft_server_tls, *client_tls;
