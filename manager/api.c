@@ -520,7 +520,7 @@ void api_self_heartbeat(struct call *c)
     const struct sk_node *n = self_node(c);
     if (!n)
         return;
-    sk_dispatcher_heartbeat(&m->dispatcher, n->meta.id, mgr_now_ms());
+    sk_liveness_heartbeat(&m->liveness, n->meta.id, mgr_now_ms());
     if (n->status.state != SK_NODE_READY)
         mgr_kick(m);
 
@@ -679,7 +679,7 @@ void api_self_leave(struct call *c)
     const struct sk_node *n = self_node(c);
     if (!n)
         return;
-    sk_dispatcher_forget(&m->dispatcher, n->meta.id);
+    sk_liveness_forget(&m->liveness, n->meta.id);
     struct sk_node *u = sk_object_dup(SK_KIND_NODE, n);
     u->status.state = SK_NODE_DISCONNECTED;
     free(u->status.message);

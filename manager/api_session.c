@@ -153,7 +153,7 @@ void api_self_assignments(struct call *c)
     c->req->abort_cb = session_abort;
     sk_http_stream_begin(c->req, 200, "application/x-ndjson");
     /* A node that opens its session is alive. */
-    sk_dispatcher_heartbeat(&m->dispatcher, s->node_id, mgr_now_ms());
+    sk_liveness_heartbeat(&m->liveness, s->node_id, mgr_now_ms());
     session_flush(s);
     mgr_kick(m);
 }
@@ -201,10 +201,10 @@ void api_self_status(struct call *c)
         const struct sk_task *t = sk_store_get(m->store, SK_KIND_TASK, id);
         if (!t || strcmp(t->node_id, c->who.node_id) != 0)
             continue; /* reaped, or not this node's: nothing to record */
-        struct task_report *old = sk_map_get(&m->reports, id);
+        struct sk_pending_report *old = sk_map_get(&m->reports, id);
         if (old && old->state > st)
             continue;
-        struct task_report *rep = sk_calloc(1, sizeof *rep);
+        struct sk_pending_report *rep = sk_calloc(1, sizeof *rep);
         memcpy(rep->node_id, c->who.node_id, SK_ID_SIZE);
         rep->state = st;
         rep->timestamp = json_integer_value(json_object_get(r, "timestamp"));
@@ -213,7 +213,7 @@ void api_self_status(struct call *c)
         rep->message = opt_str(r, "message", 512);
         rep->err = opt_str(r, "err", 512);
         rep->container_id = opt_str(r, "container_id", 128);
-        task_report_free(sk_map_put(&m->reports, id, rep));
+        sk_pending_report_free(sk_map_put(&m->reports, id, rep));
         accepted++;
     }
     if (accepted)

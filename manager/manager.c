@@ -724,27 +724,16 @@ static struct sk_txn *produce_liveness(struct sk_manager *m)
         return NULL;
     m->last_liveness_ms = now;
     struct sk_node_change *changes;
-    size_t n = sk_dispatcher_check(&m->dispatcher, m->store, mgr_now_ms(),
-                                   period, &changes);
+    size_t n = sk_liveness_check(&m->liveness, m->store, mgr_now_ms(), period,
+                                 &changes);
     if (n == 0) {
         free(changes);
         return NULL;
     }
-    struct sk_txn *t = sk_txn_new();
-    for (size_t i = 0; i < n; i++) {
-        const struct sk_node *cur =
-            sk_store_get(m->store, SK_KIND_NODE, changes[i].node_id);
-        if (!cur)
-            continue;
-        struct sk_node *u = sk_object_dup(SK_KIND_NODE, cur);
-        u->status.state = changes[i].state;
-        free(u->status.message);
-        u->status.message = sk_strdup(changes[i].message);
-        u->status.state_changed_at = mgr_now_ms();
-        sk_trace("node", u->meta.id, sk_node_state_names[cur->status.state],
-                 sk_node_state_names[u->status.state], changes[i].message);
-        sk_txn_update(t, SK_KIND_NODE, u, cur->meta.version);
-        sk_object_free(SK_KIND_NODE, u);
+    struct sk_txn *t = sk_liveness_txn(m->store, changes, n, mgr_now_ms());
+    if (!t) {
+        free(changes);
+        return NULL;
     }
     m->loop_changes = changes; /* logged on commit */
     m->n_loop_changes = n;
@@ -760,7 +749,7 @@ static void log_loop_changes(struct sk_manager *m, bool committed)
         const struct sk_node *n =
             sk_store_get(m->store, SK_KIND_NODE, ch->node_id);
         if (n) /* not proposed if the node was gone */
-            SK_INFO("dispatcher", "node %s is %s: %s", n->spec.name,
+            SK_INFO("liveness", "node %s is %s: %s", n->spec.name,
                     sk_node_state_names[ch->state], ch->message);
     }
     free(m->loop_changes);
@@ -768,70 +757,12 @@ static void log_loop_changes(struct sk_manager *m, bool committed)
     m->n_loop_changes = 0;
 }
 
-void task_report_free(struct task_report *r)
-{
-    if (!r)
-        return;
-    free(r->message);
-    free(r->err);
-    free(r->container_id);
-    free(r);
-}
-
-static char *dup_or_keep(const char *fresh, const char *old)
-{
-    return sk_strdup(fresh ? fresh : old ? old : "");
-}
-
 /* Agents' reports become status changes, batched into one entry. */
 static struct sk_txn *produce_reports(struct sk_manager *m)
 {
     if (sk_map_count(&m->reports) == 0)
         return NULL;
-    struct sk_txn *t = sk_txn_new();
-    struct sk_map_iter it;
-    const char *id;
-    void *v;
-    sk_map_iter_init(&it, &m->reports);
-    while (sk_map_iter_next(&it, &id, &v)) {
-        struct task_report *r = v;
-        const struct sk_task *cur = sk_store_get(m->store, SK_KIND_TASK, id);
-        bool apply = cur && strcmp(cur->node_id, r->node_id) == 0 &&
-                     (r->state > cur->status.state ||
-                      (r->state == cur->status.state &&
-                       r->healthy != cur->status.healthy));
-        if (apply && sk_txn_count(t) < SK_TXN_MAX_OPS &&
-            sk_txn_size(t) < SK_TXN_MAX_BYTES / 2) {
-            struct sk_task *u = sk_object_dup(SK_KIND_TASK, cur);
-            sk_trace("task", id, sk_task_state_name(cur->status.state),
-                     sk_task_state_name(r->state), r->message);
-            u->status.state = r->state;
-            u->status.timestamp = r->timestamp ? r->timestamp : mgr_now_ms();
-            if (r->state == SK_TASK_RUNNING)
-                u->status.started_at = u->status.timestamp;
-            u->status.exit_code = r->exit_code;
-            u->status.healthy = r->healthy;
-            char *msg = dup_or_keep(r->message, NULL);
-            free(u->status.message);
-            u->status.message = msg;
-            free(u->status.err);
-            u->status.err = r->err ? sk_strdup(r->err) : NULL;
-            char *cid = dup_or_keep(r->container_id, cur->status.container_id);
-            free(u->status.container_id);
-            u->status.container_id = *cid ? cid : (free(cid), NULL);
-            sk_txn_update(t, SK_KIND_TASK, u, cur->meta.version);
-            sk_object_free(SK_KIND_TASK, u);
-        } else if (apply) {
-            continue; /* next entry */
-        }
-        sk_map_del(&m->reports, id);
-        task_report_free(r);
-    }
-    if (sk_txn_count(t) == 0) {
-        sk_txn_free(t);
-        return NULL;
-    }
-    return t;
+    return sk_reports_txn(m->store, &m->reports, mgr_now_ms());
 }
 
 static struct sk_txn *produce_orchestration(struct sk_manager *m)
@@ -852,44 +783,13 @@ static struct sk_txn *produce_placements(struct sk_manager *m)
 {
     if (!m->sched_dirty)
         return NULL;
-    m->sched_dirty = false;
-    struct sk_sched_decision *d;
-    size_t n = sk_schedule(m->store, SK_TXN_MAX_OPS, &d);
-    struct sk_txn *t = sk_txn_new();
-    size_t placed = 0;
-    for (size_t i = 0; i < n && sk_txn_size(t) < SK_TXN_MAX_BYTES / 2; i++) {
-        const struct sk_task *task =
-            sk_store_get(m->store, SK_KIND_TASK, d[i].task_id);
-        if (!task)
-            continue;
-        if (!*d[i].node_id && task->status.message &&
-            strcmp(task->status.message, d[i].reason) == 0)
-            continue; /* still pending for the same reason */
-        struct sk_task *u = sk_object_dup(SK_KIND_TASK, task);
-        free(u->status.message);
-        if (*d[i].node_id) {
-            memcpy(u->node_id, d[i].node_id, SK_ID_SIZE);
-            u->status.state = SK_TASK_ASSIGNED;
-            u->status.message = sk_strdup("assigned");
-            u->status.timestamp = mgr_now_ms();
-            placed++;
-        } else {
-            u->status.message = sk_strdup(d[i].reason);
-        }
-        sk_txn_update(t, SK_KIND_TASK, u, task->meta.version);
-        sk_object_free(SK_KIND_TASK, u);
-    }
-    free(d);
-    if (n > 0)
-        m->sched_dirty = true; /* more may wait beyond this batch */
-    if (sk_txn_count(t) == 0) {
-        sk_txn_free(t);
-        m->sched_dirty = false;
-        return NULL;
-    }
-    if (placed)
-        SK_DEBUG("scheduler", "placing %zu tasks", placed);
-    return t;
+    struct sk_placements p;
+    sk_schedule_txn(m->store, mgr_now_ms(), SK_TXN_MAX_OPS, &p);
+    /* More may wait beyond this batch: look again once it is committed. */
+    m->sched_dirty = p.txn != NULL;
+    if (p.placed)
+        SK_DEBUG("scheduler", "placing %zu tasks", p.placed);
+    return p.txn;
 }
 
 static const producer producers[] = {
@@ -1003,7 +903,7 @@ static void tick_cb(uv_timer_t *t)
         m->leader = leader;
         if (leader) {
             m->leader_since = mgr_now_ms();
-            sk_dispatcher_reset(&m->dispatcher, m->leader_since);
+            sk_liveness_reset(&m->liveness, m->leader_since);
             m->last_liveness_ms = uv_now(m->loop);
             m->orch_dirty = m->sched_dirty = true;
             SK_INFO("manager", "this manager leads now");
@@ -1088,12 +988,12 @@ static void free_manager(struct sk_manager *m)
         sk_store_unwatch(m->store, m->watch_id);
     sk_store_free(m->store);
     sk_events_free(m->events);
-    sk_dispatcher_free(&m->dispatcher);
+    sk_liveness_free(&m->liveness);
     struct sk_map_iter it;
     void *v;
     sk_map_iter_init(&it, &m->reports);
     while (sk_map_iter_next(&it, NULL, &v))
-        task_report_free(v);
+        sk_pending_report_free(v);
     sk_map_clear(&m->reports);
     free(m->raft_dir);
     free(m->loop_changes);
@@ -1207,7 +1107,7 @@ struct sk_manager *sk_manager_start(const struct sk_manager_config *cfg,
     m->agent_creds.expect_role = NULL;
     m->store = sk_store_new();
     m->events = sk_events_new(EVENT_HISTORY);
-    sk_dispatcher_init(&m->dispatcher);
+    sk_liveness_init(&m->liveness);
     sk_map_init(&m->reports);
     m->watch_id = sk_store_watch(m->store, store_watch, m);
 

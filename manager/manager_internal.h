@@ -8,12 +8,13 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "skiff/dispatcher.h"
+#include "skiff/liveness.h"
 #include "skiff/events.h"
 #include "skiff/http.h"
 #include "skiff/http_client.h"
 #include "skiff/manager.h"
 #include "skiff/raft_node.h"
+#include "skiff/reports.h"
 #include "skiff/store.h"
 #include "skiff/stream.h"
 #include "skiff/tls.h"
@@ -28,7 +29,7 @@ struct sk_manager {
 
     struct sk_store *store;
     struct sk_events *events;
-    struct sk_dispatcher dispatcher;
+    struct sk_liveness liveness;
     unsigned watch_id;
 
     struct sk_store_fsm fsm; /* the store under raft */
@@ -63,7 +64,7 @@ struct sk_manager {
     unsigned next_producer;
     bool orch_dirty, sched_dirty;
     int64_t orch_wake_ms;     /* wall clock; 0: none */
-    struct sk_map reports;    /* task id -> struct task_report (pending) */
+    struct sk_map reports;    /* task id -> struct sk_pending_report */
     struct session *sessions; /* agents' assignment streams */
     struct forward *forwards; /* calls forwarded to the leader, in flight */
     uint64_t last_ping_ms;
@@ -76,17 +77,6 @@ struct sk_manager {
     void (*stop_cb)(void *ctx);
     void *stop_ctx;
 };
-
-/* A task status reported by an agent, waiting to be written. */
-struct task_report {
-    char node_id[SK_ID_SIZE];
-    int state;
-    int64_t timestamp;
-    int64_t exit_code;
-    bool healthy;
-    char *message, *err, *container_id;
-};
-void task_report_free(struct task_report *r);
 
 struct call;
 

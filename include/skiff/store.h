@@ -36,6 +36,7 @@
 #define SK_TXN_MAX_BYTES (4u << 20)
 
 struct sk_store;
+struct sk_placement_rules; /* skiff/constraint.h */
 
 enum sk_event_type {
     SK_EV_CREATE,
@@ -79,6 +80,10 @@ void sk_store_unwatch(struct sk_store *s, unsigned id);
 
 const void *sk_store_get(const struct sk_store *s, enum sk_kind kind,
                          const char *id);
+/* A service's placement constraints and preferences, parsed once when the
+ * service was written; NULL if there is no such service. */
+const struct sk_placement_rules *sk_store_placement(const struct sk_store *s,
+                                                    const char *service_id);
 const void *sk_store_get_by_name(const struct sk_store *s, enum sk_kind kind,
                                  const char *name);
 /* Finds an object by full ID, by name, or by a unique ID prefix (at least 4

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "skiff/constraint.h"
 #include "skiff/map.h"
 #include "skiff/mem.h"
 
@@ -13,6 +14,8 @@ struct entry {
     void *obj;
     struct entry *svc_prev, *svc_next;   /* tasks of one service */
     struct entry *node_prev, *node_next; /* tasks on one node */
+    /* Services: the placement, parsed once when the service is written. */
+    struct sk_placement_rules *placement;
 };
 
 /* The tasks of one service or one node, as an intrusive list. */
@@ -70,6 +73,8 @@ static void clear_objects(struct sk_store *s)
         sk_map_iter_init(&it, &s->by_id[k]);
         while (sk_map_iter_next(&it, NULL, &v)) {
             struct entry *e = v;
+            sk_placement_rules_free(e->placement);
+            free(e->placement);
             sk_object_free(e->kind, e->obj);
             free(e);
         }
@@ -162,6 +167,13 @@ static void index_add(struct sk_store *s, struct entry *e)
         group_add(&s->tasks_by_service, t->service_id, e, false);
         group_add(&s->tasks_by_node, t->node_id, e, true);
     }
+    if (e->kind == SK_KIND_SERVICE) {
+        const struct sk_service *svc = e->obj;
+        e->placement = sk_calloc(1, sizeof *e->placement);
+        /* A spec that does not parse (validated by an older version) is
+         * kept as the rules say: no node is eligible. */
+        sk_placement_rules_parse(&svc->spec.task.placement, e->placement, NULL);
+    }
 }
 
 static void index_remove(struct sk_store *s, struct entry *e)
@@ -176,6 +188,9 @@ static void index_remove(struct sk_store *s, struct entry *e)
         group_remove(&s->tasks_by_service, t->service_id, e, false);
         group_remove(&s->tasks_by_node, t->node_id, e, true);
     }
+    sk_placement_rules_free(e->placement);
+    free(e->placement);
+    e->placement = NULL;
 }
 
 /* ---- applying commands ---- */
@@ -557,6 +572,13 @@ const void *sk_store_get(const struct sk_store *s, enum sk_kind kind,
 {
     const struct entry *e = sk_map_get(&s->by_id[kind], id);
     return e ? e->obj : NULL;
+}
+
+const struct sk_placement_rules *sk_store_placement(const struct sk_store *s,
+                                                    const char *service_id)
+{
+    const struct entry *e = sk_map_get(&s->by_id[SK_KIND_SERVICE], service_id);
+    return e ? e->placement : NULL;
 }
 
 const void *sk_store_get_by_name(const struct sk_store *s, enum sk_kind kind,
