@@ -27,7 +27,7 @@ static void session_unlink(struct session *s)
     s->prev = s->next = NULL;
 }
 
-void session_end(struct session *s)
+static void session_end(struct session *s)
 {
     if (s->ended)
         return;
@@ -75,7 +75,7 @@ static bool collect_task(const void *obj, void *ctx)
     return true;
 }
 
-void session_flush(struct session *s)
+static void session_flush(struct session *s)
 {
     struct sk_manager *m = s->m;
     if (s->ended)
@@ -127,6 +127,29 @@ void session_flush(struct session *s)
     text[len++] = '\n';
     sk_http_stream_write(s->c->req, text, len);
     free(text);
+}
+
+void sessions_flush_all(struct sk_manager *m)
+{
+    for (struct session *s = m->sessions, *next; s; s = next) {
+        next = s->next;
+        session_flush(s);
+    }
+    if (uv_now(m->loop) - m->last_ping_ms >= PING_MS)
+        m->last_ping_ms = uv_now(m->loop);
+}
+
+void sessions_mark_node(struct sk_manager *m, const char *node_id)
+{
+    for (struct session *s = m->sessions; s; s = s->next)
+        if (!node_id || strcmp(s->node_id, node_id) == 0)
+            s->dirty = true;
+}
+
+void sessions_end_all(struct sk_manager *m)
+{
+    while (m->sessions)
+        session_end(m->sessions);
 }
 
 void api_self_assignments(struct call *c)
