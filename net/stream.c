@@ -57,14 +57,6 @@ void sk_stream_set_release(struct sk_stream *s, void (*fn)(void *arg),
     b->release_arg = arg;
 }
 
-void sk_stream_base_closed(struct sk_stream_base *b)
-{
-    if (b->pub.close_cb)
-        b->pub.close_cb(&b->pub);
-    if (b->release_fn)
-        b->release_fn(b->release_arg);
-}
-
 /* "ip:port" of a socket address; "?" if it cannot be had. */
 static void format_addr(const struct sockaddr_storage *ss, char *out,
                         size_t size)
