@@ -15,24 +15,12 @@
 
 /* ---- the assignment stream ---- */
 
-static void session_unlink(struct session *s)
-{
-    struct sk_manager *m = s->m;
-    if (s->prev)
-        s->prev->next = s->next;
-    else if (m->sessions == s)
-        m->sessions = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    s->prev = s->next = NULL;
-}
-
 static void session_end(struct session *s)
 {
     if (s->ended)
         return;
     s->ended = true;
-    session_unlink(s);
+    sk_list_remove(&s->link);
     sk_map_clear(&s->sent);
     sk_http_stream_end(s->c->req);
     call_handoff(s->c);
@@ -131,25 +119,29 @@ static void session_flush(struct session *s)
 
 void sessions_flush_all(struct sk_manager *m)
 {
-    for (struct session *s = m->sessions, *next; s; s = next) {
-        next = s->next;
-        session_flush(s);
-    }
+    struct sk_list *it, *next;
+    sk_list_each_safe(it, next, &m->sessions)
+        session_flush(sk_list_entry(it, struct session, link));
     if (uv_now(m->loop) - m->last_ping_ms >= PING_MS)
         m->last_ping_ms = uv_now(m->loop);
 }
 
 void sessions_mark_node(struct sk_manager *m, const char *node_id)
 {
-    for (struct session *s = m->sessions; s; s = s->next)
+    struct sk_list *it;
+    sk_list_each(it, &m->sessions)
+    {
+        struct session *s = sk_list_entry(it, struct session, link);
         if (!node_id || strcmp(s->node_id, node_id) == 0)
             s->dirty = true;
+    }
 }
 
 void sessions_end_all(struct sk_manager *m)
 {
-    while (m->sessions)
-        session_end(m->sessions);
+    struct session *s;
+    while ((s = sk_list_first(&m->sessions, struct session, link)))
+        session_end(s);
 }
 
 void api_self_assignments(struct call *c)
@@ -168,10 +160,7 @@ void api_self_assignments(struct call *c)
     snprintf(s->node_id, sizeof s->node_id, "%.26s", c->who.node_id);
     sk_map_init(&s->sent);
     s->dirty = true;
-    s->next = m->sessions;
-    if (m->sessions)
-        m->sessions->prev = s;
-    m->sessions = s;
+    sk_list_insert_head(&m->sessions, &s->link);
     c->req->data = s;
     c->req->abort_cb = session_abort;
     sk_http_stream_begin(c->req, 200, "application/x-ndjson");

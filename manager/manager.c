@@ -208,6 +208,8 @@ struct sk_manager *sk_manager_start(const struct sk_manager_config *cfg,
     struct sk_manager *m = sk_calloc(1, sizeof *m);
     m->loop = cfg->loop;
     m->cfg = *cfg;
+    sk_list_init(&m->sessions);
+    sk_list_init(&m->forwards);
     m->raft_dir = sk_strdup(cfg->raft_dir);
     m->node_id = sk_strdup(cfg->node_id);
     m->cluster_id = sk_strdup(cfg->cluster_id);

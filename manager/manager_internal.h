@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "skiff/list.h"
 #include "skiff/liveness.h"
 #include "skiff/events.h"
 #include "skiff/http.h"
@@ -89,11 +90,11 @@ struct sk_manager {
     struct leader_state lead;
 
     /* The agents' assignment streams (api_session.c). */
-    struct session *sessions;
+    struct sk_list sessions; /* struct session */
     uint64_t last_ping_ms;
 
     /* The router's (router.c): calls forwarded to the leader, in flight. */
-    struct forward *forwards;
+    struct sk_list forwards; /* struct forward */
 
     /* Counters for /metrics. */
     uint64_t requests, forwarded, refused;
@@ -189,7 +190,7 @@ struct session {
     char node_id[SK_ID_SIZE];
     struct sk_map sent; /* task id -> version sent (as pointer) */
     bool dirty, ended;
-    struct session *prev, *next;
+    struct sk_list link; /* in m->sessions */
 };
 /* Sends what changed on every dirty session, a ping on the others once a
  * second. */

@@ -171,18 +171,16 @@ struct forward {
     char *url;
     char principal[128];
     const char *headers[2];
-    uint64_t leader;              /* Raft ID of the manager it went to */
-    bool leader_changed;          /* cancelled: another one leads now */
-    struct forward *next, **prev; /* in m->forwards */
+    uint64_t leader;     /* Raft ID of the manager it went to */
+    bool leader_changed; /* cancelled: another one leads now */
+    struct sk_list link; /* in m->forwards */
 };
 
 static void forward_cb(struct sk_http_call *h)
 {
     struct forward *f = h->data;
     struct call *c = f->c;
-    *f->prev = f->next;
-    if (f->next)
-        f->next->prev = f->prev;
+    sk_list_remove(&f->link);
     if (f->leader_changed) {
         call_errorf(c, SK_EUNAVAIL,
                     "the leader changed while the call was forwarded to it; "
@@ -269,11 +267,7 @@ static void forward(struct call *c)
         call_error(c, &err);
         return;
     }
-    f->next = m->forwards;
-    f->prev = &m->forwards;
-    if (f->next)
-        f->next->prev = &f->next;
-    m->forwards = f;
+    sk_list_insert_head(&m->forwards, &f->link);
 }
 
 /* A call forwarded to a leader that has since lost its office would wait
@@ -283,11 +277,16 @@ static void forward(struct call *c)
 void router_cancel_stale_forwards(struct sk_manager *m)
 {
     uint64_t leader = sk_raft_leader(&m->raft, NULL);
-    for (struct forward *f = m->forwards; f; f = f->next)
+    struct sk_list *it;
+    sk_list_each(it, &m->forwards)
+    {
+        struct forward *f = sk_list_entry(it, struct forward, link);
         if (f->leader != leader && !f->leader_changed) {
+            /* Its callback runs later, never inside the cancel. */
             f->leader_changed = true;
             sk_http_call_cancel(&f->http);
         }
+    }
 }
 
 void router_handle(struct sk_http_req *req)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "skiff/constraint.h"
+#include "skiff/list.h"
 #include "skiff/map.h"
 #include "skiff/mem.h"
 
@@ -12,15 +13,15 @@
 struct entry {
     enum sk_kind kind;
     void *obj;
-    struct entry *svc_prev, *svc_next;   /* tasks of one service */
-    struct entry *node_prev, *node_next; /* tasks on one node */
+    struct sk_list svc_link;  /* tasks of one service */
+    struct sk_list node_link; /* tasks on one node */
     /* Services: the placement, parsed once when the service is written. */
     struct sk_placement_rules *placement;
 };
 
-/* The tasks of one service or one node, as an intrusive list. */
+/* The tasks of one service or one node. */
 struct group {
-    struct entry *head;
+    struct sk_list tasks; /* struct entry, by svc_link or node_link */
     size_t count;
 };
 
@@ -101,6 +102,11 @@ uint64_t sk_store_index(const struct sk_store *s)
 
 /* ---- task indices ---- */
 
+static struct sk_list *group_link(struct entry *e, bool by_node)
+{
+    return by_node ? &e->node_link : &e->svc_link;
+}
+
 static void group_add(struct sk_map *m, const char *key, struct entry *e,
                       bool by_node)
 {
@@ -109,19 +115,10 @@ static void group_add(struct sk_map *m, const char *key, struct entry *e,
     struct group *g = sk_map_get(m, key);
     if (!g) {
         g = sk_calloc(1, sizeof *g);
+        sk_list_init(&g->tasks);
         sk_map_put(m, key, g);
     }
-    struct entry **next = by_node ? &e->node_next : &e->svc_next;
-    struct entry **prev = by_node ? &e->node_prev : &e->svc_prev;
-    *prev = NULL;
-    *next = g->head;
-    if (g->head) {
-        if (by_node)
-            g->head->node_prev = e;
-        else
-            g->head->svc_prev = e;
-    }
-    g->head = e;
+    sk_list_insert_head(&g->tasks, group_link(e, by_node));
     g->count++;
 }
 
@@ -133,25 +130,27 @@ static void group_remove(struct sk_map *m, const char *key, struct entry *e,
     struct group *g = sk_map_get(m, key);
     if (!g)
         return;
-    struct entry *prev = by_node ? e->node_prev : e->svc_prev;
-    struct entry *next = by_node ? e->node_next : e->svc_next;
-    if (prev) {
-        if (by_node)
-            prev->node_next = next;
-        else
-            prev->svc_next = next;
-    } else {
-        g->head = next;
-    }
-    if (next) {
-        if (by_node)
-            next->node_prev = prev;
-        else
-            next->svc_prev = prev;
-    }
+    sk_list_remove(group_link(e, by_node));
     if (--g->count == 0) {
         sk_map_del(m, key);
         free(g);
+    }
+}
+
+static void visit_group(const struct sk_map *m, const char *key, bool by_node,
+                        sk_store_visit_cb cb, void *ctx)
+{
+    const struct group *g = sk_map_get(m, key);
+    if (!g)
+        return;
+    const struct sk_list *it, *next;
+    sk_list_each_safe(it, next, &g->tasks)
+    {
+        const struct entry *e =
+            by_node ? sk_list_entry(it, const struct entry, node_link)
+                    : sk_list_entry(it, const struct entry, svc_link);
+        if (!cb(e->obj, ctx))
+            return;
     }
 }
 
@@ -647,25 +646,13 @@ void sk_store_each_task_of_service(const struct sk_store *s,
                                    const char *service_id, sk_store_visit_cb cb,
                                    void *ctx)
 {
-    const struct group *g = sk_map_get(&s->tasks_by_service, service_id);
-    for (const struct entry *e = g ? g->head : NULL; e;) {
-        const struct entry *next = e->svc_next;
-        if (!cb(e->obj, ctx))
-            return;
-        e = next;
-    }
+    visit_group(&s->tasks_by_service, service_id, false, cb, ctx);
 }
 
 void sk_store_each_task_of_node(const struct sk_store *s, const char *node_id,
                                 sk_store_visit_cb cb, void *ctx)
 {
-    const struct group *g = sk_map_get(&s->tasks_by_node, node_id);
-    for (const struct entry *e = g ? g->head : NULL; e;) {
-        const struct entry *next = e->node_next;
-        if (!cb(e->obj, ctx))
-            return;
-        e = next;
-    }
+    visit_group(&s->tasks_by_node, node_id, true, cb, ctx);
 }
 
 size_t sk_store_count_tasks_of_service(const struct sk_store *s,
