@@ -21,6 +21,7 @@
 
 #include "skiff/http.h"
 #include "skiff/http_client.h"
+#include "skiff/list.h"
 #include "skiff/mem.h"
 
 #define API_BASE "http://localhost/v1.41"
@@ -47,7 +48,7 @@ struct linebuf {
 
 struct op {
     struct sk_docker *d;
-    struct op *prev, *next;
+    struct sk_list link; /* in d->ops */
     enum op_kind kind;
     char *what; /* `start container "web.1"`, for messages */
     char *url;
@@ -94,7 +95,7 @@ struct sk_docker {
     char *socket;
     struct sk_http_client http;
     uv_timer_t defer;
-    struct op *ops;
+    struct sk_list ops; /* struct op, in flight */
     bool closing;
     bool http_closed;
     bool defer_closing;
@@ -195,18 +196,6 @@ static void op_free(struct op *op)
     free(op);
 }
 
-static void op_unlink(struct op *op)
-{
-    struct sk_docker *d = op->d;
-    if (op->prev)
-        op->prev->next = op->next;
-    else
-        d->ops = op->next;
-    if (op->next)
-        op->next->prev = op->prev;
-    op->prev = op->next = NULL;
-}
-
 /* The one exit of an operation: unlinks and frees it, then fires its
  * callback with err (copied first: it may live in the op) and reply
  * (owned; released after the callback). */
@@ -223,7 +212,7 @@ static void op_finish(struct op *op, const struct sk_err *err, json_t *reply)
     sk_docker_cb cb = op->cb;
     sk_docker_end_cb on_end = op->on_end;
     void *ctx = op->ctx;
-    op_unlink(op);
+    sk_list_remove(&op->link);
     op_free(op);
     if (kind == OP_EVENTS || kind == OP_LOGS) {
         if (on_end)
@@ -235,18 +224,25 @@ static void op_finish(struct op *op, const struct sk_err *err, json_t *reply)
     docker_maybe_shut(d);
 }
 
+static struct op *first_deferred(struct sk_docker *d)
+{
+    struct sk_list *it;
+    sk_list_each(it, &d->ops)
+    {
+        struct op *op = sk_list_entry(it, struct op, link);
+        if (op->deferred)
+            return op;
+    }
+    return NULL;
+}
+
 static void defer_cb(uv_timer_t *t)
 {
     struct sk_docker *d = t->data;
     /* A callback may start or stop other ops: look again after each. */
-    for (;;) {
-        struct op *op = d->ops;
-        while (op && !op->deferred)
-            op = op->next;
-        if (!op)
-            break;
+    struct op *op;
+    while ((op = first_deferred(d)))
         op_finish(op, &op->err, NULL);
-    }
 }
 
 /* Fails an op that has no call in flight, from the loop rather than from
@@ -278,10 +274,7 @@ static struct op *op_new(struct sk_docker *d, enum op_kind kind, size_t size,
     op->d = d;
     op->kind = kind;
     op->what = what;
-    op->next = d->ops;
-    if (d->ops)
-        d->ops->prev = op;
-    d->ops = op;
+    sk_list_insert_head(&d->ops, &op->link);
     return op;
 }
 
@@ -509,6 +502,7 @@ struct sk_docker *sk_docker_new(uv_loop_t *loop, const char *socket,
     }
     d->loop = loop;
     d->socket = sk_strdup(path);
+    sk_list_init(&d->ops);
     uv_timer_init(loop, &d->defer);
     d->defer.data = d;
     return d;
@@ -519,8 +513,9 @@ static void defer_closed(uv_handle_t *h)
     struct sk_docker *d = h->data;
     /* Ops started after the last one finished (from a callback) were
      * failed with SK_ECANCELED and wait here. */
-    while (d->ops)
-        op_finish(d->ops, &d->ops->err, NULL);
+    struct op *op;
+    while ((op = sk_list_first(&d->ops, struct op, link)))
+        op_finish(op, &op->err, NULL);
     void (*cb)(void *) = d->close_cb;
     void *ctx = d->close_ctx;
     free(d->socket);
@@ -531,7 +526,8 @@ static void defer_closed(uv_handle_t *h)
 
 static void docker_maybe_shut(struct sk_docker *d)
 {
-    if (!d->closing || !d->http_closed || d->ops || d->defer_closing)
+    if (!d->closing || !d->http_closed || !sk_list_empty(&d->ops) ||
+        d->defer_closing)
         return;
     d->defer_closing = true;
     uv_close((uv_handle_t *)&d->defer, defer_closed);
@@ -552,9 +548,13 @@ void sk_docker_close(struct sk_docker *d, void (*cb)(void *ctx), void *ctx)
     d->closing = true;
     d->close_cb = cb;
     d->close_ctx = ctx;
-    for (struct op *op = d->ops; op; op = op->next)
+    struct sk_list *it;
+    sk_list_each(it, &d->ops)
+    {
+        struct op *op = sk_list_entry(it, struct op, link);
         if (op->deferred)
             op_cancel_msg(op, &op->err);
+    }
     /* Cancels every call; each op finishes from its call's callback. */
     sk_http_client_close(&d->http, http_closed);
 }

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "skiff/log.h"
-#include "skiff/version.h"
+#include "version.h"
 #include "skiff_cli.h"
 
 struct command {

@@ -32,7 +32,7 @@
 #include "skiff/manager.h"
 #include "skiff/mem.h"
 #include "skiff/objects.h"
-#include "skiff/version.h"
+#include "version.h"
 
 enum {
     F_DATA_DIR,

@@ -2,7 +2,10 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "skiff/mem.h"
 
 static void trim(char *s)
 {
@@ -114,4 +117,59 @@ enum sk_rc sk_preference_parse(const char *expr, char *label_key, size_t size,
                           expr ? expr : "");
     snprintf(label_key, size, "%s", expr + sizeof prefix - 1);
     return SK_OK;
+}
+
+enum sk_rc sk_placement_rules_parse(const struct sk_placement *p,
+                                    struct sk_placement_rules *out,
+                                    struct sk_err *err)
+{
+    enum sk_rc rc = SK_OK;
+    memset(out, 0, sizeof *out);
+    out->n_constraints = p->n_constraints;
+    out->constraints = sk_calloc(p->n_constraints ? p->n_constraints : 1,
+                                 sizeof *out->constraints);
+    for (size_t i = 0; i < p->n_constraints; i++) {
+        if (sk_constraint_parse(p->constraints[i], &out->constraints[i],
+                                rc == SK_OK ? err : NULL) != SK_OK) {
+            out->bad_constraint = true;
+            rc = SK_EINVAL;
+        }
+    }
+    out->n_spread = p->n_preferences;
+    out->spread =
+        sk_calloc(p->n_preferences ? p->n_preferences : 1, sizeof *out->spread);
+    for (size_t i = 0; i < p->n_preferences; i++) {
+        if (sk_preference_parse(p->preferences[i], out->spread[i],
+                                sizeof out->spread[i],
+                                rc == SK_OK ? err : NULL) != SK_OK) {
+            out->spread[i][0] = '\0';
+            rc = SK_EINVAL;
+        }
+    }
+    return rc;
+}
+
+void sk_placement_rules_free(struct sk_placement_rules *r)
+{
+    if (!r)
+        return;
+    free(r->constraints);
+    free(r->spread);
+    memset(r, 0, sizeof *r);
+}
+
+bool sk_node_eligible(const struct sk_node *n,
+                      const struct sk_placement_rules *r, bool *out_for_new)
+{
+    *out_for_new = false;
+    if (n->spec.availability == SK_AVAIL_DRAIN)
+        return false;
+    if (r && r->bad_constraint)
+        return false;
+    for (size_t c = 0; r && c < r->n_constraints; c++)
+        if (!sk_constraint_match(&r->constraints[c], n))
+            return false;
+    *out_for_new = n->status.state == SK_NODE_READY &&
+                   n->spec.availability == SK_AVAIL_ACTIVE;
+    return true;
 }

@@ -622,18 +622,11 @@ enum sk_rc sk_service_spec_validate(const struct sk_service_spec *spec,
                                   spec->name, (long long)p->published);
         }
     }
-    for (size_t i = 0; i < spec->task.placement.n_constraints; i++) {
-        struct sk_constraint con;
-        if ((rc = sk_constraint_parse(spec->task.placement.constraints[i], &con,
-                                      err)) != SK_OK)
-            return sk_err_wrap(err, "service \"%s\"", spec->name);
-    }
-    for (size_t i = 0; i < spec->task.placement.n_preferences; i++) {
-        char key[128];
-        if ((rc = sk_preference_parse(spec->task.placement.preferences[i], key,
-                                      sizeof key, err)) != SK_OK)
-            return sk_err_wrap(err, "service \"%s\"", spec->name);
-    }
+    struct sk_placement_rules rules;
+    rc = sk_placement_rules_parse(&spec->task.placement, &rules, err);
+    sk_placement_rules_free(&rules);
+    if (rc != SK_OK)
+        return sk_err_wrap(err, "service \"%s\"", spec->name);
     for (size_t i = 0; i < c->n_secrets; i++) {
         const char *t = c->secrets[i].target;
         if (t && (strchr(t, '/') || strcmp(t, "..") == 0 || !*t))

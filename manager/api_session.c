@@ -15,24 +15,12 @@
 
 /* ---- the assignment stream ---- */
 
-static void session_unlink(struct session *s)
-{
-    struct sk_manager *m = s->m;
-    if (s->prev)
-        s->prev->next = s->next;
-    else if (m->sessions == s)
-        m->sessions = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    s->prev = s->next = NULL;
-}
-
-void session_end(struct session *s)
+static void session_end(struct session *s)
 {
     if (s->ended)
         return;
     s->ended = true;
-    session_unlink(s);
+    sk_list_remove(&s->link);
     sk_map_clear(&s->sent);
     sk_http_stream_end(s->c->req);
     call_handoff(s->c);
@@ -75,7 +63,7 @@ static bool collect_task(const void *obj, void *ctx)
     return true;
 }
 
-void session_flush(struct session *s)
+static void session_flush(struct session *s)
 {
     struct sk_manager *m = s->m;
     if (s->ended)
@@ -129,6 +117,33 @@ void session_flush(struct session *s)
     free(text);
 }
 
+void sessions_flush_all(struct sk_manager *m)
+{
+    struct sk_list *it, *next;
+    sk_list_each_safe(it, next, &m->sessions)
+        session_flush(sk_list_entry(it, struct session, link));
+    if (uv_now(m->loop) - m->last_ping_ms >= PING_MS)
+        m->last_ping_ms = uv_now(m->loop);
+}
+
+void sessions_mark_node(struct sk_manager *m, const char *node_id)
+{
+    struct sk_list *it;
+    sk_list_each(it, &m->sessions)
+    {
+        struct session *s = sk_list_entry(it, struct session, link);
+        if (!node_id || strcmp(s->node_id, node_id) == 0)
+            s->dirty = true;
+    }
+}
+
+void sessions_end_all(struct sk_manager *m)
+{
+    struct session *s;
+    while ((s = sk_list_first(&m->sessions, struct session, link)))
+        session_end(s);
+}
+
 void api_self_assignments(struct call *c)
 {
     struct sk_manager *m = c->m;
@@ -145,15 +160,12 @@ void api_self_assignments(struct call *c)
     snprintf(s->node_id, sizeof s->node_id, "%.26s", c->who.node_id);
     sk_map_init(&s->sent);
     s->dirty = true;
-    s->next = m->sessions;
-    if (m->sessions)
-        m->sessions->prev = s;
-    m->sessions = s;
+    sk_list_insert_head(&m->sessions, &s->link);
     c->req->data = s;
     c->req->abort_cb = session_abort;
     sk_http_stream_begin(c->req, 200, "application/x-ndjson");
     /* A node that opens its session is alive. */
-    sk_dispatcher_heartbeat(&m->dispatcher, s->node_id, mgr_now_ms());
+    sk_liveness_heartbeat(&m->liveness, s->node_id, mgr_now_ms());
     session_flush(s);
     mgr_kick(m);
 }
@@ -201,10 +213,10 @@ void api_self_status(struct call *c)
         const struct sk_task *t = sk_store_get(m->store, SK_KIND_TASK, id);
         if (!t || strcmp(t->node_id, c->who.node_id) != 0)
             continue; /* reaped, or not this node's: nothing to record */
-        struct task_report *old = sk_map_get(&m->reports, id);
+        struct sk_pending_report *old = sk_map_get(&m->reports, id);
         if (old && old->state > st)
             continue;
-        struct task_report *rep = sk_calloc(1, sizeof *rep);
+        struct sk_pending_report *rep = sk_calloc(1, sizeof *rep);
         memcpy(rep->node_id, c->who.node_id, SK_ID_SIZE);
         rep->state = st;
         rep->timestamp = json_integer_value(json_object_get(r, "timestamp"));
@@ -213,7 +225,7 @@ void api_self_status(struct call *c)
         rep->message = opt_str(r, "message", 512);
         rep->err = opt_str(r, "err", 512);
         rep->container_id = opt_str(r, "container_id", 128);
-        task_report_free(sk_map_put(&m->reports, id, rep));
+        sk_pending_report_free(sk_map_put(&m->reports, id, rep));
         accepted++;
     }
     if (accepted)

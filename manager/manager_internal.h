@@ -1,5 +1,15 @@
-/* Private to manager/: the manager's state, shared by manager.c (runtime,
- * routing, forwarding, leader loops) and api.c (the request handlers). */
+/* Private to manager/: the manager's state, and what its files offer each
+ * other. Each file has one job, and calls only the files listed below it:
+ *
+ *   manager.c      lifecycle: start, credentials, stop (handover), close
+ *   router.c       routes, authorisation, forwarding to the leader
+ *   leader.c       the leader's loops: init, membership, the pipeline
+ *   api*.c         the request handlers (api_session.c: agents' sessions)
+ *   call.c         responding, proposing, what handlers ask, mgr_kick
+ *
+ * (manager.c uses router.c, leader.c, api_session.c and call.c; router.c
+ * uses the handlers and call.c; leader.c uses api_session.c and call.c;
+ * the handlers use call.c.) */
 #ifndef SKIFF_MANAGER_INTERNAL_H
 #define SKIFF_MANAGER_INTERNAL_H
 
@@ -8,28 +18,50 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "skiff/dispatcher.h"
+#include "skiff/list.h"
+#include "skiff/liveness.h"
 #include "skiff/events.h"
 #include "skiff/http.h"
 #include "skiff/http_client.h"
 #include "skiff/manager.h"
 #include "skiff/raft_node.h"
+#include "skiff/reports.h"
 #include "skiff/store.h"
 #include "skiff/stream.h"
 #include "skiff/tls.h"
+#include "store_fsm.h"
+
+/* The leader's loops' own state (leader.c), valid while `leading`. */
+struct leader_state {
+    bool leading;
+    int64_t since;
+    bool init_inflight, change_inflight;
+    bool forced_cleanup_done, forced_cleanup_inflight;
+    uint64_t last_liveness_ms; /* uv_now of the last liveness check */
+    struct sk_raft_change change;
+    /* The loops write one proposal at a time, each computed from the
+     * latest state, so they never conflict with each other. */
+    bool inflight;
+    /* Node state changes in the proposal, logged once it commits (a
+     * conflict re-proposes them). */
+    struct sk_node_change *changes;
+    size_t n_changes;
+    unsigned next_producer;
+    bool orch_dirty, sched_dirty;
+    int64_t orch_wake_ms; /* wall clock; 0: none */
+};
 
 struct sk_manager {
+    /* The lifecycle's (manager.c). */
     uv_loop_t *loop;
     struct sk_manager_config cfg; /* strings below are our copies */
     char *raft_dir, *node_id, *cluster_id, *listen_addr, *api_addr, *raft_addr,
         *ca_pem, *cert_pem, *key_pem, *init_command;
     unsigned char data_key[SK_DATA_KEY_SIZE];
-
     struct sk_store *store;
     struct sk_events *events;
-    struct sk_dispatcher dispatcher;
     unsigned watch_id;
-
+    struct sk_store_fsm fsm; /* the store under raft */
     struct sk_raft_node raft;
     bool raft_inited;
     struct sk_tls_ctx *api_tls, *raft_server_tls, *client_tls;
@@ -41,64 +73,34 @@ struct sk_manager {
     bool http_inited;
     struct sk_http_client client;
     bool client_inited;
-    uv_timer_t tick;
+    uv_timer_t tick; /* runs the leader's loops */
     bool tick_inited;
-
-    /* Leader state (valid while `leader`). */
-    bool leader;
-    int64_t leader_since;
-    bool init_inflight, change_inflight;
-    bool forced_cleanup_done, forced_cleanup_inflight;
-    uint64_t last_liveness_ms; /* uv_now of the last liveness check */
-    struct sk_raft_change change;
-    /* The leader loops write one proposal at a time, each computed from
-     * the latest state, so they never conflict with each other. */
-    bool loop_inflight;
-    /* Node state changes in the loop's proposal, logged once it commits
-     * (a conflict re-proposes them). */
-    struct sk_node_change *loop_changes;
-    size_t n_loop_changes;
-    unsigned next_producer;
-    bool orch_dirty, sched_dirty;
-    int64_t orch_wake_ms;     /* wall clock; 0: none */
-    struct sk_map reports;    /* task id -> struct task_report (pending) */
-    struct session *sessions; /* agents' assignment streams */
-    struct forward *forwards; /* calls forwarded to the leader, in flight */
-    uint64_t last_ping_ms;
-
-    /* Counters for /metrics. */
-    uint64_t requests, forwarded, refused;
-
+    uv_async_t kick; /* runs them now (mgr_kick) */
+    bool kick_inited;
     bool stopping;
     unsigned closes_pending;
     void (*stop_cb)(void *ctx);
     void *stop_ctx;
+
+    /* What agents tell the leader (the handlers fill it, the loops use
+     * it). */
+    struct sk_liveness liveness;
+    struct sk_map reports; /* task id -> struct sk_pending_report */
+
+    struct leader_state lead;
+
+    /* The agents' assignment streams (api_session.c). */
+    struct sk_list sessions; /* struct session */
+    uint64_t last_ping_ms;
+
+    /* The router's (router.c): calls forwarded to the leader, in flight. */
+    struct sk_list forwards; /* struct forward */
+
+    /* Counters for /metrics. */
+    uint64_t requests, forwarded, refused;
 };
 
-/* A task status reported by an agent, waiting to be written. */
-struct task_report {
-    char node_id[SK_ID_SIZE];
-    int state;
-    int64_t timestamp;
-    int64_t exit_code;
-    bool healthy;
-    char *message, *err, *container_id;
-};
-void task_report_free(struct task_report *r);
-
-struct call;
-
-/* An agent's assignment stream: the tasks of its node, full then changes. */
-struct session {
-    struct sk_manager *m;
-    struct call *c;
-    char node_id[SK_ID_SIZE];
-    struct sk_map sent; /* task id -> version sent (as pointer) */
-    bool dirty, ended;
-    struct session *prev, *next;
-};
-void session_flush(struct session *s);
-void session_end(struct session *s);
+/* ---- call.c ---- */
 
 enum principal_kind { WHO_NONE, WHO_NODE, WHO_ADMIN };
 
@@ -124,6 +126,8 @@ struct call {
 void call_handoff(struct call *c);
 /* Responding (each frees the call). */
 void call_json(struct call *c, int status, json_t *body);
+void call_raw(struct call *c, int status, const char *content_type,
+              const char *body, size_t len);
 void call_error(struct call *c, const struct sk_err *err);
 void call_errorf(struct call *c, enum sk_rc code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -138,6 +142,9 @@ typedef void (*propose_done)(struct sk_manager *m, void *ctx, enum sk_rc rc,
                              const struct sk_err *err);
 bool mgr_propose(struct sk_manager *m, struct sk_txn *t, propose_done done,
                  void *ctx, struct sk_err *err);
+/* The same for a command already encoded (copied). */
+bool mgr_propose_cmd(struct sk_manager *m, const char *cmd, size_t len,
+                     propose_done done, void *ctx, struct sk_err *err);
 /* Responds to the call with 200 and `reply` once t commits, or with the
  * error. reply may be NULL ({"ok":true}). */
 void call_propose(struct call *c, struct sk_txn *t, json_t *reply);
@@ -145,14 +152,55 @@ void call_propose(struct call *c, struct sk_txn *t, json_t *reply);
 int64_t mgr_now_ms(void);
 /* The leader's node object, or NULL. */
 const struct sk_node *mgr_leader_node(const struct sk_manager *m);
+/* The node a user refers to (ID, name or ID prefix); on failure responds
+ * (404, or 400 if ambiguous; freeing the call) and returns NULL. */
+const struct sk_node *call_lookup_node(struct call *c, const char *ref);
 /* JSON array of every manager's API address. */
 json_t *mgr_manager_addrs(const struct sk_manager *m);
 /* A node as the API shows it: public fields plus manager status. */
 json_t *mgr_node_json(const struct sk_manager *m, const struct sk_node *n);
-/* Wakes the leader loops soon (after a change that may need action). */
+/* Wakes the leader loops soon (after a change that may need action): the
+ * manager's tick runs in the next turn of the loop. */
 void mgr_kick(struct sk_manager *m);
 
-/* ---- handlers (api.c) ---- */
+/* ---- router.c ---- */
+
+/* The HTTP server's handler: routes, authorises, forwards or serves. */
+void router_handle(struct sk_http_req *req);
+/* Answers the calls forwarded to a manager that no longer leads (503, so
+ * that clients retry and find the new leader). */
+void router_cancel_stale_forwards(struct sk_manager *m);
+
+/* ---- leader.c ---- */
+
+void leader_init(struct sk_manager *m);
+void leader_free(struct sk_manager *m);
+/* One turn of the leader's loops (nothing unless this manager leads). */
+void leader_tick(struct sk_manager *m);
+/* The store watcher (ctx: the manager): marks what the loops and the
+ * sessions must look at again, records the event, kicks. */
+void leader_store_watch(const struct sk_event *ev, void *ctx);
+
+/* ---- api_session.c: the agents' assignment streams ---- */
+
+/* An agent's assignment stream: the tasks of its node, full then changes. */
+struct session {
+    struct sk_manager *m;
+    struct call *c;
+    char node_id[SK_ID_SIZE];
+    struct sk_map sent; /* task id -> version sent (as pointer) */
+    bool dirty, ended;
+    struct sk_list link; /* in m->sessions */
+};
+/* Sends what changed on every dirty session, a ping on the others once a
+ * second. */
+void sessions_flush_all(struct sk_manager *m);
+/* The sessions of node_id (NULL: all) have something to send. */
+void sessions_mark_node(struct sk_manager *m, const char *node_id);
+/* Ends every session (agents then find the new leader). */
+void sessions_end_all(struct sk_manager *m);
+
+/* ---- the handlers (api.c, api_nodes.c, api_services.c, api_session.c) ---- */
 
 void api_health(struct call *c);
 void api_ca(struct call *c);

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "skiff/list.h"
 #include "skiff/mem.h"
 #include "skiff/parse.h"
 
@@ -89,7 +90,7 @@ struct req {
 
 struct conn {
     struct server *srv;
-    struct conn *prev, *next;
+    struct sk_list link; /* in srv->conns */
     struct sk_stream *s;
     struct sk_peer peer;
     http_parser parser;
@@ -119,7 +120,7 @@ struct server {
     uv_loop_t *loop;
     struct sk_http_server_config cfg;
     char *server_name;
-    struct conn *conns; /* every conn not yet freed */
+    struct sk_list conns; /* every conn not yet freed */
     unsigned n_open;
     uv_timer_t close_timer; /* closed by sk_http_server_close */
     bool closing;
@@ -241,7 +242,7 @@ static void timer_set(struct conn *c, enum timer_kind kind, uint64_t ms);
 
 static void server_maybe_done(struct server *sv)
 {
-    if (!sv->closing || sv->conns || !sv->close_timer_closed)
+    if (!sv->closing || !sk_list_empty(&sv->conns) || !sv->close_timer_closed)
         return;
     struct sk_http_server *pub = sv->pub;
     sk_http_server_close_cb cb = sv->close_cb;
@@ -257,12 +258,7 @@ static void conn_maybe_free(struct conn *c)
     if (c->state != C_CLOSED || c->pending_closes > 0 || c->req)
         return;
     struct server *sv = c->srv;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        sv->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    sk_list_remove(&c->link);
     buf_free(&c->in);
     free(c);
     server_maybe_done(sv);
@@ -902,6 +898,7 @@ int sk_http_server_init(struct sk_http_server *srv, uv_loop_t *loop,
     sv->pub = srv;
     sv->loop = loop;
     sv->cfg = *cfg;
+    sk_list_init(&sv->conns);
     if (!sv->cfg.max_header_bytes)
         sv->cfg.max_header_bytes = DEFAULT_MAX_HEADER_BYTES;
     if (!sv->cfg.max_body_bytes)
@@ -941,10 +938,7 @@ void sk_http_server_adopt(struct sk_http_server *srv, struct sk_stream *s)
     c->parser.data = c;
     uv_timer_init(s->loop, &c->timer);
     c->timer.data = c;
-    c->next = sv->conns;
-    if (sv->conns)
-        sv->conns->prev = c;
-    sv->conns = c;
+    sk_list_insert_head(&sv->conns, &c->link);
     sk_stream_read_start(s, conn_read_cb);
 
     if (sv->n_open >= sv->cfg.max_connections) {
@@ -971,8 +965,9 @@ void sk_http_server_close(struct sk_http_server *srv,
     sv->close_cb = cb;
     /* conn_close frees nothing synchronously (its handles close later), so
      * walking the list is safe even if abort_cb finishes requests. */
-    for (struct conn *c = sv->conns; c; c = c->next)
-        conn_close(c);
+    struct sk_list *it;
+    sk_list_each(it, &sv->conns)
+        conn_close(sk_list_entry(it, struct conn, link));
     uv_close((uv_handle_t *)&sv->close_timer, server_close_timer_cb);
 }
 

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "skiff/http.h"
+#include "skiff/list.h"
 #include "skiff/mem.h"
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000
@@ -58,24 +59,24 @@ struct call {
     bool canceled;
     bool stopped; /* on_data returned false */
     bool too_big;
-    struct call *prev, *next;
+    struct sk_list link; /* in cl->calls (async calls) */
 };
 
 struct sock {
     uv_poll_t poll;
     curl_socket_t fd;
     struct client *cl;
-    struct sock *prev, *next;
+    struct sk_list link; /* in cl->socks */
 };
 
 struct client {
     struct sk_http_client *pub;
     uv_loop_t *loop;
     CURLM *multi;
-    uv_timer_t timer; /* curl's timeout */
-    uv_timer_t kick;  /* deferred adds and cancels */
-    struct call *calls;
-    struct sock *socks;
+    uv_timer_t timer;     /* curl's timeout */
+    uv_timer_t kick;      /* deferred adds and cancels */
+    struct sk_list calls; /* struct call, started and not finished */
+    struct sk_list socks; /* struct sock, watched for curl */
     unsigned pending_closes;
     bool closing;
     bool handles_closing;
@@ -294,6 +295,7 @@ static struct call *call_new(struct sk_http_call *pub, struct client *cl)
     struct call *c = sk_calloc(1, sizeof *c);
     c->pub = pub;
     c->cl = cl;
+    sk_list_init(&c->link);
     c->easy = e;
     c->url = sk_strdup(pub->url);
     c->max_bytes = pub->max_response_bytes ? pub->max_response_bytes
@@ -455,18 +457,6 @@ static void call_result(struct call *c, CURLcode res)
 
 static void client_maybe_shut(struct client *cl);
 
-static void call_unlink(struct call *c)
-{
-    struct client *cl = c->cl;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        cl->calls = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
-}
-
 /* The one exit of an async call: fires the callback exactly once. */
 static void call_finish(struct call *c, CURLcode res)
 {
@@ -476,7 +466,7 @@ static void call_finish(struct call *c, CURLcode res)
         curl_multi_remove_handle(cl->multi, c->easy);
     c->added = false;
     call_result(c, res);
-    call_unlink(c);
+    sk_list_remove(&c->link);
     call_free(c);
     pub->impl = NULL;
     if (pub->cb)
@@ -511,12 +501,7 @@ static void sock_close_cb(uv_handle_t *h)
 static void sock_close(struct sock *sk)
 {
     struct client *cl = sk->cl;
-    if (sk->prev)
-        sk->prev->next = sk->next;
-    else
-        cl->socks = sk->next;
-    if (sk->next)
-        sk->next->prev = sk->prev;
+    sk_list_remove(&sk->link);
     /* Stopping takes the fd out of libuv's watcher table at once, so curl
      * may hand us a new socket with the same number before this closes. */
     uv_poll_stop(&sk->poll);
@@ -564,10 +549,7 @@ static int socket_cb(CURL *e, curl_socket_t fd, int what, void *userp,
             return -1;
         }
         sk->poll.data = sk;
-        sk->next = cl->socks;
-        if (cl->socks)
-            cl->socks->prev = sk;
-        cl->socks = sk;
+        sk_list_insert_head(&cl->socks, &sk->link);
         curl_multi_assign(cl->multi, fd, sk);
     }
     int events = 0;
@@ -608,7 +590,10 @@ static void kick_cb(uv_timer_t *t)
     bool again = true;
     while (again) {
         again = false;
-        for (struct call *c = cl->calls; c; c = c->next) {
+        struct sk_list *it;
+        sk_list_each(it, &cl->calls)
+        {
+            struct call *c = sk_list_entry(it, struct call, link);
             if (c->canceled) {
                 call_finish(c, CURLE_ABORTED_BY_CALLBACK);
                 again = true;
@@ -647,7 +632,7 @@ static void client_handle_closed(uv_handle_t *h)
  * report. */
 static void client_maybe_shut(struct client *cl)
 {
-    if (!cl->closing || cl->calls)
+    if (!cl->closing || !sk_list_empty(&cl->calls))
         return;
     if (!cl->handles_closing) {
         cl->handles_closing = true;
@@ -655,8 +640,9 @@ static void client_maybe_shut(struct client *cl)
          * socket_cb as CURL_POLL_REMOVE. */
         curl_multi_cleanup(cl->multi);
         cl->multi = NULL;
-        while (cl->socks)
-            sock_close(cl->socks);
+        struct sock *sk;
+        while ((sk = sk_list_first(&cl->socks, struct sock, link)))
+            sock_close(sk);
         uv_timer_stop(&cl->timer);
         uv_timer_stop(&cl->kick);
         cl->pending_closes += 2;
@@ -682,6 +668,8 @@ int sk_http_client_init(struct sk_http_client *c, uv_loop_t *loop,
     struct client *cl = sk_calloc(1, sizeof *cl);
     cl->pub = c;
     cl->loop = loop;
+    sk_list_init(&cl->calls);
+    sk_list_init(&cl->socks);
     cl->multi = curl_multi_init();
     if (!cl->multi) {
         free(cl);
@@ -707,8 +695,12 @@ void sk_http_client_close(struct sk_http_client *c,
         return;
     cl->closing = true;
     cl->close_cb = cb;
-    for (struct call *call = cl->calls; call; call = call->next)
-        call->canceled = true;
+    struct sk_list *it;
+    sk_list_each(it, &cl->calls)
+    {
+        struct call *ca = sk_list_entry(it, struct call, link);
+        ca->canceled = true;
+    }
     client_kick(cl);
 }
 
@@ -722,10 +714,7 @@ int sk_http_call_start(struct sk_http_client *c, struct sk_http_call *call)
     struct call *ca = call_new(call, cl);
     if (!ca)
         return call->err.code;
-    ca->next = cl->calls;
-    if (cl->calls)
-        cl->calls->prev = ca;
-    cl->calls = ca;
+    sk_list_insert_head(&cl->calls, &ca->link);
     call->impl = ca;
     client_kick(cl);
     return SK_OK;

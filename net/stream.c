@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "skiff/list.h"
 #include "skiff/mem.h"
 #include "skiff/tls.h"
 #include "tls_internal.h"
@@ -55,14 +56,6 @@ void sk_stream_set_release(struct sk_stream *s, void (*fn)(void *arg),
     struct sk_stream_base *b = (struct sk_stream_base *)s;
     b->release_fn = fn;
     b->release_arg = arg;
-}
-
-void sk_stream_base_closed(struct sk_stream_base *b)
-{
-    if (b->pub.close_cb)
-        b->pub.close_cb(&b->pub);
-    if (b->release_fn)
-        b->release_fn(b->release_arg);
 }
 
 /* "ip:port" of a socket address; "?" if it cannot be had. */
@@ -323,7 +316,7 @@ struct listener_impl;
 /* A TLS handshake in progress on an accepted connection. */
 struct pending {
     struct listener_impl *l;
-    struct pending *prev, *next;
+    struct sk_list link; /* in l->pending */
     struct sk_stream *s;
     uv_timer_t timer;
     int closes; /* the timer, plus the stream on failure */
@@ -341,7 +334,7 @@ struct listener_impl {
     unsigned max_connections;
     sk_listener_accept_cb accept_cb;
     sk_listener_reject_cb reject_cb;
-    struct pending *pending; /* list of handshakes in progress */
+    struct sk_list pending; /* struct pending: handshakes in progress */
     struct conn_count *count;
     unsigned refs;
     bool closing;
@@ -408,12 +401,7 @@ static void pending_finish(struct pending *p, int status,
         return;
     p->done = true;
     struct listener_impl *li = p->l;
-    if (p->prev)
-        p->prev->next = p->next;
-    else
-        li->pending = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
+    sk_list_remove(&p->link);
 
     uv_timer_stop(&p->timer);
     p->closes = 1;
@@ -495,10 +483,7 @@ static void listener_connection_cb(uv_stream_t *server, int status)
     uv_timer_init(li->loop, &p->timer);
     p->timer.data = p;
     uv_timer_start(&p->timer, pending_timer_cb, li->handshake_timeout_ms, 0);
-    p->next = li->pending;
-    if (p->next)
-        p->next->prev = p;
-    li->pending = p;
+    sk_list_insert_head(&li->pending, &p->link);
     p->s = sk_tls_stream_start(li->loop, tcp, li->tls, addr,
                                pending_handshake_cb, p);
 }
@@ -533,6 +518,7 @@ int sk_listener_start(struct sk_listener *l, uv_loop_t *loop,
 
     struct listener_impl *li = sk_calloc(1, sizeof *li);
     li->loop = loop;
+    sk_list_init(&li->pending);
     li->refs = 1; /* the listening handle */
     snprintf(li->addr, sizeof li->addr, "%s:%d", host, cfg->port);
     uv_tcp_init(loop, &li->tcp);
@@ -596,8 +582,9 @@ void sk_listener_close(struct sk_listener *l, sk_listener_close_cb cb)
     li->closing = true;
     li->close_cb = cb;
     uv_close((uv_handle_t *)&li->tcp, listener_handle_closed_cb);
-    while (li->pending)
-        pending_finish(li->pending, UV_ECANCELED, NULL, true);
+    struct pending *p;
+    while ((p = sk_list_first(&li->pending, struct pending, link)))
+        pending_finish(p, UV_ECANCELED, NULL, true);
 }
 
 /* ---- Outgoing connections ----

@@ -1,5 +1,6 @@
 /* Private interface between net/stream.c (listener, connect, plain
  * transport) and net/tls.c (TLS transport). Not for use outside net/.
+ * stream.c calls tls.c; tls.c uses only what is here.
  *
  * Everything runs on the loop thread of the loop the objects were made on. */
 #ifndef SKIFF_NET_TLS_INTERNAL_H
@@ -30,8 +31,15 @@ void sk_stream_set_release(struct sk_stream *s, void (*fn)(void *arg),
                            void *arg);
 /* Called by a transport from the close callback of its last handle, just
  * before freeing the stream: runs the user's close callback, then the
- * release hook. */
-void sk_stream_base_closed(struct sk_stream_base *b);
+ * release hook. Inline here, so that tls.c calls nothing in stream.c (which
+ * calls tls.c to make TLS streams). */
+static inline void sk_stream_base_closed(struct sk_stream_base *b)
+{
+    if (b->pub.close_cb)
+        b->pub.close_cb(&b->pub);
+    if (b->release_fn)
+        b->release_fn(b->release_arg);
+}
 
 /* Whether the context was made for the accept side. */
 bool sk_tls_ctx_is_server(const struct sk_tls_ctx *ctx);

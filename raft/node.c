@@ -84,6 +84,8 @@ enum sk_rc sk_raft_node_init(struct sk_raft_node *n,
     n->cfg.address = n->address;
     n->cfg.listen_host = n->listen_host;
     n->last_state = -1;
+    if (!n->cfg.max_entry_bytes)
+        n->cfg.max_entry_bytes = 4u << 20;
 
     struct sk_raft_transport_config tc = {
         .loop = cfg->loop,
@@ -105,15 +107,13 @@ enum sk_rc sk_raft_node_init(struct sk_raft_node *n,
         sk_raft_transport_release(&n->transport);
         goto fail;
     }
-    sk_fsm_init(&n->fsm, cfg->store);
-    rv = raft_init(&n->raft, &n->io, &n->fsm.raft_fsm, cfg->id, n->address);
+    rv = raft_init(&n->raft, &n->io, cfg->fsm, cfg->id, n->address);
     if (rv != 0) {
         rc = raft_err(err, "raft init", rv, raft_errmsg(&n->raft));
         raft_uv_close(&n->io);
         sk_raft_transport_release(&n->transport);
         goto fail;
     }
-    sk_fsm_bind(&n->fsm, &n->raft);
     /* 750 ms (randomised up to 1.5 s by raft): two election rounds fit
      * in the 3 s a client may wait after losing the leader, and with a
      * 100 ms heartbeat a follower still waits out 7 missed ones. */
@@ -244,7 +244,8 @@ static void apply_cb(struct raft_apply *a, int status, void *result)
                             "been applied"
                           : NULL);
     } else {
-        rc = sk_fsm_result(&req->node->fsm, a->index, result, &err);
+        rc = req->node->cfg.fsm_result(req->node->cfg.fsm, a->index, result,
+                                       &err);
     }
     req->cb(req, rc, &err);
 }
@@ -262,10 +263,10 @@ enum sk_rc sk_raft_propose(struct sk_raft_node *n, struct sk_raft_propose *req,
     if (raft_transferee(&n->raft) != 0)
         return sk_err_set(err, SK_ENOTLEADER,
                           "this manager is handing leadership over");
-    if (len > SK_TXN_MAX_BYTES)
+    if (len > n->cfg.max_entry_bytes)
         return sk_err_set(err, SK_ETOOBIG,
-                          "change of %zu bytes exceeds the %u-byte limit", len,
-                          SK_TXN_MAX_BYTES);
+                          "change of %zu bytes exceeds the %zu-byte limit", len,
+                          n->cfg.max_entry_bytes);
     /* libraft wants entry buffers in whole 8-byte words; JSON does not mind
      * trailing spaces. */
     size_t padded = (len + 7) & ~(size_t)7;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "skiff/id.h"
+#include "skiff/list.h"
 #include "skiff/mem.h"
 
 #define MAGIC "SKRAFT1\n"
@@ -55,7 +56,7 @@ struct pump {
     size_t pre_len;
 
     unsigned pending_closes;
-    struct pump *prev, *next;
+    struct sk_list link; /* in tr->pumps */
 };
 
 struct transport {
@@ -69,7 +70,7 @@ struct transport {
     bool listening;
     uv_timer_t sweep;
     bool sweep_open;
-    struct pump *pumps;
+    struct sk_list pumps; /* struct pump, every one not yet freed */
     bool closing;
     unsigned closes_pending;
     raft_uv_transport_close_cb close_cb;
@@ -96,7 +97,8 @@ static void report(struct transport *tr, const char *fmt, ...)
 
 static void maybe_finish_close(struct transport *tr)
 {
-    if (!tr->closing || tr->pumps || tr->closes_pending > 0 || !tr->close_cb)
+    if (!tr->closing || !sk_list_empty(&tr->pumps) || tr->closes_pending > 0 ||
+        !tr->close_cb)
         return;
     raft_uv_transport_close_cb cb = tr->close_cb;
     tr->close_cb = NULL;
@@ -108,12 +110,7 @@ static void maybe_finish_close(struct transport *tr)
 static void pump_unlink_free(struct pump *p)
 {
     struct transport *tr = p->tr;
-    if (p->prev)
-        p->prev->next = p->next;
-    else
-        tr->pumps = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
+    sk_list_remove(&p->link);
     if (tr->stats.open > 0 && p->state == P_CLOSING && p->raft_pipe_handed)
         tr->stats.open--;
     free(p);
@@ -183,10 +180,7 @@ static struct pump *pump_new(struct transport *tr, enum pump_state state)
     p->tr = tr;
     p->state = state;
     p->started = uv_now(tr->cfg.loop);
-    p->next = tr->pumps;
-    if (tr->pumps)
-        tr->pumps->prev = p;
-    tr->pumps = p;
+    sk_list_insert_head(&tr->pumps, &p->link);
     return p;
 }
 
@@ -537,8 +531,10 @@ static void sweep_cb(uv_timer_t *timer)
 {
     struct transport *tr = timer->data;
     uint64_t now = uv_now(tr->cfg.loop);
-    for (struct pump *p = tr->pumps, *next; p; p = next) {
-        next = p->next;
+    struct sk_list *it, *next;
+    sk_list_each_safe(it, next, &tr->pumps)
+    {
+        struct pump *p = sk_list_entry(it, struct pump, link);
         if (p->state == P_PREAMBLE && now - p->started > PREAMBLE_TIMEOUT_MS) {
             report(tr, "raft: %s sent no preamble within %d ms",
                    p->stream ? p->stream->peer.addr : "?", PREAMBLE_TIMEOUT_MS);
@@ -611,8 +607,10 @@ static void tr_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
         tr->sweep_open = false;
         uv_close((uv_handle_t *)&tr->sweep, sweep_closed_cb);
     }
-    for (struct pump *p = tr->pumps, *next; p; p = next) {
-        next = p->next;
+    struct sk_list *it, *next;
+    sk_list_each_safe(it, next, &tr->pumps)
+    {
+        struct pump *p = sk_list_entry(it, struct pump, link);
         if (p->state == P_CONNECTING)
             sk_connect_cancel(&p->creq); /* its callback frees it */
         else
@@ -633,6 +631,7 @@ int sk_raft_transport_init(struct raft_uv_transport *t,
     struct transport *tr = sk_calloc(1, sizeof *tr);
     tr->t = t;
     tr->cfg = *cfg;
+    sk_list_init(&tr->pumps);
     tr->listen_host = sk_strdup(cfg->listen_host);
     sk_tls_ctx_ref(cfg->server_tls);
     sk_tls_ctx_ref(cfg->client_tls);
@@ -684,8 +683,12 @@ bool sk_raft_transport_hears_from(const struct raft_uv_transport *t,
                                   uint64_t id)
 {
     const struct transport *tr = t->impl;
-    for (const struct pump *p = tr->pumps; p; p = p->next)
+    const struct sk_list *it;
+    sk_list_each(it, &tr->pumps)
+    {
+        const struct pump *p = sk_list_entry(it, const struct pump, link);
         if (p->incoming && p->peer_id == id && p->state == P_PUMPING)
             return true;
+    }
     return false;
 }

@@ -1,5 +1,6 @@
 /* One manager's Raft instance: canonical raft with libuv I/O in a data
- * directory, our mutual-TLS transport, and the FSM over the object store.
+ * directory, our mutual-TLS transport, and the state machine the caller
+ * gives it (a manager gives the object store's, manager/store_fsm.h).
  *
  * Lifecycle: sk_raft_node_init, then at most one of bootstrap (a brand-new
  * cluster of this one voter) or recover (force a new single-voter
@@ -11,8 +12,9 @@
  * Requests (propose, barrier, change) are caller-allocated, must stay valid
  * until their callback ran, and get exactly one callback when the call
  * returned SK_OK -- none when it returned an error. A proposal's callback
- * gets SK_OK only once the command is committed AND the store accepted it;
- * a store rejection (conflict, taken name) comes with the store's message;
+ * gets SK_OK only once the command is committed AND the state machine
+ * accepted it; a rejection (for the store: a conflict, a taken name) comes
+ * with the state machine's message;
  * a lost leadership with SK_EUNAVAIL ("leadership lost: the change may or
  * may not have been applied").
  *
@@ -30,9 +32,7 @@
 #include <uv.h>
 
 #include "skiff/err.h"
-#include "skiff/raft_fsm.h"
 #include "skiff/raft_transport.h"
-#include "skiff/store.h"
 #include "skiff/tls.h"
 
 struct sk_raft_node_config {
@@ -44,7 +44,12 @@ struct sk_raft_node_config {
     int listen_port;
     struct sk_tls_ctx *server_tls;
     struct sk_tls_ctx *client_tls;
-    struct sk_store *store; /* not owned */
+    /* The state machine (not owned), and how to read the outcome of an
+     * applied entry at `index` from the result its apply() gave: SK_OK, or
+     * an error with its message. */
+    struct raft_fsm *fsm;
+    enum sk_rc (*fsm_result)(struct raft_fsm *fsm, uint64_t index, void *result,
+                             struct sk_err *err);
     bool (*authorize)(void *ctx, const struct sk_peer *peer, uint64_t id);
     void *authorize_ctx;
     void (*reject_cb)(void *ctx, const struct sk_err *err);
@@ -55,13 +60,13 @@ struct sk_raft_node_config {
     unsigned heartbeat_timeout_ms; /* 0: 100 */
     unsigned snapshot_threshold;   /* 0: 1024 entries */
     unsigned snapshot_trailing;    /* 0: 512 entries */
+    size_t max_entry_bytes;        /* larger proposals fail; 0: 4 MiB */
 };
 
 struct sk_raft_node {
     struct raft raft;
     struct raft_io io;
     struct raft_uv_transport transport;
-    struct sk_fsm fsm;
     struct sk_raft_node_config cfg;
     char *dir, *address, *listen_host;
     uv_timer_t poll;

@@ -23,6 +23,7 @@
 #define SKIFF_SCHEDULER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "skiff/store.h"
 
@@ -36,6 +37,18 @@ struct sk_sched_decision {
  * decisions; returns their number. */
 size_t sk_schedule(const struct sk_store *s, size_t max,
                    struct sk_sched_decision **out);
+
+/* sk_schedule's decisions as one transaction: a placed task is assigned to
+ * its node (state assigned, message "assigned", timestamp now_ms); one that
+ * fits nowhere keeps pending with the reason as its message, left out if
+ * that is already its message. Stops adding once the transaction is half
+ * of SK_TXN_MAX_BYTES. */
+struct sk_placements {
+    struct sk_txn *txn; /* NULL when nothing changes */
+    size_t placed;      /* tasks assigned to a node */
+};
+void sk_schedule_txn(const struct sk_store *s, int64_t now_ms, size_t max,
+                     struct sk_placements *out);
 
 /* Is this task counted on its node (holds resources and ports)? */
 bool sk_task_occupies_node(const struct sk_task *t);

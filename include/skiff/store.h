@@ -3,10 +3,10 @@
  *
  * A change is a command: a small JSON document listing operations (create,
  * update, delete objects) with the versions the proposer expected, built
- * with `struct sk_txn`. sk_store_apply() applies a command all or nothing:
- * if any operation conflicts (an object changed since the expected version,
- * a name already taken, an object missing), nothing changes and the error
- * says which object and why -- SK_ECONFLICT (HTTP 409), SK_EEXIST (409),
+ * with `struct sk_txn` (skiff/txn.h). sk_store_apply() applies a command all or
+ * nothing: if any operation conflicts (an object changed since the expected
+ * version, a name already taken, an object missing), nothing changes and the
+ * error says which object and why -- SK_ECONFLICT (HTTP 409), SK_EEXIST (409),
  * SK_ENOTFOUND (404) or SK_EINVAL (400).
  *
  * Every applied operation stamps the object: meta.version = the Raft index
@@ -29,13 +29,10 @@
 
 #include "skiff/err.h"
 #include "skiff/objects.h"
-
-/* Caps on one command (one Raft entry). Leader loops split larger batches
- * with sk_txn_count/sk_txn_size. */
-#define SK_TXN_MAX_OPS 5000
-#define SK_TXN_MAX_BYTES (4u << 20)
+#include "skiff/txn.h"
 
 struct sk_store;
+struct sk_placement_rules; /* skiff/constraint.h */
 
 enum sk_event_type {
     SK_EV_CREATE,
@@ -79,6 +76,10 @@ void sk_store_unwatch(struct sk_store *s, unsigned id);
 
 const void *sk_store_get(const struct sk_store *s, enum sk_kind kind,
                          const char *id);
+/* A service's placement constraints and preferences, parsed once when the
+ * service was written; NULL if there is no such service. */
+const struct sk_placement_rules *sk_store_placement(const struct sk_store *s,
+                                                    const char *service_id);
 const void *sk_store_get_by_name(const struct sk_store *s, enum sk_kind kind,
                                  const char *name);
 /* Finds an object by full ID, by name, or by a unique ID prefix (at least 4
@@ -108,24 +109,5 @@ const void **sk_store_list(const struct sk_store *s, enum sk_kind kind,
 
 /* The cluster object, or NULL before the cluster is initialised. */
 const struct sk_cluster *sk_store_cluster(const struct sk_store *s);
-
-/* ---- building commands ---- */
-
-struct sk_txn;
-
-struct sk_txn *sk_txn_new(void);
-void sk_txn_free(struct sk_txn *t);
-/* Each call encodes the object now (the caller keeps ownership). */
-void sk_txn_create(struct sk_txn *t, enum sk_kind kind, const void *obj);
-/* expect_version 0: update whatever version is current. */
-void sk_txn_update(struct sk_txn *t, enum sk_kind kind, const void *obj,
-                   uint64_t expect_version);
-void sk_txn_delete(struct sk_txn *t, enum sk_kind kind, const char *id,
-                   uint64_t expect_version);
-size_t sk_txn_count(const struct sk_txn *t);
-/* Approximate encoded size so far, for splitting batches. */
-size_t sk_txn_size(const struct sk_txn *t);
-/* The command as JSON text (heap, free()), stamped with time_ms. */
-char *sk_txn_encode(const struct sk_txn *t, int64_t time_ms, size_t *out_len);
 
 #endif

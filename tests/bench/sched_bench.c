@@ -116,40 +116,22 @@ int main(int argc, char **argv)
     t0 = now_s();
     for (;;) {
         double a = now_s();
-        struct sk_sched_decision *d;
-        size_t n = sk_schedule(s, SK_TXN_MAX_OPS, &d);
+        struct sk_placements p;
+        sk_schedule_txn(s, 1000, SK_TXN_MAX_OPS, &p);
         sched += now_s() - a;
-        if (n == 0) {
-            free(d);
+        if (!p.txn)
             break;
-        }
-        t = sk_txn_new();
-        size_t here = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (!*d[i].node_id)
-                continue;
-            const struct sk_task *task =
-                sk_store_get(s, SK_KIND_TASK, d[i].task_id);
-            struct sk_task *u = sk_object_dup(SK_KIND_TASK, task);
-            memcpy(u->node_id, d[i].node_id, SK_ID_SIZE);
-            u->status.state = SK_TASK_ASSIGNED;
-            sk_txn_update(t, SK_KIND_TASK, u, task->meta.version);
-            sk_object_free(SK_KIND_TASK, u);
-            here++;
-        }
-        free(d);
-        if (here == 0) {
-            sk_txn_free(t);
-            break;
-        }
-        placed += here;
+        placed += p.placed;
         batches++;
-        commit(s, t, &enc, &app);
+        commit(s, p.txn, &enc, &app);
+        if (p.placed == 0)
+            break; /* the rest fits nowhere */
     }
     t1 = now_s();
     printf("scheduler: %zu placements on %d nodes in %zu Raft entries, "
            "%.3f s in all: %.0f placements/s\n"
-           "  deciding %.3f s (%.0f/s), encoding %.3f s, applying %.3f s\n",
+           "  deciding (and building the entries) %.3f s (%.0f/s), encoding "
+           "%.3f s, applying %.3f s\n",
            placed, nodes, batches, t1 - t0, (double)placed / (t1 - t0), sched,
            (double)placed / sched, enc, app);
     sk_store_free(s);

@@ -8,8 +8,8 @@
 
 #include <cmocka.h>
 
-#include "skiff/dispatcher.h"
 #include "skiff/events.h"
+#include "skiff/liveness.h"
 #include "skiff/membership.h"
 #include "skiff/mem.h"
 
@@ -144,31 +144,37 @@ static struct sk_node_change *find(struct sk_node_change *c, size_t n,
 static void liveness_after_join(void **state)
 {
     const int64_t P = 1000;
-    struct sk_dispatcher d;
-    sk_dispatcher_init(&d);
-    sk_dispatcher_reset(&d, 1000 - 100 * P); /* grace long over */
+    struct sk_liveness d;
+    sk_liveness_init(&d);
+    sk_liveness_reset(&d, 1000 - 100 * P); /* grace long over */
     /* commit() stamps objects with time 1000: the join. */
     struct sk_node *n = add_node("n1", SK_ROLE_WORKER, SK_NODE_UNKNOWN);
     struct sk_node_change *ch;
-    size_t k = sk_dispatcher_check(&d, store, 1000 + 1, P, &ch);
+    size_t k = sk_liveness_check(&d, store, 1000 + 1, P, &ch);
     assert_int_equal(k, 0);
     free(ch);
-    k = sk_dispatcher_check(&d, store, 1000 + 3 * P, P, &ch);
+    k = sk_liveness_check(&d, store, 1000 + 3 * P, P, &ch);
     assert_int_equal(k, 0);
     free(ch);
     /* Silent for longer than 3 periods since its join: down. */
-    k = sk_dispatcher_check(&d, store, 1000 + 3 * P + 1, P, &ch);
+    k = sk_liveness_check(&d, store, 1000 + 3 * P + 1, P, &ch);
     assert_int_equal(k, 1);
     assert_int_equal(ch[0].state, SK_NODE_DOWN);
     assert_non_null(strstr(ch[0].message, "since it joined 3001 ms ago"));
+    /* What the leader proposes for it. */
+    commit(sk_liveness_txn(store, ch, k, 4242));
+    const struct sk_node *cur = sk_store_get(store, SK_KIND_NODE, n->meta.id);
+    assert_int_equal(cur->status.state, SK_NODE_DOWN);
+    assert_string_equal(cur->status.message, ch[0].message);
+    assert_int_equal(cur->status.state_changed_at, 4242);
     free(ch);
     /* Its first heartbeat in time: ready. */
-    sk_dispatcher_heartbeat(&d, n->meta.id, 1000 + 500);
-    k = sk_dispatcher_check(&d, store, 1000 + 600, P, &ch);
+    sk_liveness_heartbeat(&d, n->meta.id, 1000 + 500);
+    k = sk_liveness_check(&d, store, 1000 + 600, P, &ch);
     assert_int_equal(k, 1);
     assert_int_equal(ch[0].state, SK_NODE_READY);
     free(ch);
-    sk_dispatcher_free(&d);
+    sk_liveness_free(&d);
     sk_object_free(SK_KIND_NODE, n);
 }
 
@@ -177,22 +183,22 @@ static void liveness(void **state)
     struct sk_node *a = add_node("a1", SK_ROLE_WORKER, SK_NODE_UNKNOWN);
     struct sk_node *b = add_node("b1", SK_ROLE_WORKER, SK_NODE_READY);
     struct sk_node *c = add_node("c1", SK_ROLE_WORKER, SK_NODE_DISCONNECTED);
-    struct sk_dispatcher d;
-    sk_dispatcher_init(&d);
+    struct sk_liveness d;
+    sk_liveness_init(&d);
     const int64_t P = 1000, t0 = 50000;
     c->status.state_changed_at = t0; /* its skiffd stopped then */
     update_node(c);
-    sk_dispatcher_reset(&d, t0);
+    sk_liveness_reset(&d, t0);
 
     /* Fresh leader: nobody is called down during the grace. */
     struct sk_node_change *ch;
-    size_t n = sk_dispatcher_check(&d, store, t0 + 4 * P, P, &ch);
+    size_t n = sk_liveness_check(&d, store, t0 + 4 * P, P, &ch);
     assert_int_equal(n, 0);
     free(ch);
 
     /* a heartbeats: ready. */
-    sk_dispatcher_heartbeat(&d, a->meta.id, t0 + 100);
-    n = sk_dispatcher_check(&d, store, t0 + 200, P, &ch);
+    sk_liveness_heartbeat(&d, a->meta.id, t0 + 100);
+    n = sk_liveness_check(&d, store, t0 + 200, P, &ch);
     assert_int_equal(n, 1);
     assert_int_equal(ch[0].state, SK_NODE_READY);
     assert_string_equal(ch[0].node_id, a->meta.id);
@@ -202,8 +208,8 @@ static void liveness(void **state)
      * a is still within 3 periods. */
     a->status.state = SK_NODE_READY;
     update_node(a);
-    sk_dispatcher_heartbeat(&d, a->meta.id, t0 + 4 * P);
-    n = sk_dispatcher_check(&d, store, t0 + 6 * P, P, &ch);
+    sk_liveness_heartbeat(&d, a->meta.id, t0 + 4 * P);
+    n = sk_liveness_check(&d, store, t0 + 6 * P, P, &ch);
     assert_int_equal(n, 1);
     struct sk_node_change *x = find(ch, n, b->meta.id);
     assert_non_null(x);
@@ -212,7 +218,7 @@ static void liveness(void **state)
     free(ch);
 
     /* a misses 3 periods: down, and the message says how long. */
-    n = sk_dispatcher_check(&d, store, t0 + 4 * P + 3 * P + 1, P, &ch);
+    n = sk_liveness_check(&d, store, t0 + 4 * P + 3 * P + 1, P, &ch);
     x = find(ch, n, a->meta.id);
     assert_non_null(x);
     assert_int_equal(x->state, SK_NODE_DOWN);
@@ -220,11 +226,11 @@ static void liveness(void **state)
     free(ch);
 
     /* c, stopped on purpose, has 15 periods to come back... */
-    n = sk_dispatcher_check(&d, store, t0 + 15 * P, P, &ch);
+    n = sk_liveness_check(&d, store, t0 + 15 * P, P, &ch);
     assert_null(find(ch, n, c->meta.id));
     free(ch);
     /* ...then it is down, and its tasks can move. */
-    n = sk_dispatcher_check(&d, store, t0 + 15 * P + 1, P, &ch);
+    n = sk_liveness_check(&d, store, t0 + 15 * P + 1, P, &ch);
     x = find(ch, n, c->meta.id);
     assert_non_null(x);
     assert_int_equal(x->state, SK_NODE_DOWN);
@@ -232,17 +238,17 @@ static void liveness(void **state)
     free(ch);
 
     /* c comes back. */
-    sk_dispatcher_heartbeat(&d, c->meta.id, t0 + 16 * P);
-    n = sk_dispatcher_check(&d, store, t0 + 16 * P, P, &ch);
+    sk_liveness_heartbeat(&d, c->meta.id, t0 + 16 * P);
+    n = sk_liveness_check(&d, store, t0 + 16 * P, P, &ch);
     x = find(ch, n, c->meta.id);
     assert_non_null(x);
     assert_int_equal(x->state, SK_NODE_READY);
     free(ch);
-    assert_int_equal(sk_dispatcher_last_seen(&d, c->meta.id), t0 + 16 * P);
-    sk_dispatcher_forget(&d, c->meta.id);
-    assert_int_equal(sk_dispatcher_last_seen(&d, c->meta.id), 0);
+    assert_int_equal(sk_liveness_last_seen(&d, c->meta.id), t0 + 16 * P);
+    sk_liveness_forget(&d, c->meta.id);
+    assert_int_equal(sk_liveness_last_seen(&d, c->meta.id), 0);
 
-    sk_dispatcher_free(&d);
+    sk_liveness_free(&d);
     sk_object_free(SK_KIND_NODE, a);
     sk_object_free(SK_KIND_NODE, b);
     sk_object_free(SK_KIND_NODE, c);

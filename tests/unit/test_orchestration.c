@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "skiff/constraint.h"
 #include "skiff/mem.h"
 #include "skiff/orchestrator.h"
 #include "skiff/scheduler.h"
@@ -121,38 +122,13 @@ static size_t round_once(void)
         changes += o.changes;
         commit(o.txn);
     }
-    struct sk_sched_decision *d;
-    size_t n = sk_schedule(store, 100000, &d);
-    struct sk_txn *t = sk_txn_new();
-    size_t ops = 0;
-    for (size_t i = 0; i < n; i++) {
-        const struct sk_task *task =
-            sk_store_get(store, SK_KIND_TASK, d[i].task_id);
-        struct sk_task *u = sk_object_dup(SK_KIND_TASK, task);
-        free(u->status.message);
-        if (*d[i].node_id) {
-            memcpy(u->node_id, d[i].node_id, SK_ID_SIZE);
-            u->status.state = SK_TASK_ASSIGNED;
-            u->status.message = sk_strdup("assigned");
-        } else {
-            if (task->status.message &&
-                strcmp(task->status.message, d[i].reason) == 0) {
-                u->status.message = NULL;
-                sk_object_free(SK_KIND_TASK, u);
-                continue;
-            }
-            u->status.message = sk_strdup(d[i].reason);
-        }
-        sk_txn_update(t, SK_KIND_TASK, u, task->meta.version);
-        sk_object_free(SK_KIND_TASK, u);
-        ops++;
+    struct sk_placements p;
+    sk_schedule_txn(store, now, SK_TXN_MAX_OPS, &p);
+    if (p.txn) {
+        changes += sk_txn_count(p.txn);
+        commit(p.txn);
     }
-    free(d);
-    if (ops)
-        commit(t);
-    else
-        sk_txn_free(t);
-    return changes + ops;
+    return changes;
 }
 
 /* An image the agents cannot find: its tasks are rejected. */
@@ -346,6 +322,51 @@ static void impossible_constraint_stays_pending(void **state)
     settle();
     assert_int_equal(running_on(id, "h1") + running_on(id, "h2"), 3);
     assert_true(running_on(id, "h1") >= 1 && running_on(id, "h2") >= 1);
+}
+
+/* The store parses a service's placement once, when the service is
+ * written, and the scheduler and orchestrator use that parsed form: it
+ * follows every change of the spec. */
+static void placement_parsed_when_written(void **state)
+{
+    const struct sk_service *s =
+        add_service("eu", SK_MODE_REPLICATED, 1, constrain_zone);
+    char id[SK_ID_SIZE];
+    memcpy(id, s->meta.id, SK_ID_SIZE);
+    const struct sk_placement_rules *r = sk_store_placement(store, id);
+    assert_non_null(r);
+    assert_int_equal(r->n_constraints, 1);
+    assert_int_equal(r->constraints[0].key, SK_CKEY_LABEL);
+    assert_string_equal(r->constraints[0].label, "zone");
+    assert_string_equal(r->constraints[0].value, "eu");
+    assert_false(r->bad_constraint);
+
+    /* A changed spec is parsed again; one that does not parse makes no
+     * node eligible. */
+    struct sk_service *u = sk_object_dup(SK_KIND_SERVICE, s);
+    free(u->spec.task.placement.constraints[0]);
+    u->spec.task.placement.constraints[0] = sk_strdup("node.cpu==2");
+    sk_strs_push(&u->spec.task.placement.preferences,
+                 &u->spec.task.placement.n_preferences,
+                 "spread=node.labels.rack");
+    struct sk_txn *t = sk_txn_new();
+    sk_txn_update(t, SK_KIND_SERVICE, u, 0);
+    commit(t);
+    sk_object_free(SK_KIND_SERVICE, u);
+    r = sk_store_placement(store, id);
+    assert_true(r->bad_constraint);
+    assert_int_equal(r->n_spread, 1);
+    assert_string_equal(r->spread[0], "rack");
+    bool for_new;
+    const struct sk_node *n = add_node("h1", "eu", 1LL << 30);
+    assert_false(sk_node_eligible(n, r, &for_new));
+    assert_true(sk_node_eligible(n, NULL, &for_new));
+    assert_true(for_new);
+
+    t = sk_txn_new();
+    sk_txn_delete(t, SK_KIND_SERVICE, id, 0);
+    commit(t);
+    assert_null(sk_store_placement(store, id));
 }
 
 static void spread_pref(struct sk_service *s)
@@ -763,6 +784,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(spread_twenty_over_five, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(placement_parsed_when_written, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(impossible_constraint_stays_pending,
                                         setup, teardown),

@@ -16,7 +16,7 @@
 #include <raft/fixture.h>
 
 #include "skiff/mem.h"
-#include "skiff/raft_fsm.h"
+#include "manager/store_fsm.h"
 #include "skiff/store.h"
 
 #define N 3
@@ -25,7 +25,7 @@
 struct cluster {
     struct raft_fixture f;
     struct sk_store *stores[N];
-    struct sk_fsm fsms[N];
+    struct sk_store_fsm fsms[N];
     bool acked[MAX_CMDS];
     bool failed[MAX_CMDS];
     int n_cmds;
@@ -43,8 +43,8 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
     struct submit *s = req->data;
     if (status == 0) {
         struct sk_err err;
-        enum sk_rc rc =
-            sk_fsm_result(&s->c->fsms[s->server], req->index, result, &err);
+        enum sk_rc rc = sk_store_fsm_result(&s->c->fsms[s->server].raft_fsm,
+                                            req->index, result, &err);
         if (rc == SK_OK)
             s->c->acked[s->k] = true;
         else
@@ -61,9 +61,9 @@ static int setup(void **state)
     assert_int_equal(raft_fixture_initialize(&c->f), 0);
     for (unsigned i = 0; i < N; i++) {
         c->stores[i] = sk_store_new();
-        sk_fsm_init(&c->fsms[i], c->stores[i]);
+        sk_store_fsm_init(&c->fsms[i], c->stores[i]);
         assert_int_equal(raft_fixture_grow(&c->f, &c->fsms[i].raft_fsm), 0);
-        sk_fsm_bind(&c->fsms[i], raft_fixture_get(&c->f, i));
+        sk_store_fsm_bind(&c->fsms[i], raft_fixture_get(&c->f, i));
     }
     struct raft_configuration conf;
     assert_int_equal(raft_fixture_configuration(&c->f, N, &conf), 0);

@@ -1,18 +1,19 @@
-#include "skiff/dispatcher.h"
+#include "skiff/liveness.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "skiff/log.h"
 #include "skiff/mem.h"
 
-void sk_dispatcher_init(struct sk_dispatcher *d)
+void sk_liveness_init(struct sk_liveness *d)
 {
     sk_map_init(&d->last_seen);
     d->leader_since = 0;
 }
 
-static void clear_seen(struct sk_dispatcher *d)
+static void clear_seen(struct sk_liveness *d)
 {
     struct sk_map_iter it;
     void *v;
@@ -22,19 +23,19 @@ static void clear_seen(struct sk_dispatcher *d)
     sk_map_clear(&d->last_seen);
 }
 
-void sk_dispatcher_free(struct sk_dispatcher *d)
+void sk_liveness_free(struct sk_liveness *d)
 {
     clear_seen(d);
 }
 
-void sk_dispatcher_reset(struct sk_dispatcher *d, int64_t now_ms)
+void sk_liveness_reset(struct sk_liveness *d, int64_t now_ms)
 {
     clear_seen(d);
     d->leader_since = now_ms;
 }
 
-void sk_dispatcher_heartbeat(struct sk_dispatcher *d, const char *node_id,
-                             int64_t now_ms)
+void sk_liveness_heartbeat(struct sk_liveness *d, const char *node_id,
+                           int64_t now_ms)
 {
     int64_t *t = sk_map_get(&d->last_seen, node_id);
     if (!t) {
@@ -44,20 +45,19 @@ void sk_dispatcher_heartbeat(struct sk_dispatcher *d, const char *node_id,
     *t = now_ms;
 }
 
-void sk_dispatcher_forget(struct sk_dispatcher *d, const char *node_id)
+void sk_liveness_forget(struct sk_liveness *d, const char *node_id)
 {
     free(sk_map_del(&d->last_seen, node_id));
 }
 
-int64_t sk_dispatcher_last_seen(const struct sk_dispatcher *d,
-                                const char *node_id)
+int64_t sk_liveness_last_seen(const struct sk_liveness *d, const char *node_id)
 {
     const int64_t *t = sk_map_get(&d->last_seen, node_id);
     return t ? *t : 0;
 }
 
 struct check {
-    const struct sk_dispatcher *d;
+    const struct sk_liveness *d;
     int64_t now, period;
     struct sk_node_change *out;
     size_t n, cap;
@@ -67,7 +67,7 @@ static bool check_node(const void *obj, void *ctx)
 {
     const struct sk_node *node = obj;
     struct check *c = ctx;
-    int64_t seen = sk_dispatcher_last_seen(c->d, node->meta.id);
+    int64_t seen = sk_liveness_last_seen(c->d, node->meta.id);
     int64_t limit = SK_DOWN_AFTER_PERIODS * c->period;
     int want = -1;
     char msg[96] = "";
@@ -123,12 +123,39 @@ static bool check_node(const void *obj, void *ctx)
     return true;
 }
 
-size_t sk_dispatcher_check(const struct sk_dispatcher *d,
-                           const struct sk_store *s, int64_t now_ms,
-                           int64_t period_ms, struct sk_node_change **out)
+size_t sk_liveness_check(const struct sk_liveness *d, const struct sk_store *s,
+                         int64_t now_ms, int64_t period_ms,
+                         struct sk_node_change **out)
 {
     struct check c = {.d = d, .now = now_ms, .period = period_ms};
     sk_store_each(s, SK_KIND_NODE, check_node, &c);
     *out = c.out;
     return c.n;
+}
+
+struct sk_txn *sk_liveness_txn(const struct sk_store *s,
+                               const struct sk_node_change *changes, size_t n,
+                               int64_t now_ms)
+{
+    struct sk_txn *t = sk_txn_new();
+    for (size_t i = 0; i < n; i++) {
+        const struct sk_node *cur =
+            sk_store_get(s, SK_KIND_NODE, changes[i].node_id);
+        if (!cur)
+            continue;
+        struct sk_node *u = sk_object_dup(SK_KIND_NODE, cur);
+        u->status.state = changes[i].state;
+        free(u->status.message);
+        u->status.message = sk_strdup(changes[i].message);
+        u->status.state_changed_at = now_ms;
+        sk_trace("node", u->meta.id, sk_node_state_names[cur->status.state],
+                 sk_node_state_names[u->status.state], changes[i].message);
+        sk_txn_update(t, SK_KIND_NODE, u, cur->meta.version);
+        sk_object_free(SK_KIND_NODE, u);
+    }
+    if (sk_txn_count(t) == 0) {
+        sk_txn_free(t);
+        return NULL;
+    }
+    return t;
 }

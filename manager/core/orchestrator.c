@@ -468,20 +468,6 @@ static void tend_slot(struct pass *p, const struct sk_service *svc,
     reap(p, s);
 }
 
-static bool node_eligible(const struct sk_node *n,
-                          const struct sk_constraint *cons, size_t n_cons,
-                          bool *for_new)
-{
-    if (n->spec.availability == SK_AVAIL_DRAIN)
-        return false;
-    for (size_t c = 0; c < n_cons; c++)
-        if (!sk_constraint_match(&cons[c], n))
-            return false;
-    *for_new = n->status.state == SK_NODE_READY &&
-               n->spec.availability == SK_AVAIL_ACTIVE;
-    return true;
-}
-
 /* Too many replacements failed (more than max_failure_ratio of the
  * slots): the failure action. Pause stops replacing; rollback puts the
  * previous task spec back, replaced under the rollback settings; a failing
@@ -555,13 +541,8 @@ static void tend_service(struct pass *p, const struct sk_service *svc)
             tend_slot(p, svc, &st.slots[i], wanted, true, &u);
         }
     } else {
-        size_t n_cons = svc->spec.task.placement.n_constraints;
-        struct sk_constraint *cons =
-            sk_calloc(n_cons ? n_cons : 1, sizeof *cons);
-        bool bad = false;
-        for (size_t c = 0; c < n_cons; c++)
-            bad |= sk_constraint_parse(svc->spec.task.placement.constraints[c],
-                                       &cons[c], NULL) != SK_OK;
+        const struct sk_placement_rules *rules =
+            sk_store_placement(p->s, svc->meta.id);
         size_t nn;
         const void **nodes = sk_store_list(p->s, SK_KIND_NODE, &nn);
         for (size_t i = 0; i < nn; i++)
@@ -569,7 +550,6 @@ static void tend_service(struct pass *p, const struct sk_service *svc)
         update_state(p, svc, &st, 0, &u);
         if (on_update_failure(p, svc, &u)) {
             free(nodes);
-            free(cons);
             free_tasks(&st);
             return;
         }
@@ -578,8 +558,7 @@ static void tend_service(struct pass *p, const struct sk_service *svc)
             const struct sk_node *node =
                 sk_store_get(p->s, SK_KIND_NODE, s->node_id);
             bool for_new = false;
-            bool wanted =
-                node && !bad && node_eligible(node, cons, n_cons, &for_new);
+            bool wanted = node && sk_node_eligible(node, rules, &for_new);
             if (node && node->status.state == SK_NODE_DOWN && wanted) {
                 /* It keeps its task; nothing can be done meanwhile. */
                 reap(p, s);
@@ -588,7 +567,6 @@ static void tend_service(struct pass *p, const struct sk_service *svc)
             tend_slot(p, svc, s, wanted, for_new, &u);
         }
         free(nodes);
-        free(cons);
     }
 
     /* The update is done once no task of the old spec runs any more. */

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "skiff/constraint.h"
+#include "skiff/list.h"
 #include "skiff/map.h"
 #include "skiff/mem.h"
 
@@ -11,13 +13,15 @@
 struct entry {
     enum sk_kind kind;
     void *obj;
-    struct entry *svc_prev, *svc_next;   /* tasks of one service */
-    struct entry *node_prev, *node_next; /* tasks on one node */
+    struct sk_list svc_link;  /* tasks of one service */
+    struct sk_list node_link; /* tasks on one node */
+    /* Services: the placement, parsed once when the service is written. */
+    struct sk_placement_rules *placement;
 };
 
-/* The tasks of one service or one node, as an intrusive list. */
+/* The tasks of one service or one node. */
 struct group {
-    struct entry *head;
+    struct sk_list tasks; /* struct entry, by svc_link or node_link */
     size_t count;
 };
 
@@ -70,6 +74,8 @@ static void clear_objects(struct sk_store *s)
         sk_map_iter_init(&it, &s->by_id[k]);
         while (sk_map_iter_next(&it, NULL, &v)) {
             struct entry *e = v;
+            sk_placement_rules_free(e->placement);
+            free(e->placement);
             sk_object_free(e->kind, e->obj);
             free(e);
         }
@@ -96,6 +102,11 @@ uint64_t sk_store_index(const struct sk_store *s)
 
 /* ---- task indices ---- */
 
+static struct sk_list *group_link(struct entry *e, bool by_node)
+{
+    return by_node ? &e->node_link : &e->svc_link;
+}
+
 static void group_add(struct sk_map *m, const char *key, struct entry *e,
                       bool by_node)
 {
@@ -104,19 +115,10 @@ static void group_add(struct sk_map *m, const char *key, struct entry *e,
     struct group *g = sk_map_get(m, key);
     if (!g) {
         g = sk_calloc(1, sizeof *g);
+        sk_list_init(&g->tasks);
         sk_map_put(m, key, g);
     }
-    struct entry **next = by_node ? &e->node_next : &e->svc_next;
-    struct entry **prev = by_node ? &e->node_prev : &e->svc_prev;
-    *prev = NULL;
-    *next = g->head;
-    if (g->head) {
-        if (by_node)
-            g->head->node_prev = e;
-        else
-            g->head->svc_prev = e;
-    }
-    g->head = e;
+    sk_list_insert_head(&g->tasks, group_link(e, by_node));
     g->count++;
 }
 
@@ -128,25 +130,27 @@ static void group_remove(struct sk_map *m, const char *key, struct entry *e,
     struct group *g = sk_map_get(m, key);
     if (!g)
         return;
-    struct entry *prev = by_node ? e->node_prev : e->svc_prev;
-    struct entry *next = by_node ? e->node_next : e->svc_next;
-    if (prev) {
-        if (by_node)
-            prev->node_next = next;
-        else
-            prev->svc_next = next;
-    } else {
-        g->head = next;
-    }
-    if (next) {
-        if (by_node)
-            next->node_prev = prev;
-        else
-            next->svc_prev = prev;
-    }
+    sk_list_remove(group_link(e, by_node));
     if (--g->count == 0) {
         sk_map_del(m, key);
         free(g);
+    }
+}
+
+static void visit_group(const struct sk_map *m, const char *key, bool by_node,
+                        sk_store_visit_cb cb, void *ctx)
+{
+    const struct group *g = sk_map_get(m, key);
+    if (!g)
+        return;
+    const struct sk_list *it, *next;
+    sk_list_each_safe(it, next, &g->tasks)
+    {
+        const struct entry *e =
+            by_node ? sk_list_entry(it, const struct entry, node_link)
+                    : sk_list_entry(it, const struct entry, svc_link);
+        if (!cb(e->obj, ctx))
+            return;
     }
 }
 
@@ -162,6 +166,13 @@ static void index_add(struct sk_store *s, struct entry *e)
         group_add(&s->tasks_by_service, t->service_id, e, false);
         group_add(&s->tasks_by_node, t->node_id, e, true);
     }
+    if (e->kind == SK_KIND_SERVICE) {
+        const struct sk_service *svc = e->obj;
+        e->placement = sk_calloc(1, sizeof *e->placement);
+        /* A spec that does not parse (validated by an older version) is
+         * kept as the rules say: no node is eligible. */
+        sk_placement_rules_parse(&svc->spec.task.placement, e->placement, NULL);
+    }
 }
 
 static void index_remove(struct sk_store *s, struct entry *e)
@@ -176,6 +187,9 @@ static void index_remove(struct sk_store *s, struct entry *e)
         group_remove(&s->tasks_by_service, t->service_id, e, false);
         group_remove(&s->tasks_by_node, t->node_id, e, true);
     }
+    sk_placement_rules_free(e->placement);
+    free(e->placement);
+    e->placement = NULL;
 }
 
 /* ---- applying commands ---- */
@@ -559,6 +573,13 @@ const void *sk_store_get(const struct sk_store *s, enum sk_kind kind,
     return e ? e->obj : NULL;
 }
 
+const struct sk_placement_rules *sk_store_placement(const struct sk_store *s,
+                                                    const char *service_id)
+{
+    const struct entry *e = sk_map_get(&s->by_id[SK_KIND_SERVICE], service_id);
+    return e ? e->placement : NULL;
+}
+
 const void *sk_store_get_by_name(const struct sk_store *s, enum sk_kind kind,
                                  const char *name)
 {
@@ -625,25 +646,13 @@ void sk_store_each_task_of_service(const struct sk_store *s,
                                    const char *service_id, sk_store_visit_cb cb,
                                    void *ctx)
 {
-    const struct group *g = sk_map_get(&s->tasks_by_service, service_id);
-    for (const struct entry *e = g ? g->head : NULL; e;) {
-        const struct entry *next = e->svc_next;
-        if (!cb(e->obj, ctx))
-            return;
-        e = next;
-    }
+    visit_group(&s->tasks_by_service, service_id, false, cb, ctx);
 }
 
 void sk_store_each_task_of_node(const struct sk_store *s, const char *node_id,
                                 sk_store_visit_cb cb, void *ctx)
 {
-    const struct group *g = sk_map_get(&s->tasks_by_node, node_id);
-    for (const struct entry *e = g ? g->head : NULL; e;) {
-        const struct entry *next = e->node_next;
-        if (!cb(e->obj, ctx))
-            return;
-        e = next;
-    }
+    visit_group(&s->tasks_by_node, node_id, true, cb, ctx);
 }
 
 size_t sk_store_count_tasks_of_service(const struct sk_store *s,
@@ -675,89 +684,4 @@ const struct sk_cluster *sk_store_cluster(const struct sk_store *s)
     if (sk_map_iter_next(&it, NULL, &v))
         return ((const struct entry *)v)->obj;
     return NULL;
-}
-
-/* ---- building commands ---- */
-
-struct sk_txn {
-    json_t *ops;
-    size_t size;
-};
-
-struct sk_txn *sk_txn_new(void)
-{
-    struct sk_txn *t = sk_calloc(1, sizeof *t);
-    t->ops = json_array();
-    return t;
-}
-
-void sk_txn_free(struct sk_txn *t)
-{
-    if (!t)
-        return;
-    json_decref(t->ops);
-    free(t);
-}
-
-static void add_op(struct sk_txn *t, const char *type, enum sk_kind kind,
-                   const void *obj, const char *id, uint64_t expect)
-{
-    json_t *op = json_object();
-    json_object_set_new(op, "op", json_string(type));
-    json_object_set_new(op, "kind", json_string(sk_kind_name(kind)));
-    if (expect)
-        json_object_set_new(op, "expect", json_integer((json_int_t)expect));
-    if (obj) {
-        json_t *o = sk_schema_encode(sk_kind_schema(kind), obj, SK_VIEW_FULL);
-        /* Estimating the size by dumping keeps batches honest about the
-         * entry size they will produce. */
-        char *text = json_dumps(o, JSON_COMPACT);
-        t->size += text ? strlen(text) + 48 : 0;
-        free(text);
-        json_object_set_new(op, "object", o);
-    } else {
-        json_object_set_new(op, "id", json_string(id));
-        t->size += 96;
-    }
-    json_array_append_new(t->ops, op);
-}
-
-void sk_txn_create(struct sk_txn *t, enum sk_kind kind, const void *obj)
-{
-    add_op(t, "create", kind, obj, NULL, 0);
-}
-
-void sk_txn_update(struct sk_txn *t, enum sk_kind kind, const void *obj,
-                   uint64_t expect_version)
-{
-    add_op(t, "update", kind, obj, NULL, expect_version);
-}
-
-void sk_txn_delete(struct sk_txn *t, enum sk_kind kind, const char *id,
-                   uint64_t expect_version)
-{
-    add_op(t, "delete", kind, NULL, id, expect_version);
-}
-
-size_t sk_txn_count(const struct sk_txn *t)
-{
-    return json_array_size(t->ops);
-}
-
-size_t sk_txn_size(const struct sk_txn *t)
-{
-    return t->size;
-}
-
-char *sk_txn_encode(const struct sk_txn *t, int64_t time_ms, size_t *out_len)
-{
-    json_t *root = json_object();
-    json_object_set_new(root, "time", json_integer(time_ms));
-    json_object_set(root, "ops", t->ops);
-    char *text = json_dumps(root, JSON_COMPACT);
-    json_decref(root);
-    if (!text)
-        sk_oom(0);
-    *out_len = strlen(text);
-    return text;
 }

@@ -12,7 +12,7 @@
 
 struct node_info {
     const struct sk_node *node;
-    bool usable; /* ready and active */
+    bool usable; /* ready and active: takes new tasks */
     int64_t cpu_free, mem_free;
     bool cpu_known, mem_known; /* capacity reported */
     unsigned tasks;            /* tasks occupying the node */
@@ -90,8 +90,7 @@ static void world_build(struct world *w, const struct sk_store *s)
         const struct sk_node *node = nodes[i];
         struct node_info *ni = &w->nodes[i];
         ni->node = node;
-        ni->usable = node->status.state == SK_NODE_READY &&
-                     node->spec.availability == SK_AVAIL_ACTIVE;
+        sk_node_eligible(node, NULL, &ni->usable);
         ni->cpu_free = node->description.nano_cpus;
         ni->mem_free = node->description.memory_bytes;
         ni->cpu_known = node->description.nano_cpus > 0;
@@ -320,12 +319,11 @@ static void place_group(struct plan *p, struct group *g)
     const struct sk_endpoint_spec *ep = &g->svc->spec.endpoint;
     qsort(g->pending, g->n_pending, sizeof *g->pending, by_slot);
 
-    size_t n_cons = spec->placement.n_constraints;
-    struct sk_constraint *cons = sk_calloc(n_cons ? n_cons : 1, sizeof *cons);
-    bool bad = false;
-    for (size_t c = 0; c < n_cons; c++)
-        bad |= sk_constraint_parse(spec->placement.constraints[c], &cons[c],
-                                   NULL) != SK_OK;
+    const struct sk_placement_rules *rules =
+        sk_store_placement(p->s, g->svc->meta.id);
+    const struct sk_constraint *cons = rules->constraints;
+    size_t n_cons = rules->n_constraints;
+    bool bad = rules->bad_constraint;
 
     struct svc_state st = {0};
     st.count = sk_calloc(w->n ? w->n : 1, sizeof *st.count);
@@ -334,22 +332,17 @@ static void place_group(struct plan *p, struct group *g)
     sk_store_each_task_of_service(p->s, g->svc->meta.id, count_service_task,
                                   &cc);
     for (size_t i = 0; i < w->n && !bad; i++) {
-        bool ok = w->nodes[i].usable;
-        for (size_t c = 0; c < n_cons && ok; c++)
-            ok = sk_constraint_match(&cons[c], w->nodes[i].node);
+        bool for_new;
+        bool ok =
+            sk_node_eligible(w->nodes[i].node, rules, &for_new) && for_new;
         st.candidate[i] = ok;
         st.n_candidates += ok;
     }
 
     /* Preference buckets: level k's key is the values of levels 0..k. */
-    st.n_prefs = spec->placement.n_preferences < MAX_PREFS
-                     ? spec->placement.n_preferences
-                     : MAX_PREFS;
+    st.n_prefs = rules->n_spread < MAX_PREFS ? rules->n_spread : MAX_PREFS;
     for (size_t l = 0; l < st.n_prefs; l++) {
-        char label[128];
-        if (sk_preference_parse(spec->placement.preferences[l], label,
-                                sizeof label, NULL) != SK_OK)
-            label[0] = '\0';
+        const char *label = rules->spread[l];
         sk_map_init(&st.pref_counts[l]);
         st.bucket_keys[l] = sk_calloc(w->n ? w->n : 1, sizeof(char *));
         for (size_t i = 0; i < w->n; i++) {
@@ -437,7 +430,6 @@ static void place_group(struct plan *p, struct group *g)
     }
     free(st.count);
     free(st.candidate);
-    free(cons);
 }
 
 static int group_order(const void *a, const void *b)
@@ -487,4 +479,43 @@ size_t sk_schedule(const struct sk_store *s, size_t max,
     world_free(&p.w);
     *out = p.out;
     return p.n_out;
+}
+
+void sk_schedule_txn(const struct sk_store *s, int64_t now_ms, size_t max,
+                     struct sk_placements *out)
+{
+    struct sk_sched_decision *d;
+    size_t n = sk_schedule(s, max, &d);
+    struct sk_txn *t = sk_txn_new();
+    size_t placed = 0;
+    for (size_t i = 0; i < n && sk_txn_size(t) < SK_TXN_MAX_BYTES / 2; i++) {
+        const struct sk_task *task =
+            sk_store_get(s, SK_KIND_TASK, d[i].task_id);
+        if (!task)
+            continue;
+        if (!*d[i].node_id && task->status.message &&
+            strcmp(task->status.message, d[i].reason) == 0)
+            continue; /* still pending for the same reason */
+        struct sk_task *u = sk_object_dup(SK_KIND_TASK, task);
+        free(u->status.message);
+        if (*d[i].node_id) {
+            memcpy(u->node_id, d[i].node_id, SK_ID_SIZE);
+            u->status.state = SK_TASK_ASSIGNED;
+            u->status.message = sk_strdup("assigned");
+            u->status.timestamp = now_ms;
+            placed++;
+        } else {
+            u->status.message = sk_strdup(d[i].reason);
+        }
+        sk_txn_update(t, SK_KIND_TASK, u, task->meta.version);
+        sk_object_free(SK_KIND_TASK, u);
+    }
+    free(d);
+    out->placed = placed;
+    if (sk_txn_count(t) == 0) {
+        sk_txn_free(t);
+        out->txn = NULL;
+    } else {
+        out->txn = t;
+    }
 }

@@ -1,4 +1,4 @@
-#include "skiff/version.h"
+#include "version.h"
 
 #include <curl/curl.h>
 #include <jansson.h>

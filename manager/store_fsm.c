@@ -1,4 +1,4 @@
-#include "skiff/raft_fsm.h"
+#include "store_fsm.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,7 +11,7 @@
 static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf,
                      void **result)
 {
-    struct sk_fsm *fsm = rf->data;
+    struct sk_store_fsm *fsm = rf->data;
     uint64_t index = raft_last_applied(fsm->raft) + 1;
     struct sk_err err;
     enum sk_rc rc =
@@ -31,7 +31,7 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf,
 static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[],
                         unsigned *n_bufs)
 {
-    struct sk_fsm *fsm = rf->data;
+    struct sk_store_fsm *fsm = rf->data;
     size_t len;
     char *text = sk_store_snapshot(fsm->store, &len);
     /* raft frees what we hand it with raft_free, which is free() unless a
@@ -49,7 +49,7 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[],
 
 static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
 {
-    struct sk_fsm *fsm = rf->data;
+    struct sk_store_fsm *fsm = rf->data;
     struct sk_err err;
     if (sk_store_restore(fsm->store, buf->base, buf->len, &err) != SK_OK)
         return RAFT_CORRUPT;
@@ -58,7 +58,7 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
     return 0;
 }
 
-void sk_fsm_init(struct sk_fsm *fsm, struct sk_store *store)
+void sk_store_fsm_init(struct sk_store_fsm *fsm, struct sk_store *store)
 {
     memset(fsm, 0, sizeof *fsm);
     fsm->store = store;
@@ -69,14 +69,15 @@ void sk_fsm_init(struct sk_fsm *fsm, struct sk_store *store)
     fsm->raft_fsm.restore = fsm_restore;
 }
 
-void sk_fsm_bind(struct sk_fsm *fsm, struct raft *r)
+void sk_store_fsm_bind(struct sk_store_fsm *fsm, struct raft *r)
 {
     fsm->raft = r;
 }
 
-enum sk_rc sk_fsm_result(const struct sk_fsm *fsm, uint64_t index, void *result,
-                         struct sk_err *err)
+enum sk_rc sk_store_fsm_result(struct raft_fsm *rf, uint64_t index,
+                               void *result, struct sk_err *err)
 {
+    const struct sk_store_fsm *fsm = rf->data;
     enum sk_rc rc = (enum sk_rc)(uintptr_t)result;
     if (rc == SK_OK)
         return SK_OK;

@@ -1,7 +1,7 @@
 /* Node liveness from heartbeats, on the leader.
  *
  * Agents send a heartbeat every heartbeat period (a cluster setting). The
- * dispatcher remembers when it last heard from each node -- in memory only:
+ * leader remembers when it last heard from each node -- in memory only:
  * heartbeats never enter the Raft log -- and decides which nodes changed
  * state: a node heard from within 3 periods is ready; one silent for longer
  * is down. A leader that just took over has heard from nobody yet, so it
@@ -14,8 +14,8 @@
  * so that its tasks run elsewhere.
  *
  * Pure: time is passed in; the caller proposes the state changes. */
-#ifndef SKIFF_DISPATCHER_H
-#define SKIFF_DISPATCHER_H
+#ifndef SKIFF_LIVENESS_H
+#define SKIFF_LIVENESS_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -27,7 +27,7 @@
 #define SK_LEADER_GRACE_PERIODS 5
 #define SK_LEFT_DOWN_AFTER_PERIODS 15
 
-struct sk_dispatcher {
+struct sk_liveness {
     struct sk_map last_seen; /* node id -> heap int64_t (ms) */
     int64_t leader_since;
 };
@@ -38,20 +38,24 @@ struct sk_node_change {
     char message[96];
 };
 
-void sk_dispatcher_init(struct sk_dispatcher *d);
-void sk_dispatcher_free(struct sk_dispatcher *d);
+void sk_liveness_init(struct sk_liveness *d);
+void sk_liveness_free(struct sk_liveness *d);
 /* This manager became leader at now_ms: forget what an earlier term saw. */
-void sk_dispatcher_reset(struct sk_dispatcher *d, int64_t now_ms);
-void sk_dispatcher_heartbeat(struct sk_dispatcher *d, const char *node_id,
-                             int64_t now_ms);
+void sk_liveness_reset(struct sk_liveness *d, int64_t now_ms);
+void sk_liveness_heartbeat(struct sk_liveness *d, const char *node_id,
+                           int64_t now_ms);
 /* The node said goodbye (stopping on purpose). */
-void sk_dispatcher_forget(struct sk_dispatcher *d, const char *node_id);
-int64_t sk_dispatcher_last_seen(const struct sk_dispatcher *d,
-                                const char *node_id);
+void sk_liveness_forget(struct sk_liveness *d, const char *node_id);
+int64_t sk_liveness_last_seen(const struct sk_liveness *d, const char *node_id);
 /* Compares what the store says with what was heard; fills up to max
  * changes (heap array in *out, free()); returns how many. */
-size_t sk_dispatcher_check(const struct sk_dispatcher *d,
-                           const struct sk_store *s, int64_t now_ms,
-                           int64_t period_ms, struct sk_node_change **out);
+size_t sk_liveness_check(const struct sk_liveness *d, const struct sk_store *s,
+                         int64_t now_ms, int64_t period_ms,
+                         struct sk_node_change **out);
+/* The changes as one transaction on the nodes still in the store: state,
+ * message, state_changed_at = now_ms. NULL when none applies. */
+struct sk_txn *sk_liveness_txn(const struct sk_store *s,
+                               const struct sk_node_change *changes, size_t n,
+                               int64_t now_ms);
 
 #endif

@@ -1,0 +1,33 @@
+/* Task status reports from agents, on the leader: kept per task until the
+ * leader's pipeline writes them, many per Raft entry.
+ *
+ * Pure: time is passed in; the caller proposes the transaction. */
+#ifndef SKIFF_REPORTS_H
+#define SKIFF_REPORTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "skiff/map.h"
+#include "skiff/store.h"
+
+/* A task status reported by an agent, waiting to be written. */
+struct sk_pending_report {
+    char node_id[SK_ID_SIZE];
+    int state;
+    int64_t timestamp;
+    int64_t exit_code;
+    bool healthy;
+    char *message, *err, *container_id;
+};
+void sk_pending_report_free(struct sk_pending_report *r);
+
+/* The pending reports (task id -> struct sk_pending_report *) as one
+ * transaction of task status changes: a report applies to a task that is
+ * still on the reporting node and that it moves forward. Reports written or
+ * no longer applicable are removed from `pending` and freed; those beyond
+ * the batch's size stay for the next call. NULL when nothing changes. */
+struct sk_txn *sk_reports_txn(const struct sk_store *s, struct sk_map *pending,
+                              int64_t now_ms);
+
+#endif

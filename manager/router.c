@@ -1,0 +1,333 @@
+/* The router: which handler serves a request (the declarative routes[]),
+ * who is calling and whether they may (authorise), and the calls a
+ * follower forwards to the leader. The handlers are in api*.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "manager_internal.h"
+#include "skiff/mem.h"
+
+#define FORWARD_TIMEOUT_MS 10000
+
+/* ---- authorisation and routing ---- */
+
+enum auth { AUTH_NONE, AUTH_NODE, AUTH_ADMIN };
+
+struct route {
+    const char *method;
+    const char *pattern; /* "*" segments capture a parameter */
+    enum auth auth;
+    bool forward; /* handled by the leader */
+    void (*fn)(struct call *c);
+};
+
+static const struct route routes[] = {
+    {"GET", "/v1/health", AUTH_NONE, false, api_health},
+    {"GET", "/v1/ca", AUTH_NONE, false, api_ca},
+    {"POST", "/v1/join", AUTH_NONE, true, api_join},
+    {"GET", "/v1/cluster", AUTH_ADMIN, true, api_cluster},
+    {"GET", "/v1/managers", AUTH_ADMIN, false, api_managers},
+    {"GET", "/v1/join-tokens", AUTH_ADMIN, false, api_tokens},
+    {"POST", "/v1/join-tokens/rotate", AUTH_ADMIN, true, api_tokens_rotate},
+    {"GET", "/v1/nodes", AUTH_ADMIN, false, api_nodes},
+    {"GET", "/v1/nodes/*", AUTH_ADMIN, false, api_node_get},
+    {"POST", "/v1/nodes/*/update", AUTH_ADMIN, true, api_node_update},
+    {"POST", "/v1/nodes/*/promote", AUTH_ADMIN, true, api_node_promote},
+    {"POST", "/v1/nodes/*/demote", AUTH_ADMIN, true, api_node_demote},
+    {"DELETE", "/v1/nodes/*", AUTH_ADMIN, true, api_node_remove},
+    {"POST", "/v1/node/heartbeat", AUTH_NODE, true, api_self_heartbeat},
+    {"POST", "/v1/node/certificate", AUTH_NODE, true, api_self_certificate},
+    {"POST", "/v1/node/leave", AUTH_NODE, true, api_self_leave},
+    {"POST", "/v1/node/status", AUTH_NODE, true, api_self_status},
+    {"GET", "/v1/node/assignments", AUTH_NODE, false, api_self_assignments},
+    {"GET", "/v1/services", AUTH_ADMIN, false, api_services},
+    {"POST", "/v1/services", AUTH_ADMIN, true, api_service_create},
+    {"GET", "/v1/services/*", AUTH_ADMIN, false, api_service_get},
+    {"POST", "/v1/services/*/update", AUTH_ADMIN, true, api_service_update},
+    {"POST", "/v1/services/*/rollback", AUTH_ADMIN, true, api_service_rollback},
+    {"DELETE", "/v1/services/*", AUTH_ADMIN, true, api_service_remove},
+    {"GET", "/v1/services/*/logs", AUTH_ADMIN, false, api_service_logs},
+    {"GET", "/v1/tasks", AUTH_ADMIN, false, api_tasks},
+    {"GET", "/v1/agent/*", AUTH_NONE, false, api_agent},
+    {"GET", "/v1/events", AUTH_ADMIN, false, api_events},
+    {"GET", "/metrics", AUTH_ADMIN, false, api_metrics},
+};
+
+/* Matches path against pattern; fills up to two parameters. */
+static bool match(const char *pattern, const char *path, struct call *c)
+{
+    int np = 0;
+    while (*pattern && *path) {
+        if (*pattern == '*') {
+            const char *end = strchr(path, '/');
+            size_t len = end ? (size_t)(end - path) : strlen(path);
+            if (len == 0 || len >= sizeof c->param[0] || np >= 2)
+                return false;
+            memcpy(c->param[np], path, len);
+            c->param[np++][len] = '\0';
+            path += len;
+            pattern++;
+            continue;
+        }
+        if (*pattern++ != *path++)
+            return false;
+    }
+    return *pattern == '\0' && *path == '\0';
+}
+
+/* A known node's certificate: which node, and is it still in the
+ * cluster? */
+static bool known_node(const struct sk_manager *m, const struct sk_peer *p,
+                       const struct sk_node **out)
+{
+    const struct sk_node *n = sk_store_get(m->store, SK_KIND_NODE, p->node_id);
+    if (out)
+        *out = n;
+    return n != NULL;
+}
+
+/* Works out who is calling; responds and returns false if they may not.
+ * leader_decides: the call goes on to the leader, whose store has the last
+ * word on who is a member. */
+static bool authorise(struct call *c, enum auth need, bool leader_decides)
+{
+    struct sk_manager *m = c->m;
+    const struct sk_peer *peer = c->req->peer;
+    const char *fwd = sk_http_header(c->req, "x-skiff-principal");
+    c->who.kind = WHO_NONE;
+
+    if (peer->authenticated) {
+        snprintf(c->who.role, sizeof c->who.role, "%s", peer->role);
+        const struct sk_node *n = NULL;
+        /* A fresh manager that has not received the log yet knows no one,
+         * and a follower may not have applied a node's join yet (the node
+         * heartbeats a few ms after it): the leader answers for them. */
+        bool defer = !sk_store_cluster(m->store) || leader_decides;
+        if (strcmp(peer->role, "admin") == 0) {
+            c->who.kind = WHO_ADMIN;
+        } else if (!known_node(m, peer, &n) && !defer) {
+            m->refused++;
+            call_errorf(c, SK_EPERM,
+                        "node %s is not a member of this cluster (removed?)",
+                        peer->node_id);
+            return false;
+        }
+        if (n || (defer && strcmp(peer->role, "admin") != 0)) {
+            c->who.kind = WHO_NODE;
+            snprintf(c->who.node_id, sizeof c->who.node_id, "%s",
+                     peer->node_id);
+        }
+        /* A manager forwarding someone else's call speaks for them. */
+        if (fwd && strcmp(peer->role, "manager") == 0) {
+            if (strcmp(fwd, "admin") == 0) {
+                c->who.kind = WHO_ADMIN;
+            } else if (strncmp(fwd, "node ", 5) == 0) {
+                c->who.kind = WHO_NODE;
+                snprintf(c->who.node_id, sizeof c->who.node_id, "%s", fwd + 5);
+            } else {
+                c->who.kind = WHO_NONE;
+            }
+            snprintf(c->who.role, sizeof c->who.role, "forwarded");
+        }
+    }
+
+    switch (need) {
+    case AUTH_NONE:
+        return true;
+    case AUTH_NODE:
+        if (c->who.kind == WHO_NODE)
+            return true;
+        m->refused++;
+        call_errorf(c, c->who.kind == WHO_NONE ? SK_EAUTH : SK_EPERM, "%s",
+                    c->who.kind == WHO_NONE ? "a node certificate is required"
+                                            : "only a node may call this");
+        return false;
+    case AUTH_ADMIN:
+        if (c->who.kind == WHO_ADMIN)
+            return true;
+        if (c->who.kind == WHO_NODE && !fwd &&
+            strcmp(peer->role, "manager") == 0)
+            return true; /* managers may read and forward */
+        m->refused++;
+        if (c->who.kind == WHO_NONE)
+            call_errorf(c, SK_EAUTH,
+                        "a client certificate of this cluster is required "
+                        "(use the admin credentials from `skiffd --init`)");
+        else
+            call_errorf(c, SK_EPERM,
+                        "role %s may not use the control API (admin only)",
+                        peer->role);
+        return false;
+    }
+    return false;
+}
+
+/* ---- forwarding to the leader ---- */
+
+struct forward {
+    struct sk_http_call http;
+    struct call *c;
+    char *url;
+    char principal[128];
+    const char *headers[2];
+    uint64_t leader;     /* Raft ID of the manager it went to */
+    bool leader_changed; /* cancelled: another one leads now */
+    struct sk_list link; /* in m->forwards */
+};
+
+static void forward_cb(struct sk_http_call *h)
+{
+    struct forward *f = h->data;
+    struct call *c = f->c;
+    sk_list_remove(&f->link);
+    if (f->leader_changed) {
+        call_errorf(c, SK_EUNAVAIL,
+                    "the leader changed while the call was forwarded to it; "
+                    "retry");
+    } else if (h->err.code != SK_OK) {
+        struct sk_err err;
+        sk_err_copy(&err, &h->err);
+        err.code = SK_EUNAVAIL;
+        sk_err_wrap(&err, "leader unreachable");
+        call_error(c, &err);
+    } else {
+        call_raw(c, (int)h->status, "application/json",
+                 h->resp_body ? h->resp_body : "", h->resp_len);
+    }
+    sk_http_call_reset(h);
+    free(f->url);
+    free(f);
+}
+
+/* Characters passed on unchanged into the leader's URL: unreserved ones,
+ * plus `extra`. */
+static bool safe_chars(const char *s, const char *extra)
+{
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              (*s >= '0' && *s <= '9') || strchr("-_.~", *s) ||
+              strchr(extra, *s)))
+            return false;
+    return true;
+}
+
+static void forward(struct call *c)
+{
+    struct sk_manager *m = c->m;
+    if (c->req->peer->authenticated &&
+        sk_http_header(c->req, "x-skiff-principal")) {
+        /* Already forwarded once: the leader moved meanwhile. */
+        call_errorf(c, SK_ENOTLEADER,
+                    "this manager is no longer the leader; retry");
+        return;
+    }
+    const struct sk_node *leader = mgr_leader_node(m);
+    if (!leader || !leader->manager.api_addr) {
+        call_errorf(c, SK_EUNAVAIL,
+                    "no leader is known right now (election in progress, "
+                    "or a majority of managers is unreachable)");
+        return;
+    }
+    /* A query has parameters ("force=1", "consistent=1&x=%2F"). */
+    if (!safe_chars(c->req->path, "/") || !safe_chars(c->req->query, "=&%+,")) {
+        call_errorf(c, SK_EINVAL, "path cannot be forwarded");
+        return;
+    }
+    struct forward *f = sk_calloc(1, sizeof *f);
+    f->c = c;
+    f->url = sk_printf("https://%s%s%s%s", leader->manager.api_addr,
+                       c->req->path, *c->req->query ? "?" : "", c->req->query);
+    if (c->who.kind == WHO_ADMIN)
+        snprintf(f->principal, sizeof f->principal, "X-Skiff-Principal: admin");
+    else if (c->who.kind == WHO_NODE)
+        snprintf(f->principal, sizeof f->principal,
+                 "X-Skiff-Principal: node %s", c->who.node_id);
+    else
+        snprintf(f->principal, sizeof f->principal,
+                 "X-Skiff-Principal: anonymous");
+    f->headers[0] = f->principal;
+    f->headers[1] = NULL;
+    f->http.method = c->req->method;
+    f->http.url = f->url;
+    f->http.body = c->req->body_len ? c->req->body : NULL;
+    f->http.body_len = c->req->body_len;
+    f->http.headers = f->headers;
+    f->http.tls = &m->creds;
+    f->http.connect_timeout_ms = 2000;
+    f->http.timeout_ms = FORWARD_TIMEOUT_MS;
+    f->http.cb = forward_cb;
+    f->http.data = f;
+    f->leader = leader->manager.raft_id;
+    m->forwarded++;
+    if (sk_http_call_start(&m->client, &f->http) != 0) {
+        struct sk_err err = f->http.err;
+        free(f->url);
+        free(f);
+        call_error(c, &err);
+        return;
+    }
+    sk_list_insert_head(&m->forwards, &f->link);
+}
+
+/* A call forwarded to a leader that has since lost its office would wait
+ * for its timeout -- all of it if that leader's host is cut off and the call
+ * went out on a kept-alive connection -- while another manager leads.
+ * Answer it now (503: the client retries and finds the new leader). */
+void router_cancel_stale_forwards(struct sk_manager *m)
+{
+    uint64_t leader = sk_raft_leader(&m->raft, NULL);
+    struct sk_list *it;
+    sk_list_each(it, &m->forwards)
+    {
+        struct forward *f = sk_list_entry(it, struct forward, link);
+        if (f->leader != leader && !f->leader_changed) {
+            /* Its callback runs later, never inside the cancel. */
+            f->leader_changed = true;
+            sk_http_call_cancel(&f->http);
+        }
+    }
+}
+
+void router_handle(struct sk_http_req *req)
+{
+    struct sk_manager *m = req->server->data;
+    struct call *c = sk_calloc(1, sizeof *c);
+    c->m = m;
+    c->req = req;
+    m->requests++;
+    const struct route *r = NULL;
+    bool path_known = false;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (!match(routes[i].pattern, req->path, c))
+            continue;
+        path_known = true;
+        if (strcmp(routes[i].method, req->method) == 0) {
+            r = &routes[i];
+            break;
+        }
+    }
+    if (!r) {
+        /* Strangers learn nothing about the API, not even its methods. */
+        if (path_known && authorise(c, AUTH_ADMIN, false))
+            call_errorf(c, SK_EINVAL, "%s is not allowed on %s", req->method,
+                        req->path);
+        else if (!path_known)
+            call_errorf(c, SK_ENOTFOUND, "no such endpoint: %s %s", req->method,
+                        req->path);
+        return;
+    }
+    char consistent[8];
+    bool want_consistent =
+        sk_http_query(req, "consistent", consistent, sizeof consistent) &&
+        strcmp(consistent, "0") != 0;
+    bool to_leader =
+        (r->forward || want_consistent) && !sk_raft_is_leader(&m->raft);
+    if (!authorise(c, r->auth, to_leader))
+        return;
+    if (to_leader) {
+        forward(c);
+        return;
+    }
+    r->fn(c);
+}

@@ -1,2 +1,0 @@
-/* Anchors the net library while its modules are being written. */
-typedef int sk_net_anchor;
