@@ -22,6 +22,7 @@ static const struct {
     [SK_EPROTO] = {"protocol", 400},
     [SK_EIO] = {"io", 500},
     [SK_ECANCELED] = {"canceled", 503},
+    [SK_ENOSPC] = {"exhausted", 409},
     [SK_EINTERNAL] = {"internal", 500},
 };
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "skiff/constraint.h"
+#include "skiff/ipv4.h"
 #include "skiff/mem.h"
 #include "skiff/parse.h"
 #include "fields.h"
@@ -69,6 +70,10 @@ static const struct sk_field cluster_spec_fields[] = {
     BOOL(struct sk_cluster_spec, require_non_root),
     BOOL(struct sk_cluster_spec, forbid_privileged, .def = 1),
     BOOL(struct sk_cluster_spec, require_image_digest),
+    STR(struct sk_cluster_spec, default_addr_pool, .def_str = "10.0.0.0/8",
+        .max_len = 18),
+    INT(struct sk_cluster_spec, default_addr_pool_mask_len, .min = 16,
+        .max = 29, .def = 24),
 };
 SCHEMA(sk_cluster_spec_schema, struct sk_cluster_spec, "cluster spec",
        cluster_spec_fields);
@@ -132,12 +137,20 @@ static const struct sk_field node_manager_fields[] = {
 SCHEMA(sk_node_manager_schema, struct sk_node_manager, "node manager",
        node_manager_fields);
 
+static const struct sk_field attachment_fields[] = {
+    ID(struct sk_net_attachment, network_id),
+    STRS(struct sk_net_attachment, addresses, .max_len = 8),
+};
+static SCHEMA(attachment_schema, struct sk_net_attachment, "network attachment",
+              attachment_fields);
+
 static const struct sk_field node_fields[] = {
     META_FIELDS(struct sk_node),
     OBJ(struct sk_node, spec, sk_node_spec_schema),
     OBJ(struct sk_node, description, sk_node_description_schema),
     OBJ(struct sk_node, status, node_status_schema),
     OBJ(struct sk_node, manager, sk_node_manager_schema),
+    OBJS(struct sk_node, networks, attachment_schema, .max_len = 1024),
 };
 SCHEMA(sk_node_schema, struct sk_node, "node", node_fields);
 
@@ -321,13 +334,6 @@ static const struct sk_field task_status_fields[] = {
 };
 static SCHEMA(task_status_schema, struct sk_task_status, "task status",
               task_status_fields);
-
-static const struct sk_field attachment_fields[] = {
-    ID(struct sk_net_attachment, network_id),
-    STRS(struct sk_net_attachment, addresses, .max_len = 8),
-};
-static SCHEMA(attachment_schema, struct sk_net_attachment, "network attachment",
-              attachment_fields);
 
 static const struct sk_field task_fields[] = {
     META_FIELDS(struct sk_task),
@@ -568,7 +574,21 @@ enum sk_rc sk_node_spec_validate(const struct sk_node_spec *spec,
 enum sk_rc sk_cluster_spec_validate(const struct sk_cluster_spec *spec,
                                     struct sk_err *err)
 {
-    return sk_name_validate("cluster", spec->name, err);
+    enum sk_rc rc = sk_name_validate("cluster", spec->name, err);
+    if (rc != SK_OK)
+        return rc;
+    uint32_t pool;
+    int prefix;
+    if (spec->default_addr_pool &&
+        (!sk_cidr_parse(spec->default_addr_pool, &pool, &prefix) ||
+         prefix > spec->default_addr_pool_mask_len))
+        return sk_err_set(err, SK_EINVAL,
+                          "cluster: default address pool \"%s\" must be an "
+                          "IPv4 subnet (like 10.0.0.0/8) that holds /%lld "
+                          "subnets",
+                          spec->default_addr_pool,
+                          (long long)spec->default_addr_pool_mask_len);
+    return SK_OK;
 }
 
 enum sk_rc sk_service_spec_validate(const struct sk_service_spec *spec,

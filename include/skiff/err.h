@@ -28,6 +28,7 @@ enum sk_rc {
     SK_EPROTO,    /* a peer broke the protocol */
     SK_EIO,       /* file system or socket error */
     SK_ECANCELED, /* the operation was stopped by a close */
+    SK_ENOSPC,    /* a pool ran out (addresses, subnets, VNIs) */
     SK_EINTERNAL, /* a bug: an invariant did not hold */
     SK_RC_COUNT
 };

@@ -58,6 +58,8 @@ struct sk_cluster_spec {
     bool require_non_root;       /* policy: tasks must set a non-root user */
     bool forbid_privileged;      /* policy: no privileged containers */
     bool require_image_digest;   /* policy: images pinned by digest */
+    char *default_addr_pool;     /* overlay subnets come from here */
+    int64_t default_addr_pool_mask_len; /* ... in subnets of this size */
 };
 
 /* Never leaves the managers (SK_FF_SECRET). */
@@ -78,6 +80,13 @@ struct sk_cluster {
 };
 
 /* ---- node ---- */
+
+/* An address on an overlay network (of a task, or of a node itself). */
+struct sk_net_attachment {
+    char network_id[SK_ID_SIZE];
+    char **addresses; /* "10.0.1.5/24" */
+    size_t n_addresses;
+};
 
 enum sk_node_role { SK_ROLE_WORKER, SK_ROLE_MANAGER };
 enum sk_availability { SK_AVAIL_ACTIVE, SK_AVAIL_PAUSE, SK_AVAIL_DRAIN };
@@ -129,6 +138,10 @@ struct sk_node {
     struct sk_node_description description;
     struct sk_node_status status;
     struct sk_node_manager manager;
+    /* The node's own address on each overlay network it runs tasks on
+     * (skiff/allocator.h). */
+    struct sk_net_attachment *networks;
+    size_t n_networks;
 };
 
 /* ---- services and tasks ---- */
@@ -329,12 +342,6 @@ struct sk_task_status {
     int64_t exit_code;
     char *container_id;
     bool healthy; /* passed its health check (or has none) */
-};
-
-struct sk_net_attachment {
-    char network_id[SK_ID_SIZE];
-    char **addresses; /* "10.0.1.5/24" */
-    size_t n_addresses;
 };
 
 struct sk_task {

@@ -1,0 +1,350 @@
+/* The allocator (skiff/allocator.h) over a real store: networks from the
+ * default pool and from specs, bad subnets and gateways refused, task
+ * addresses, VIPs and node addresses unique, freed with finished tasks and
+ * not reused at once, exhaustion named, and a new allocator (a new leader)
+ * rebuilt from the store alone. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "skiff/allocator.h"
+#include "skiff/mem.h"
+#include "skiff/txn.h"
+
+static struct sk_store *store;
+static uint64_t idx;
+static struct sk_cluster_spec cluster;
+
+static int setup(void **state)
+{
+    store = sk_store_new();
+    idx = 0;
+    memset(&cluster, 0, sizeof cluster);
+    sk_schema_defaults(&sk_cluster_spec_schema, &cluster);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    sk_schema_free(&sk_cluster_spec_schema, &cluster);
+    sk_store_free(store);
+    return 0;
+}
+
+static void commit(struct sk_txn *t)
+{
+    size_t len;
+    char *cmd = sk_txn_encode(t, 1000, &len);
+    struct sk_err err;
+    if (sk_store_apply(store, ++idx, cmd, len, &err) != SK_OK)
+        fail_msg("commit: %s", err.msg);
+    free(cmd);
+    sk_txn_free(t);
+}
+
+/* Allocates and stores a network; returns its ID (static buffer per call
+ * site is the caller's). */
+static enum sk_rc add_network(struct sk_allocator *a, const char *name,
+                              const char *subnet, const char *gateway,
+                              char *out_id, struct sk_err *err)
+{
+    struct sk_network *n = sk_object_new(SK_KIND_NETWORK);
+    sk_id_new(n->meta.id);
+    sk_schema_defaults(&sk_network_spec_schema, &n->spec);
+    n->spec.name = sk_strdup(name);
+    n->spec.subnet = subnet ? sk_strdup(subnet) : NULL;
+    n->spec.gateway = gateway ? sk_strdup(gateway) : NULL;
+    enum sk_rc rc = sk_allocate_network(a, &cluster, n, err);
+    if (rc == SK_OK) {
+        struct sk_txn *t = sk_txn_new();
+        sk_txn_create(t, SK_KIND_NETWORK, n);
+        commit(t);
+        if (out_id)
+            memcpy(out_id, n->meta.id, SK_ID_SIZE);
+    }
+    sk_object_free(SK_KIND_NETWORK, n);
+    return rc;
+}
+
+static const struct sk_network *net(const char *id)
+{
+    return sk_store_get(store, SK_KIND_NETWORK, id);
+}
+
+static struct sk_task *task_on(const char *net_id)
+{
+    struct sk_task *t = sk_object_new(SK_KIND_TASK);
+    sk_id_new(t->meta.id);
+    t->status.state = SK_TASK_PENDING;
+    t->spec.container.image = sk_strdup("bb");
+    t->spec.networks = sk_calloc(1, sizeof *t->spec.networks);
+    t->spec.n_networks = 1;
+    t->spec.networks[0].target = sk_strdup("n");
+    memcpy(t->spec.networks[0].id, net_id, SK_ID_SIZE);
+    return t;
+}
+
+static void store_task(struct sk_task *t)
+{
+    struct sk_txn *tx = sk_txn_new();
+    sk_txn_create(tx, SK_KIND_TASK, t);
+    commit(tx);
+}
+
+static void networks_from_pool_and_spec(void **state)
+{
+    struct sk_allocator *a = sk_allocator_new();
+    sk_allocator_sync(a, store);
+    char n1[SK_ID_SIZE], n2[SK_ID_SIZE], n3[SK_ID_SIZE];
+    struct sk_err err;
+    assert_int_equal(add_network(a, "one", NULL, NULL, n1, &err), SK_OK);
+    assert_string_equal(net(n1)->subnet, "10.0.0.0/24");
+    assert_string_equal(net(n1)->gateway, "10.0.0.1");
+    assert_int_equal(net(n1)->vni, SK_VNI_MIN);
+    /* A spec subnet inside the pool: the pool skips it. */
+    assert_int_equal(
+        add_network(a, "two", "10.0.1.0/24", "10.0.1.254", n2, &err), SK_OK);
+    assert_string_equal(net(n2)->gateway, "10.0.1.254");
+    assert_int_equal(add_network(a, "three", NULL, NULL, n3, &err), SK_OK);
+    assert_string_equal(net(n3)->subnet, "10.0.2.0/24");
+    assert_int_equal(net(n3)->vni, SK_VNI_MIN + 2);
+
+    /* A new allocator (a new leader) sees the same from the store. */
+    struct sk_allocator *b = sk_allocator_new();
+    sk_allocator_sync(b, store);
+    char n4[SK_ID_SIZE];
+    assert_int_equal(add_network(b, "four", NULL, NULL, n4, &err), SK_OK);
+    assert_string_equal(net(n4)->subnet, "10.0.3.0/24");
+    assert_int_equal(net(n4)->vni, SK_VNI_MIN + 3);
+    sk_allocator_free(a);
+    sk_allocator_free(b);
+}
+
+static void expect_refused(struct sk_allocator *a, const char *subnet,
+                           const char *gateway, const char *want)
+{
+    struct sk_err err;
+    assert_int_equal(add_network(a, "bad", subnet, gateway, NULL, &err),
+                     SK_EINVAL);
+    if (!strstr(err.msg, want) || !strstr(err.msg, "network \"bad\""))
+        fail_msg("subnet %s gateway %s: want \"%s\" in \"%s\"", subnet,
+                 gateway ? gateway : "-", want, err.msg);
+}
+
+static void bad_subnets_and_gateways(void **state)
+{
+    struct sk_allocator *a = sk_allocator_new();
+    sk_allocator_sync(a, store);
+    char id[SK_ID_SIZE];
+    struct sk_err err;
+    assert_int_equal(add_network(a, "a", "10.9.0.0/16", NULL, id, &err), SK_OK);
+    expect_refused(a, "10.9.3.0/24", NULL, "overlaps");
+    expect_refused(a, "10.0.0.0/8", NULL, "prefix length");
+    expect_refused(a, "10.8.0.1/24", NULL, "not an IPv4 subnet");
+    expect_refused(a, "10.8.0.0", NULL, "not an IPv4 subnet");
+    expect_refused(a, "banana", NULL, "not an IPv4 subnet");
+    expect_refused(a, "10.8.0.0/24", "10.8.1.1", "not a host address");
+    expect_refused(a, "10.8.0.0/24", "10.8.0.255", "not a host address");
+    expect_refused(a, "10.8.0.0/24", "10.8.0.0", "not a host address");
+    expect_refused(a, "10.8.0.0/24", "nope", "not an IPv4 address");
+    /* Nothing was stored or held: the same subnet is still free. */
+    assert_int_equal(add_network(a, "b", "10.8.0.0/24", NULL, id, &err), SK_OK);
+    assert_int_equal(sk_store_count(store, SK_KIND_NETWORK), 2);
+    sk_allocator_free(a);
+}
+
+static void pool_runs_out(void **state)
+{
+    free(cluster.default_addr_pool);
+    cluster.default_addr_pool = sk_strdup("10.20.0.0/23");
+    cluster.default_addr_pool_mask_len = 24;
+    struct sk_allocator *a = sk_allocator_new();
+    sk_allocator_sync(a, store);
+    char id[SK_ID_SIZE];
+    struct sk_err err;
+    assert_int_equal(add_network(a, "p1", NULL, NULL, id, &err), SK_OK);
+    assert_int_equal(add_network(a, "p2", NULL, NULL, id, &err), SK_OK);
+    assert_int_equal(add_network(a, "p3", NULL, NULL, id, &err), SK_ENOSPC);
+    assert_non_null(strstr(err.msg, "10.20.0.0/23"));
+    sk_allocator_free(a);
+}
+
+static void addresses_unique_freed_late_and_exhaustion_named(void **state)
+{
+    struct sk_allocator *a = sk_allocator_new();
+    sk_allocator_sync(a, store);
+    char id[SK_ID_SIZE];
+    struct sk_err err;
+    /* A /29: 8 addresses, 6 hosts, one the gateway: 5 for the rest. */
+    assert_int_equal(add_network(a, "back", "10.5.0.0/29", NULL, id, &err),
+                     SK_OK);
+    sk_allocator_sync(a, store);
+    struct sk_task *t[6];
+    for (int i = 0; i < 5; i++) {
+        t[i] = task_on(id);
+        assert_int_equal(sk_allocate_task(a, t[i], &err), SK_OK);
+        assert_int_equal(t[i]->n_networks, 1);
+        assert_int_equal(t[i]->networks[0].n_addresses, 1);
+        char want[24];
+        snprintf(want, sizeof want, "10.5.0.%d/29", i + 2);
+        assert_string_equal(t[i]->networks[0].addresses[0], want);
+        /* Allocating again keeps the address it has. */
+        assert_int_equal(sk_allocate_task(a, t[i], &err), SK_OK);
+        assert_string_equal(t[i]->networks[0].addresses[0], want);
+        store_task(t[i]);
+    }
+    t[5] = task_on(id);
+    assert_int_equal(sk_allocate_task(a, t[5], &err), SK_ENOSPC);
+    assert_string_equal(err.msg,
+                        "network \"back\": no free address in 10.5.0.0/29");
+    assert_int_equal(t[5]->n_networks, 0);
+
+    /* The second task finishes: its address is free, and it is the one
+     * the next task gets (the only one); a new leader agrees. */
+    t[1]->status.state = SK_TASK_FAILED;
+    struct sk_txn *tx = sk_txn_new();
+    sk_txn_update(tx, SK_KIND_TASK, t[1], 0);
+    commit(tx);
+    struct sk_allocator *b = sk_allocator_new();
+    sk_allocator_sync(b, store);
+    assert_int_equal(sk_allocate_task(b, t[5], &err), SK_OK);
+    assert_string_equal(t[5]->networks[0].addresses[0], "10.5.0.3/29");
+    sk_allocator_free(b);
+    for (int i = 0; i < 6; i++)
+        sk_object_free(SK_KIND_TASK, t[i]);
+    sk_allocator_free(a);
+}
+
+static void freed_addresses_are_not_reused_at_once(void **state)
+{
+    struct sk_allocator *a = sk_allocator_new();
+    sk_allocator_sync(a, store);
+    char id[SK_ID_SIZE];
+    struct sk_err err;
+    assert_int_equal(add_network(a, "back", "10.6.0.0/24", NULL, id, &err),
+                     SK_OK);
+    sk_allocator_sync(a, store);
+    struct sk_task *t1 = task_on(id), *t2 = task_on(id);
+    assert_int_equal(sk_allocate_task(a, t1, &err), SK_OK);
+    assert_string_equal(t1->networks[0].addresses[0], "10.6.0.2/24");
+    /* t1 never stored (gone): a sync frees .2, but the cursor moves on. */
+    sk_allocator_sync(a, store);
+    assert_int_equal(sk_allocate_task(a, t2, &err), SK_OK);
+    assert_string_equal(t2->networks[0].addresses[0], "10.6.0.3/24");
+    sk_object_free(SK_KIND_TASK, t1);
+    sk_object_free(SK_KIND_TASK, t2);
+    sk_allocator_free(a);
+}
+
+static void vips_and_node_addresses(void **state)
+{
+    struct sk_allocator *a = sk_allocator_new();
+    sk_allocator_sync(a, store);
+    char n1[SK_ID_SIZE], n2[SK_ID_SIZE];
+    struct sk_err err;
+    assert_int_equal(add_network(a, "front", NULL, NULL, n1, &err), SK_OK);
+    assert_int_equal(add_network(a, "back", NULL, NULL, n2, &err), SK_OK);
+    sk_allocator_sync(a, store);
+
+    struct sk_service *s = sk_object_new(SK_KIND_SERVICE);
+    sk_id_new(s->meta.id);
+    sk_schema_defaults(&sk_service_spec_schema, &s->spec);
+    s->spec.name = sk_strdup("api");
+    s->spec.task.container.image = sk_strdup("bb");
+    s->spec.task.networks = sk_calloc(2, sizeof *s->spec.task.networks);
+    s->spec.task.n_networks = 2;
+    s->spec.task.networks[0].target = sk_strdup("front");
+    memcpy(s->spec.task.networks[0].id, n1, SK_ID_SIZE);
+    s->spec.task.networks[1].target = sk_strdup("back");
+    memcpy(s->spec.task.networks[1].id, n2, SK_ID_SIZE);
+    assert_int_equal(sk_allocate_vips(a, s, &err), SK_OK);
+    assert_int_equal(s->n_vips, 2);
+    assert_string_equal(s->vips[0].addr, "10.0.0.2/24");
+    assert_string_equal(s->vips[1].addr, "10.0.1.2/24");
+    struct sk_txn *tx = sk_txn_new();
+    sk_txn_create(tx, SK_KIND_SERVICE, s);
+    commit(tx);
+
+    /* Leaving a network drops its VIP; dnsrr has none. */
+    s->spec.task.n_networks = 1;
+    assert_int_equal(sk_allocate_vips(a, s, &err), SK_OK);
+    assert_int_equal(s->n_vips, 1);
+    assert_string_equal(s->vips[0].network_id, n1);
+    s->spec.task.n_networks = 2;
+    s->spec.endpoint.mode = SK_ENDPOINT_DNSRR;
+    assert_int_equal(sk_allocate_vips(a, s, &err), SK_OK);
+    assert_int_equal(s->n_vips, 0);
+
+    /* A node's own address; a second call keeps it. A new leader does not
+     * hand the stored VIP or node address to a task. */
+    struct sk_node *node = sk_object_new(SK_KIND_NODE);
+    sk_id_new(node->meta.id);
+    node->spec.name = sk_strdup("h1");
+    assert_int_equal(sk_allocate_node_address(a, node, n1, &err), SK_OK);
+    assert_int_equal(sk_allocate_node_address(a, node, n1, &err), SK_OK);
+    assert_int_equal(node->n_networks, 1);
+    assert_string_equal(node->networks[0].addresses[0], "10.0.0.3/24");
+    tx = sk_txn_new();
+    sk_txn_create(tx, SK_KIND_NODE, node);
+    commit(tx);
+    struct sk_allocator *b = sk_allocator_new();
+    sk_allocator_sync(b, store);
+    struct sk_task *t = task_on(n1);
+    assert_int_equal(sk_allocate_task(b, t, &err), SK_OK);
+    assert_string_equal(t->networks[0].addresses[0], "10.0.0.4/24");
+    /* An unknown network is named. */
+    struct sk_task *u = task_on("zzzzzzzzzzzzzzzzzzzzzzzzzq");
+    assert_int_equal(sk_allocate_task(b, u, &err), SK_ENOTFOUND);
+    assert_int_equal(u->n_networks, 0);
+    sk_object_free(SK_KIND_TASK, t);
+    sk_object_free(SK_KIND_TASK, u);
+    sk_object_free(SK_KIND_NODE, node);
+    sk_object_free(SK_KIND_SERVICE, s);
+    sk_allocator_free(a);
+    sk_allocator_free(b);
+}
+
+static void ipv4_helpers(void **state)
+{
+    uint32_t a;
+    int p;
+    assert_true(sk_cidr_parse("10.0.3.0/24", &a, &p));
+    assert_int_equal(a, 0x0a000300);
+    assert_int_equal(p, 24);
+    assert_false(sk_cidr_parse("10.0.3.1/24", &a, &p));
+    assert_false(sk_cidr_parse("10.0.3.0/33", &a, &p));
+    assert_false(sk_cidr_parse("10.0.3.0/", &a, &p));
+    assert_false(sk_cidr_parse("10.0.3.0/2x", &a, &p));
+    assert_false(sk_cidr_parse("10.0.3/24", &a, &p));
+    assert_true(sk_ipv4_parse("10.0.3.7/24", &a, &p));
+    assert_int_equal(a, 0x0a000307);
+    assert_int_equal(p, 24);
+    char buf[24];
+    sk_ipv4_format_cidr(0x0a000307, 24, buf, sizeof buf);
+    assert_string_equal(buf, "10.0.3.7/24");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(networks_from_pool_and_spec, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(bad_subnets_and_gateways, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(pool_runs_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            addresses_unique_freed_late_and_exhaustion_named, setup, teardown),
+        cmocka_unit_test_setup_teardown(freed_addresses_are_not_reused_at_once,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(vips_and_node_addresses, setup,
+                                        teardown),
+        cmocka_unit_test(ipv4_helpers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
