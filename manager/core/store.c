@@ -7,6 +7,7 @@
 #include "skiff/constraint.h"
 #include "skiff/list.h"
 #include "skiff/map.h"
+#include "skiff/ipv4.h"
 #include "skiff/mem.h"
 
 /* A stored object with the links that index tasks by service and node. */
@@ -301,6 +302,80 @@ static bool name_taken(const struct sk_store *s, const struct op *ops, size_t n,
     return true;
 }
 
+/* The network of id as it is once this command applies: the op's object,
+ * NULL if the command deletes it, else the store's. */
+static const struct sk_network *network_after(const struct sk_store *s,
+                                              const struct op *ops, size_t n,
+                                              const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ops[i].kind == SK_KIND_NETWORK && strcmp(ops[i].id, id) == 0)
+            return ops[i].obj; /* NULL for a delete */
+    return sk_store_get(s, SK_KIND_NETWORK, id);
+}
+
+struct clash {
+    const struct sk_store *s;
+    const struct op *ops;
+    size_t n;
+    const struct sk_network *me;
+    uint32_t base, mask;
+    bool has_subnet;
+    const struct sk_network *with;
+};
+
+static bool networks_clash(const struct sk_network *a,
+                           const struct sk_network *b, const struct clash *c)
+{
+    if (a->vni && a->vni == b->vni)
+        return true;
+    uint32_t base;
+    int prefix;
+    if (!c->has_subnet || !b->subnet ||
+        !sk_cidr_parse(b->subnet, &base, &prefix))
+        return false;
+    uint32_t m = c->mask & sk_ipv4_mask(prefix);
+    return (c->base & m) == (base & m);
+}
+
+static bool find_clash(const void *obj, void *ctx)
+{
+    struct clash *c = ctx;
+    const struct sk_network *other = obj;
+    if (strcmp(other->meta.id, c->me->meta.id) == 0)
+        return true;
+    other = network_after(c->s, c->ops, c->n, other->meta.id);
+    if (other && networks_clash(c->me, other, c)) {
+        c->with = other;
+        return false;
+    }
+    return true;
+}
+
+/* Two networks may not share a VNI or overlapping subnets: proposers
+ * allocate from what is committed, so two of them racing would otherwise
+ * both win. */
+static const struct sk_network *network_clash(const struct sk_store *s,
+                                              const struct op *ops, size_t n,
+                                              size_t self)
+{
+    struct clash c = {.s = s, .ops = ops, .n = n, .me = ops[self].obj};
+    int prefix;
+    c.has_subnet =
+        c.me->subnet && sk_cidr_parse(c.me->subnet, &c.base, &prefix);
+    if (c.has_subnet)
+        c.mask = sk_ipv4_mask(prefix);
+    for (size_t i = 0; i < n; i++) {
+        if (i == self || ops[i].kind != SK_KIND_NETWORK || !ops[i].obj ||
+            sk_store_get(s, SK_KIND_NETWORK, ops[i].id))
+            continue; /* store members are visited below */
+        if (networks_clash(c.me, ops[i].obj, &c))
+            return ops[i].obj;
+    }
+    sk_store_each(s, SK_KIND_NETWORK, find_clash, &c);
+    return c.with;
+}
+
 static enum sk_rc check_op(const struct sk_store *s, struct op *ops, size_t n,
                            size_t i, struct sk_err *err)
 {
@@ -342,6 +417,14 @@ static enum sk_rc check_op(const struct sk_store *s, struct op *ops, size_t n,
             return sk_err_set(err, SK_EEXIST,
                               "%s name \"%s\" is already in use", kname, name);
     }
+    const struct sk_network *clash = op->kind == SK_KIND_NETWORK && op->obj
+                                         ? network_clash(s, ops, n, i)
+                                         : NULL;
+    if (clash)
+        return sk_err_set(err, SK_ECONFLICT,
+                          "network \"%s\" would share its VNI or subnet with "
+                          "network \"%s\"",
+                          label, clash->spec.name ? clash->spec.name : "");
     if (op->kind == SK_KIND_CLUSTER && op->type == OP_CREATE &&
         sk_map_count(&s->by_id[SK_KIND_CLUSTER]) > 0)
         return sk_err_set(err, SK_EEXIST, "the cluster is already initialised");

@@ -310,6 +310,70 @@ static void vips_and_node_addresses(void **state)
     sk_allocator_free(b);
 }
 
+static enum sk_rc apply(struct sk_txn *t, struct sk_err *err)
+{
+    size_t len;
+    char *cmd = sk_txn_encode(t, 1000, &len);
+    enum sk_rc rc = sk_store_apply(store, ++idx, cmd, len, err);
+    free(cmd);
+    sk_txn_free(t);
+    return rc;
+}
+
+static struct sk_network *raw_network(const char *name, int64_t vni,
+                                      const char *subnet)
+{
+    struct sk_network *n = sk_object_new(SK_KIND_NETWORK);
+    sk_id_new(n->meta.id);
+    sk_schema_defaults(&sk_network_spec_schema, &n->spec);
+    n->spec.name = sk_strdup(name);
+    n->vni = vni;
+    n->subnet = sk_strdup(subnet);
+    return n;
+}
+
+/* Two leaders' worth of proposals racing: the store keeps VNIs and
+ * subnets unique whatever the proposers computed. */
+static void store_refuses_clashing_networks(void **state)
+{
+    struct sk_network *a = raw_network("a", 5000, "10.1.0.0/24");
+    struct sk_network *b = raw_network("b", 5000, "10.2.0.0/24");
+    struct sk_network *c = raw_network("c", 5001, "10.1.0.128/25");
+    struct sk_network *d = raw_network("d", 5002, "10.3.0.0/24");
+    struct sk_err err;
+    struct sk_txn *t = sk_txn_new();
+    sk_txn_create(t, SK_KIND_NETWORK, a);
+    assert_int_equal(apply(t, &err), SK_OK);
+    t = sk_txn_new();
+    sk_txn_create(t, SK_KIND_NETWORK, b);
+    assert_int_equal(apply(t, &err), SK_ECONFLICT);
+    assert_non_null(strstr(err.msg, "network \"a\""));
+    t = sk_txn_new();
+    sk_txn_create(t, SK_KIND_NETWORK, c);
+    assert_int_equal(apply(t, &err), SK_ECONFLICT);
+    /* Within one command, and the whole command is refused. */
+    struct sk_network *e = raw_network("e", 5002, "10.4.0.0/24");
+    t = sk_txn_new();
+    sk_txn_create(t, SK_KIND_NETWORK, d);
+    sk_txn_create(t, SK_KIND_NETWORK, e);
+    assert_int_equal(apply(t, &err), SK_ECONFLICT);
+    assert_int_equal(sk_store_count(store, SK_KIND_NETWORK), 1);
+    /* Once a is deleted in the same command, c may take its subnet. */
+    t = sk_txn_new();
+    sk_txn_delete(t, SK_KIND_NETWORK, a->meta.id, 0);
+    sk_txn_create(t, SK_KIND_NETWORK, c);
+    assert_int_equal(apply(t, &err), SK_OK);
+    /* An update of a network does not clash with itself. */
+    t = sk_txn_new();
+    sk_txn_update(t, SK_KIND_NETWORK, c, 0);
+    assert_int_equal(apply(t, &err), SK_OK);
+    sk_object_free(SK_KIND_NETWORK, a);
+    sk_object_free(SK_KIND_NETWORK, b);
+    sk_object_free(SK_KIND_NETWORK, c);
+    sk_object_free(SK_KIND_NETWORK, d);
+    sk_object_free(SK_KIND_NETWORK, e);
+}
+
 static void ipv4_helpers(void **state)
 {
     uint32_t a;
@@ -343,6 +407,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(freed_addresses_are_not_reused_at_once,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(vips_and_node_addresses, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(store_refuses_clashing_networks, setup,
                                         teardown),
         cmocka_unit_test(ipv4_helpers),
     };
