@@ -16,7 +16,7 @@
 #include "skiff/log.h"
 #include "skiff/mem.h"
 #include "skiff/objects.h"
-#include "skiff_config.h"
+#include "skiff/wire.h"
 
 #define DEFAULT_PERIOD_MS 1000
 #define RETRY_MS 200
@@ -25,8 +25,8 @@
 struct sk_agent {
     uv_loop_t *loop;
     struct sk_agent_config cfg; /* strings below are our copies */
-    char *node_id, *ca_pem, *cert_pem, *key_pem, *hostname, *addr, *data_addr,
-        *engine_version, *api_addr, *raft_addr;
+    char *node_id, *ca_pem, *cert_pem, *key_pem, *api_addr, *raft_addr;
+    struct sk_node_description desc; /* our copy, sent in every heartbeat */
     char **managers;
     size_t n_managers, current;
     char *leader; /* API address of the leader, when a reply named it */
@@ -77,7 +77,6 @@ struct sk_agent {
     bool listening;
     struct sk_http_server server;
     bool serving;
-    char *agent_addr;
     unsigned closes_pending;
 
     bool stopping;
@@ -624,15 +623,8 @@ static void send_heartbeat(struct sk_agent *a)
         schedule_beat(a, (uint64_t)a->period_ms);
         return;
     }
-    json_t *desc = json_pack(
-        "{s:s?, s:s?, s:s?, s:I, s:I, s:s?, s:s, s:s?}", "hostname",
-        a->hostname, "addr", a->addr, "data_addr", a->data_addr, "nano_cpus",
-        (json_int_t)a->cfg.nano_cpus, "memory_bytes",
-        (json_int_t)a->cfg.memory_bytes, "engine_version", a->engine_version,
-        "skiff_version", SKIFF_VERSION, "agent_addr", a->agent_addr);
-    json_t *body = json_pack("{s:o}", "description", desc);
-    a->beat_body = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
+    struct sk_heartbeat hb = {.description = a->desc}; /* borrowed */
+    a->beat_body = sk_wire_encode(&sk_heartbeat_schema, &hb, false, NULL);
     a->beat_url = sk_printf("https://%s/v1/node/heartbeat", to);
     /* A manager that lost its network must not hold the agent for long. */
     prepare_call(a, &a->beat, "POST", a->beat_url, a->beat_body, 1000,
@@ -672,10 +664,9 @@ struct sk_agent *sk_agent_start(const struct sk_agent_config *cfg,
     a->ca_pem = sk_strdup(cfg->ca_pem);
     a->cert_pem = sk_strdup(cfg->cert_pem);
     a->key_pem = sk_strdup(cfg->key_pem);
-    a->hostname = dup_or_null(cfg->hostname);
-    a->addr = dup_or_null(cfg->addr);
-    a->data_addr = dup_or_null(cfg->data_addr);
-    a->engine_version = dup_or_null(cfg->engine_version);
+    sk_schema_copy(&sk_node_description_schema, &a->desc, &cfg->description);
+    /* Its strings are the caller's: only our copy is used from now on. */
+    memset(&a->cfg.description, 0, sizeof a->cfg.description);
     a->api_addr = dup_or_null(cfg->api_addr);
     a->raft_addr = dup_or_null(cfg->raft_addr);
     a->role = cfg->role;
@@ -700,13 +691,12 @@ struct sk_agent *sk_agent_start(const struct sk_agent_config *cfg,
     uv_timer_init(a->loop, &a->status_timer);
     a->status_timer.data = a;
     sk_map_init(&a->reports);
-    a->agent_addr = dup_or_null(cfg->agent_addr);
     if (cfg->docker_socket) {
         struct sk_err derr;
         a->docker = sk_docker_new(a->loop, cfg->docker_socket, &derr);
         if (a->docker)
-            a->exec = executor_new(a->loop, a->docker, a->node_id, a->hostname,
-                                   on_report, a);
+            a->exec = executor_new(a->loop, a->docker, a->node_id,
+                                   a->desc.hostname, on_report, a);
         else
             SK_ERROR("agent", "dockerd: %s (this node runs no tasks)",
                      derr.msg);
@@ -731,10 +721,7 @@ static void free_agent(struct sk_agent *a)
     if (a->key_pem)
         memset(a->key_pem, 0, strlen(a->key_pem));
     free(a->key_pem);
-    free(a->hostname);
-    free(a->addr);
-    free(a->data_addr);
-    free(a->engine_version);
+    sk_schema_free(&sk_node_description_schema, &a->desc);
     free(a->api_addr);
     free(a->raft_addr);
     free(a->leader);
@@ -743,7 +730,6 @@ static void free_agent(struct sk_agent *a)
     free(a->managers);
     free(a->leave_url);
     free(a->stream_buf);
-    free(a->agent_addr);
     struct sk_map_iter it;
     void *v;
     sk_map_iter_init(&it, &a->reports);

@@ -81,7 +81,11 @@ enum sk_rc sk_wire_decode(const struct sk_schema *schema, const char *text,
                           schema->name, jerr.text, jerr.line);
     enum sk_rc rc = sk_schema_decode(schema, j, out, NULL, err);
     json_decref(j);
-    if (rc != SK_OK)
+    /* Errors about the message itself already start with its name; those
+     * about a field name the field only. */
+    size_t n = strlen(schema->name);
+    if (rc != SK_OK &&
+        !(strncmp(err->msg, schema->name, n) == 0 && err->msg[n] == ':'))
         sk_err_wrap(err, "%s", schema->name);
     return rc;
 }

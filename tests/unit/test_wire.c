@@ -123,6 +123,19 @@ static void join_body_names_fields(void **state)
                  "{\"token\":\"t\",\"csr\":\"p\",\"description\":{},"
                  "\"role\":\"manager\"}",
                  "unknown field \"role\"");
+    /* The message is named once, whether the error is about it or about
+     * one of its fields. */
+    struct sk_err err;
+    const char *text = "{\"csr\":\"p\",\"token\":\"t\",\"x\":1}";
+    assert_int_equal(
+        sk_wire_decode(&sk_join_body_schema, text, strlen(text), &j, &err),
+        SK_EINVAL);
+    assert_string_equal(err.msg, "join request: unknown field \"x\"");
+    text = "{\"csr\":\"p\"}";
+    assert_int_equal(
+        sk_wire_decode(&sk_join_body_schema, text, strlen(text), &j, &err),
+        SK_EINVAL);
+    assert_string_equal(err.msg, "join request: token: required");
 }
 
 int main(void)
