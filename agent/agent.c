@@ -21,6 +21,7 @@
 #define DEFAULT_PERIOD_MS 1000
 #define RETRY_MS 200
 #define REMOVED_RETRY_MS 10000
+#define STATUS_BATCH 2000 /* reports per request (the leader takes 5000) */
 
 struct sk_agent {
     uv_loop_t *loop;
@@ -64,11 +65,13 @@ struct sk_agent {
     bool stream_got_full;
     uv_timer_t stream_timer;
 
-    /* Task states waiting to be sent: task id -> json report. */
+    /* Task states waiting to be sent: task id -> struct sk_task_report,
+     * the latest of each task; and a copy of those in flight. */
     struct sk_map reports;
     struct sk_http_call status;
     bool status_inflight;
     char *status_url, *status_body;
+    struct sk_task_reports status_sent;
     uv_timer_t status_timer;
 
     /* The agent's own API, on workers. */
@@ -288,21 +291,28 @@ static void request_certificate(struct sk_agent *a, int role)
 static void stream_start(struct sk_agent *a);
 static void stream_check(struct sk_agent *a);
 
+/* Each line is decoded once, here; a bad one is skipped whole. */
 static void stream_line(struct sk_agent *a, const char *line, size_t len)
 {
-    json_t *msg = json_loadb(line, len, 0, NULL);
-    const char *type = json_string_value(json_object_get(msg, "type"));
-    if (type && strcmp(type, "assignments") == 0 && a->exec) {
-        bool full = json_is_true(json_object_get(msg, "full"));
-        executor_assign(a->exec, full, json_object_get(msg, "tasks"),
-                        json_object_get(msg, "removed"));
-        if (full && !a->stream_got_full) {
+    if (len == 0)
+        return;
+    struct sk_session_msg msg;
+    struct sk_err err;
+    if (sk_wire_decode(&sk_session_msg_schema, line, len, &msg, &err) !=
+        SK_OK) {
+        SK_WARN("agent", "assignments from %s: %s (skipped)", a->stream_target,
+                err.msg);
+        return;
+    }
+    if (msg.type == SK_SESSION_ASSIGNMENTS && a->exec) {
+        executor_assign(a->exec, &msg);
+        if (msg.full && !a->stream_got_full) {
             /* A new session, maybe a new leader: tell it what runs. */
             a->stream_got_full = true;
             executor_report_all(a->exec);
         }
     }
-    json_decref(msg);
+    sk_schema_free(&sk_session_msg_schema, &msg);
 }
 
 static bool stream_data(struct sk_http_call *h, const char *buf, size_t len)
@@ -393,6 +403,14 @@ static void stream_check(struct sk_agent *a)
 
 static void status_flush(struct sk_agent *a);
 
+static void report_free(struct sk_task_report *r)
+{
+    if (!r)
+        return;
+    sk_schema_free(&sk_task_report_schema, r);
+    free(r);
+}
+
 static void status_timer_cb(uv_timer_t *t)
 {
     status_flush(t->data);
@@ -406,19 +424,14 @@ static void status_cb(struct sk_http_call *h)
     bool ok = sk_http_call_api_error(h, &err) == SK_OK;
     if (ok) {
         /* Sent: drop the reports included (newer ones stay queued). */
-        json_t *sent = json_loads(a->status_body, 0, NULL);
-        size_t i;
-        json_t *r;
-        json_array_foreach(json_object_get(sent, "tasks"), i, r)
-        {
-            const char *id = json_string_value(json_object_get(r, "id"));
-            json_t *cur = id ? sk_map_get(&a->reports, id) : NULL;
-            if (cur && json_equal(cur, r)) {
-                sk_map_del(&a->reports, id);
-                json_decref(cur);
+        for (size_t i = 0; i < a->status_sent.n_tasks; i++) {
+            const struct sk_task_report *r = &a->status_sent.tasks[i];
+            struct sk_task_report *cur = sk_map_get(&a->reports, r->id);
+            if (cur && sk_schema_equal(&sk_task_report_schema, cur, r)) {
+                sk_map_del(&a->reports, r->id);
+                report_free(cur);
             }
         }
-        json_decref(sent);
     } else if (!a->stopping) {
         SK_DEBUG("agent", "task states to %s: %s", target(a), err.msg);
     }
@@ -426,6 +439,7 @@ static void status_cb(struct sk_http_call *h)
     free(a->status_url);
     free(a->status_body);
     a->status_url = a->status_body = NULL;
+    sk_schema_free(&sk_task_reports_schema, &a->status_sent);
     if (!a->stopping && sk_map_count(&a->reports))
         uv_timer_start(&a->status_timer, status_timer_cb, ok ? 0 : 500, 0);
 }
@@ -436,15 +450,19 @@ static void status_flush(struct sk_agent *a)
     if (a->status_inflight || a->stopping || !to ||
         sk_map_count(&a->reports) == 0)
         return;
-    json_t *tasks = json_array();
+    /* A copy of what is sent, to tell on success which reports it
+     * covered. */
+    struct sk_task_reports *sent = &a->status_sent;
+    size_t n = sk_map_count(&a->reports);
+    n = n < STATUS_BATCH ? n : STATUS_BATCH;
+    sent->tasks = sk_calloc(n, sizeof *sent->tasks);
     struct sk_map_iter it;
     void *v;
     sk_map_iter_init(&it, &a->reports);
-    while (sk_map_iter_next(&it, NULL, &v) && json_array_size(tasks) < 2000)
-        json_array_append(tasks, v);
-    json_t *body = json_pack("{s:o}", "tasks", tasks);
-    a->status_body = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
+    while (sent->n_tasks < n && sk_map_iter_next(&it, NULL, &v))
+        sk_schema_copy(&sk_task_report_schema, &sent->tasks[sent->n_tasks++],
+                       v);
+    a->status_body = sk_wire_encode(&sk_task_reports_schema, sent, false, NULL);
     a->status_url = sk_printf("https://%s/v1/node/status", to);
     prepare_call(a, &a->status, "POST", a->status_url, a->status_body, 1000,
                  5000, status_cb);
@@ -452,26 +470,19 @@ static void status_flush(struct sk_agent *a)
         free(a->status_url);
         free(a->status_body);
         a->status_url = a->status_body = NULL;
+        sk_schema_free(&sk_task_reports_schema, sent);
         uv_timer_start(&a->status_timer, status_timer_cb, 500, 0);
         return;
     }
     a->status_inflight = true;
 }
 
-static void on_report(void *ctx, const struct executor_report *r)
+static void on_report(void *ctx, const struct sk_task_report *r)
 {
     struct sk_agent *a = ctx;
-    json_t *j = json_pack("{s:s, s:s, s:I, s:I}", "id", r->task_id, "state",
-                          sk_task_state_name(r->state), "exit_code",
-                          (json_int_t)r->exit_code, "timestamp",
-                          (json_int_t)r->timestamp);
-    if (r->message)
-        json_object_set_new(j, "message", json_string(r->message));
-    if (r->err)
-        json_object_set_new(j, "err", json_string(r->err));
-    if (r->container_id)
-        json_object_set_new(j, "container_id", json_string(r->container_id));
-    json_decref(sk_map_put(&a->reports, r->task_id, j));
+    struct sk_task_report *copy = sk_malloc(sizeof *copy);
+    sk_schema_copy(&sk_task_report_schema, copy, r);
+    report_free(sk_map_put(&a->reports, copy->id, copy));
     /* A short pause gathers the reports of a burst into one request. */
     if (!a->status_inflight && !uv_is_active((uv_handle_t *)&a->status_timer))
         uv_timer_start(&a->status_timer, status_timer_cb, 20, 0);
@@ -734,8 +745,9 @@ static void free_agent(struct sk_agent *a)
     void *v;
     sk_map_iter_init(&it, &a->reports);
     while (sk_map_iter_next(&it, NULL, &v))
-        json_decref(v);
+        report_free(v);
     sk_map_clear(&a->reports);
+    sk_schema_free(&sk_task_reports_schema, &a->status_sent);
     sk_tls_ctx_unref(a->serve_tls);
     free(a);
     if (cb)

@@ -31,8 +31,7 @@ SCHEMA(sk_heartbeat_schema, struct sk_heartbeat, "heartbeat", heartbeat_fields);
 
 static const struct sk_field assignment_fields[] = {
     OBJ(struct sk_assignment, task, sk_task_schema, .flags = SK_FF_REQUIRED),
-    STR(struct sk_assignment, service_name, .max_len = 63,
-        .flags = SK_FF_REQUIRED),
+    STR(struct sk_assignment, service_name, .max_len = 63),
     OBJS(struct sk_assignment, ports, sk_port_schema, .max_len = 64),
 };
 SCHEMA(sk_assignment_schema, struct sk_assignment, "assignment",

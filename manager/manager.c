@@ -772,9 +772,7 @@ void task_report_free(struct task_report *r)
 {
     if (!r)
         return;
-    free(r->message);
-    free(r->err);
-    free(r->container_id);
+    sk_schema_free(&sk_task_report_schema, &r->report);
     free(r);
 }
 
@@ -794,12 +792,16 @@ static struct sk_txn *produce_reports(struct sk_manager *m)
     void *v;
     sk_map_iter_init(&it, &m->reports);
     while (sk_map_iter_next(&it, &id, &v)) {
-        struct task_report *r = v;
+        const struct sk_task_report *r = &((struct task_report *)v)->report;
+        const char *node_id = ((struct task_report *)v)->node_id;
+        /* Health gating comes later: no check counts as healthy. */
+        bool healthy =
+            r->health == SK_HEALTH_NONE || r->health == SK_HEALTH_HEALTHY;
         const struct sk_task *cur = sk_store_get(m->store, SK_KIND_TASK, id);
-        bool apply = cur && strcmp(cur->node_id, r->node_id) == 0 &&
-                     (r->state > cur->status.state ||
-                      (r->state == cur->status.state &&
-                       r->healthy != cur->status.healthy));
+        bool apply =
+            cur && strcmp(cur->node_id, node_id) == 0 &&
+            (r->state > cur->status.state ||
+             (r->state == cur->status.state && healthy != cur->status.healthy));
         if (apply && sk_txn_count(t) < SK_TXN_MAX_OPS &&
             sk_txn_size(t) < SK_TXN_MAX_BYTES / 2) {
             struct sk_task *u = sk_object_dup(SK_KIND_TASK, cur);
@@ -810,7 +812,7 @@ static struct sk_txn *produce_reports(struct sk_manager *m)
             if (r->state == SK_TASK_RUNNING)
                 u->status.started_at = u->status.timestamp;
             u->status.exit_code = r->exit_code;
-            u->status.healthy = r->healthy;
+            u->status.healthy = healthy;
             char *msg = dup_or_keep(r->message, NULL);
             free(u->status.message);
             u->status.message = msg;
@@ -825,7 +827,7 @@ static struct sk_txn *produce_reports(struct sk_manager *m)
             continue; /* next entry */
         }
         sk_map_del(&m->reports, id);
-        task_report_free(r);
+        task_report_free(v);
     }
     if (sk_txn_count(t) == 0) {
         sk_txn_free(t);

@@ -17,6 +17,7 @@
 #include "skiff/store.h"
 #include "skiff/stream.h"
 #include "skiff/tls.h"
+#include "skiff/wire.h"
 
 struct sk_manager {
     uv_loop_t *loop;
@@ -77,12 +78,8 @@ struct sk_manager {
 
 /* A task status reported by an agent, waiting to be written. */
 struct task_report {
-    char node_id[SK_ID_SIZE];
-    int state;
-    int64_t timestamp;
-    int64_t exit_code;
-    bool healthy;
-    char *message, *err, *container_id;
+    char node_id[SK_ID_SIZE]; /* the node that reported it */
+    struct sk_task_report report;
 };
 void task_report_free(struct task_report *r);
 
