@@ -76,11 +76,58 @@ static void send_report(const struct etask *t)
     t->e->report(t->e->ctx, &r);
 }
 
+/* The task lifecycle as the executor drives it: a row per state, the
+ * states it may move to. Besides the straight line (accepted -> preparing
+ * -> starting -> running -> complete/failed/shutdown):
+ * - a task not yet running may be stopped (shutdown) at any point;
+ * - a running container found at adoption makes its task running from any
+ *   earlier state (an agent restarted before it reported);
+ * - preparing or starting may end rejected (no image, a bad spec, a
+ *   container in the way), and starting may end complete or failed (the
+ *   container exited before its start was confirmed);
+ * - starting may be reported again (its container was created anew).
+ * Nothing leaves a finished state. */
+#define TO(s) (1u << (s))
+static const unsigned transitions[SK_TASK_STATE_COUNT] = {
+    [SK_TASK_NEW] =
+        TO(SK_TASK_ACCEPTED) | TO(SK_TASK_RUNNING) | TO(SK_TASK_SHUTDOWN),
+    [SK_TASK_PENDING] =
+        TO(SK_TASK_ACCEPTED) | TO(SK_TASK_RUNNING) | TO(SK_TASK_SHUTDOWN),
+    [SK_TASK_ASSIGNED] =
+        TO(SK_TASK_ACCEPTED) | TO(SK_TASK_RUNNING) | TO(SK_TASK_SHUTDOWN),
+    [SK_TASK_ACCEPTED] =
+        TO(SK_TASK_PREPARING) | TO(SK_TASK_RUNNING) | TO(SK_TASK_SHUTDOWN),
+    [SK_TASK_PREPARING] = TO(SK_TASK_STARTING) | TO(SK_TASK_RUNNING) |
+                          TO(SK_TASK_SHUTDOWN) | TO(SK_TASK_REJECTED),
+    [SK_TASK_STARTING] = TO(SK_TASK_STARTING) | TO(SK_TASK_RUNNING) |
+                         TO(SK_TASK_COMPLETE) | TO(SK_TASK_FAILED) |
+                         TO(SK_TASK_SHUTDOWN) | TO(SK_TASK_REJECTED),
+    [SK_TASK_RUNNING] =
+        TO(SK_TASK_COMPLETE) | TO(SK_TASK_FAILED) | TO(SK_TASK_SHUTDOWN),
+};
+#undef TO
+
+bool executor_transition_ok(int from, int to)
+{
+    if (from < 0 || from >= SK_TASK_STATE_COUNT || to < 0 ||
+        to >= SK_TASK_STATE_COUNT)
+        return false;
+    return (transitions[from] >> to) & 1u;
+}
+
+/* Every change of a task's state goes through here: checked against the
+ * table, traced, reported. A refused one changes nothing. */
 static void set_state(struct etask *t, int state, const char *msg,
                       const char *err)
 {
     if (state == t->state && !msg)
         return;
+    if (!executor_transition_ok(t->state, state)) {
+        SK_WARN("executor", "task %s: refused to move from %s to %s (%s)",
+                t->a.task.meta.id, sk_task_state_name(t->state),
+                sk_task_state_name(state), msg ? msg : "no reason");
+        return;
+    }
     sk_trace("task", t->a.task.meta.id, sk_task_state_name(t->state),
              sk_task_state_name(state), msg);
     t->state = state;

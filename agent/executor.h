@@ -50,6 +50,12 @@ void executor_close(struct executor *e, void (*cb)(void *ctx), void *ctx);
  * each is moved out of msg->tasks, which is left zeroed (the caller still
  * frees msg). */
 void executor_assign(struct executor *e, struct sk_session_msg *msg);
+/* Whether the executor may move a task from state `from` to `to` (enum
+ * sk_task_state): the table of its lifecycle above, with the shortcuts
+ * adoption, stopping and failures take. Any other move is refused (logged,
+ * the state stays). Pure. */
+bool executor_transition_ok(int from, int to);
+
 /* Reports the current state of every task again (after reconnecting to a
  * new leader). */
 void executor_report_all(struct executor *e);
