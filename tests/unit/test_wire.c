@@ -88,6 +88,11 @@ static void reports_are_strict(void **state)
     decode_fails(&sk_task_reports_schema, "{}", "tasks");
     decode_fails(&sk_task_reports_schema,
                  "{\"tasks\":[{\"state\":\"running\"}]}", "tasks[0].id");
+    /* An empty ID is an unset one (found by fuzz_wire: it did not encode
+     * back). */
+    decode_fails(&sk_task_reports_schema,
+                 "{\"tasks\":[{\"id\":\"\",\"state\":\"running\"}]}",
+                 "tasks[0].id: required");
     decode_fails(&sk_task_reports_schema,
                  "{\"tasks\":[{\"id\":\"" ID1 "\",\"state\":\"dancing\"}]}",
                  "tasks[0].state");
