@@ -289,6 +289,7 @@ struct fake_container *fake_container_add(struct fake_dockerd *f,
 static void container_del(struct fake_dockerd *f, struct fake_container *c)
 {
     json_decref(c->labels);
+    json_decref(c->config);
     size_t i = (size_t)(c - f->containers);
     memmove(c, c + 1, (size_t)(f->n_containers - 1 - (int)i) * sizeof *c);
     f->n_containers--;
@@ -412,6 +413,7 @@ static void create(struct fake_dockerd *f, struct fake_conn *conn,
         struct fake_container *c =
             fake_container_add(f, name, image, labels, "created", 0);
         free(labels);
+        c->config = json_incref(cfg);
         snprintf(msg, sizeof msg, "{\"Id\":\"%s\",\"Warnings\":[]}", c->id);
         fake_reply_json(conn, 201, msg);
     }
@@ -650,8 +652,10 @@ bool fake_dockerd_closed(void *ctx)
 
 void fake_dockerd_free(struct fake_dockerd *f)
 {
-    for (int i = 0; i < f->n_containers; i++)
+    for (int i = 0; i < f->n_containers; i++) {
         json_decref(f->containers[i].labels);
+        json_decref(f->containers[i].config);
+    }
     f->n_containers = 0;
     free(f->body);
     free(f->held_body);

@@ -38,6 +38,7 @@ struct fake_container {
     char name[128];
     char image[128];
     json_t *labels; /* object */
+    json_t *config; /* the create body; NULL for one added by the test */
     char state[16]; /* "created", "running", "exited" */
     int exit_code;
 };
