@@ -139,6 +139,21 @@ for n in m1 m2; do
 done
 ok "worker certificate on the control API: 403 \"$msg\" on leader and follower, also with a forged X-Skiff-Principal"
 
+# ---- the node endpoints decode strictly ----
+for n in m1 m2; do
+    r=$(https POST "https://$(api "$n")/v1/node/status" "$TEST_DIR/w1" '{"tasks":[{"id":"x","state":"running"}]}')
+    eq "${r%% *}" 400 "a task report with a bad id via $n: HTTP status"
+    contains "$r" 'tasks[0].id: \"x\" is not an ID' "a task report with a bad id via $n"
+    r=$(https POST "https://$(api "$n")/v1/node/status" "$TEST_DIR/w1" \
+        '{"tasks":[{"id":"aaaaaaaaaaaaaaaaaaaaaaaaaa","state":"remove"}]}')
+    eq "${r%% *}" 400 "a task report of state remove via $n: HTTP status"
+    contains "$r" 'may not report state \"remove\"' "a task report of state remove via $n"
+    r=$(https POST "https://$(api "$n")/v1/node/heartbeat" "$TEST_DIR/w1" '{"description":{"nano_cpus":"two"}}')
+    eq "${r%% *}" 400 "a heartbeat with a bad description via $n: HTTP status"
+    contains "$r" "description.nano_cpus: want an integer" "a heartbeat with a bad description via $n"
+done
+ok "task reports and heartbeats are decoded strictly: 400 naming the field (leader and follower)"
+
 # ---- no trace ----
 eq "$(nodes_json | jq -c '[.[].id] | sort')" "$nodes_before" "node IDs after the refused attempts"
 eq "$(node_field w1 .spec.role)" worker "w1's role after its promote attempts"
