@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "skiff/mem.h"
+#include "skiff/parse.h"
 
 #define MAX_SEGS 16
 
@@ -200,17 +201,6 @@ static bool path_is(const char *target, const char *path)
            (target[n] == '\0' || target[n] == '?');
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* The percent-decoded value of query parameter `name`, or "". */
 static void query(const char *target, const char *name, char *out, size_t size)
 {
@@ -223,8 +213,10 @@ static void query(const char *target, const char *name, char *out, size_t size)
             size_t k = 0;
             for (const char *p = q + n + 1; *p && *p != '&' && k + 1 < size;
                  p++) {
-                if (*p == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
-                    out[k++] = (char)(hexval(p[1]) * 16 + hexval(p[2]));
+                if (*p == '%' && sk_hex_digit(p[1]) >= 0 &&
+                    sk_hex_digit(p[2]) >= 0) {
+                    out[k++] =
+                        (char)(sk_hex_digit(p[1]) * 16 + sk_hex_digit(p[2]));
                     p += 2;
                 } else {
                     out[k++] = *p;
