@@ -16,17 +16,18 @@
 #include "skiff/log.h"
 #include "skiff/mem.h"
 #include "skiff/objects.h"
-#include "skiff_config.h"
+#include "skiff/wire.h"
 
 #define DEFAULT_PERIOD_MS 1000
 #define RETRY_MS 200
 #define REMOVED_RETRY_MS 10000
+#define STATUS_BATCH 2000 /* reports per request (the leader takes 5000) */
 
 struct sk_agent {
     uv_loop_t *loop;
     struct sk_agent_config cfg; /* strings below are our copies */
-    char *node_id, *ca_pem, *cert_pem, *key_pem, *hostname, *addr, *data_addr,
-        *engine_version, *api_addr, *raft_addr;
+    char *node_id, *ca_pem, *cert_pem, *key_pem, *api_addr, *raft_addr;
+    struct sk_node_description desc; /* our copy, sent in every heartbeat */
     char **managers;
     size_t n_managers, current;
     char *leader; /* API address of the leader, when a reply named it */
@@ -64,11 +65,13 @@ struct sk_agent {
     bool stream_got_full;
     uv_timer_t stream_timer;
 
-    /* Task states waiting to be sent: task id -> json report. */
+    /* Task states waiting to be sent: task id -> struct sk_task_report,
+     * the latest of each task; and a copy of those in flight. */
     struct sk_map reports;
     struct sk_http_call status;
     bool status_inflight;
     char *status_url, *status_body;
+    struct sk_task_reports status_sent;
     uv_timer_t status_timer;
 
     /* The agent's own API, on workers. */
@@ -77,7 +80,6 @@ struct sk_agent {
     bool listening;
     struct sk_http_server server;
     bool serving;
-    char *agent_addr;
     unsigned closes_pending;
 
     bool stopping;
@@ -289,21 +291,28 @@ static void request_certificate(struct sk_agent *a, int role)
 static void stream_start(struct sk_agent *a);
 static void stream_check(struct sk_agent *a);
 
+/* Each line is decoded once, here; a bad one is skipped whole. */
 static void stream_line(struct sk_agent *a, const char *line, size_t len)
 {
-    json_t *msg = json_loadb(line, len, 0, NULL);
-    const char *type = json_string_value(json_object_get(msg, "type"));
-    if (type && strcmp(type, "assignments") == 0 && a->exec) {
-        bool full = json_is_true(json_object_get(msg, "full"));
-        executor_assign(a->exec, full, json_object_get(msg, "tasks"),
-                        json_object_get(msg, "removed"));
-        if (full && !a->stream_got_full) {
+    if (len == 0)
+        return;
+    struct sk_session_msg msg;
+    struct sk_err err;
+    if (sk_wire_decode(&sk_session_msg_schema, line, len, &msg, &err) !=
+        SK_OK) {
+        SK_WARN("agent", "assignments from %s: %s (skipped)", a->stream_target,
+                err.msg);
+        return;
+    }
+    if (msg.type == SK_SESSION_ASSIGNMENTS && a->exec) {
+        executor_assign(a->exec, &msg);
+        if (msg.full && !a->stream_got_full) {
             /* A new session, maybe a new leader: tell it what runs. */
             a->stream_got_full = true;
             executor_report_all(a->exec);
         }
     }
-    json_decref(msg);
+    sk_schema_free(&sk_session_msg_schema, &msg);
 }
 
 static bool stream_data(struct sk_http_call *h, const char *buf, size_t len)
@@ -394,6 +403,14 @@ static void stream_check(struct sk_agent *a)
 
 static void status_flush(struct sk_agent *a);
 
+static void report_free(struct sk_task_report *r)
+{
+    if (!r)
+        return;
+    sk_schema_free(&sk_task_report_schema, r);
+    free(r);
+}
+
 static void status_timer_cb(uv_timer_t *t)
 {
     status_flush(t->data);
@@ -407,19 +424,14 @@ static void status_cb(struct sk_http_call *h)
     bool ok = sk_http_call_api_error(h, &err) == SK_OK;
     if (ok) {
         /* Sent: drop the reports included (newer ones stay queued). */
-        json_t *sent = json_loads(a->status_body, 0, NULL);
-        size_t i;
-        json_t *r;
-        json_array_foreach(json_object_get(sent, "tasks"), i, r)
-        {
-            const char *id = json_string_value(json_object_get(r, "id"));
-            json_t *cur = id ? sk_map_get(&a->reports, id) : NULL;
-            if (cur && json_equal(cur, r)) {
-                sk_map_del(&a->reports, id);
-                json_decref(cur);
+        for (size_t i = 0; i < a->status_sent.n_tasks; i++) {
+            const struct sk_task_report *r = &a->status_sent.tasks[i];
+            struct sk_task_report *cur = sk_map_get(&a->reports, r->id);
+            if (cur && sk_schema_equal(&sk_task_report_schema, cur, r)) {
+                sk_map_del(&a->reports, r->id);
+                report_free(cur);
             }
         }
-        json_decref(sent);
     } else if (!a->stopping) {
         SK_DEBUG("agent", "task states to %s: %s", target(a), err.msg);
     }
@@ -427,6 +439,7 @@ static void status_cb(struct sk_http_call *h)
     free(a->status_url);
     free(a->status_body);
     a->status_url = a->status_body = NULL;
+    sk_schema_free(&sk_task_reports_schema, &a->status_sent);
     if (!a->stopping && sk_map_count(&a->reports))
         uv_timer_start(&a->status_timer, status_timer_cb, ok ? 0 : 500, 0);
 }
@@ -437,15 +450,19 @@ static void status_flush(struct sk_agent *a)
     if (a->status_inflight || a->stopping || !to ||
         sk_map_count(&a->reports) == 0)
         return;
-    json_t *tasks = json_array();
+    /* A copy of what is sent, to tell on success which reports it
+     * covered. */
+    struct sk_task_reports *sent = &a->status_sent;
+    size_t n = sk_map_count(&a->reports);
+    n = n < STATUS_BATCH ? n : STATUS_BATCH;
+    sent->tasks = sk_calloc(n, sizeof *sent->tasks);
     struct sk_map_iter it;
     void *v;
     sk_map_iter_init(&it, &a->reports);
-    while (sk_map_iter_next(&it, NULL, &v) && json_array_size(tasks) < 2000)
-        json_array_append(tasks, v);
-    json_t *body = json_pack("{s:o}", "tasks", tasks);
-    a->status_body = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
+    while (sent->n_tasks < n && sk_map_iter_next(&it, NULL, &v))
+        sk_schema_copy(&sk_task_report_schema, &sent->tasks[sent->n_tasks++],
+                       v);
+    a->status_body = sk_wire_encode(&sk_task_reports_schema, sent, false, NULL);
     a->status_url = sk_printf("https://%s/v1/node/status", to);
     prepare_call(a, &a->status, "POST", a->status_url, a->status_body, 1000,
                  5000, status_cb);
@@ -453,26 +470,19 @@ static void status_flush(struct sk_agent *a)
         free(a->status_url);
         free(a->status_body);
         a->status_url = a->status_body = NULL;
+        sk_schema_free(&sk_task_reports_schema, sent);
         uv_timer_start(&a->status_timer, status_timer_cb, 500, 0);
         return;
     }
     a->status_inflight = true;
 }
 
-static void on_report(void *ctx, const struct executor_report *r)
+static void on_report(void *ctx, const struct sk_task_report *r)
 {
     struct sk_agent *a = ctx;
-    json_t *j = json_pack("{s:s, s:s, s:I, s:I}", "id", r->task_id, "state",
-                          sk_task_state_name(r->state), "exit_code",
-                          (json_int_t)r->exit_code, "timestamp",
-                          (json_int_t)r->timestamp);
-    if (r->message)
-        json_object_set_new(j, "message", json_string(r->message));
-    if (r->err)
-        json_object_set_new(j, "err", json_string(r->err));
-    if (r->container_id)
-        json_object_set_new(j, "container_id", json_string(r->container_id));
-    json_decref(sk_map_put(&a->reports, r->task_id, j));
+    struct sk_task_report *copy = sk_malloc(sizeof *copy);
+    sk_schema_copy(&sk_task_report_schema, copy, r);
+    report_free(sk_map_put(&a->reports, copy->id, copy));
     /* A short pause gathers the reports of a burst into one request. */
     if (!a->status_inflight && !uv_is_active((uv_handle_t *)&a->status_timer))
         uv_timer_start(&a->status_timer, status_timer_cb, 20, 0);
@@ -624,15 +634,8 @@ static void send_heartbeat(struct sk_agent *a)
         schedule_beat(a, (uint64_t)a->period_ms);
         return;
     }
-    json_t *desc = json_pack(
-        "{s:s?, s:s?, s:s?, s:I, s:I, s:s?, s:s, s:s?}", "hostname",
-        a->hostname, "addr", a->addr, "data_addr", a->data_addr, "nano_cpus",
-        (json_int_t)a->cfg.nano_cpus, "memory_bytes",
-        (json_int_t)a->cfg.memory_bytes, "engine_version", a->engine_version,
-        "skiff_version", SKIFF_VERSION, "agent_addr", a->agent_addr);
-    json_t *body = json_pack("{s:o}", "description", desc);
-    a->beat_body = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
+    struct sk_heartbeat hb = {.description = a->desc}; /* borrowed */
+    a->beat_body = sk_wire_encode(&sk_heartbeat_schema, &hb, false, NULL);
     a->beat_url = sk_printf("https://%s/v1/node/heartbeat", to);
     /* A manager that lost its network must not hold the agent for long. */
     prepare_call(a, &a->beat, "POST", a->beat_url, a->beat_body, 1000,
@@ -672,10 +675,9 @@ struct sk_agent *sk_agent_start(const struct sk_agent_config *cfg,
     a->ca_pem = sk_strdup(cfg->ca_pem);
     a->cert_pem = sk_strdup(cfg->cert_pem);
     a->key_pem = sk_strdup(cfg->key_pem);
-    a->hostname = dup_or_null(cfg->hostname);
-    a->addr = dup_or_null(cfg->addr);
-    a->data_addr = dup_or_null(cfg->data_addr);
-    a->engine_version = dup_or_null(cfg->engine_version);
+    sk_schema_copy(&sk_node_description_schema, &a->desc, &cfg->description);
+    /* Its strings are the caller's: only our copy is used from now on. */
+    memset(&a->cfg.description, 0, sizeof a->cfg.description);
     a->api_addr = dup_or_null(cfg->api_addr);
     a->raft_addr = dup_or_null(cfg->raft_addr);
     a->role = cfg->role;
@@ -700,13 +702,12 @@ struct sk_agent *sk_agent_start(const struct sk_agent_config *cfg,
     uv_timer_init(a->loop, &a->status_timer);
     a->status_timer.data = a;
     sk_map_init(&a->reports);
-    a->agent_addr = dup_or_null(cfg->agent_addr);
     if (cfg->docker_socket) {
         struct sk_err derr;
         a->docker = sk_docker_new(a->loop, cfg->docker_socket, &derr);
         if (a->docker)
-            a->exec = executor_new(a->loop, a->docker, a->node_id, a->hostname,
-                                   on_report, a);
+            a->exec = executor_new(a->loop, a->docker, a->node_id,
+                                   a->desc.hostname, on_report, a);
         else
             SK_ERROR("agent", "dockerd: %s (this node runs no tasks)",
                      derr.msg);
@@ -731,10 +732,7 @@ static void free_agent(struct sk_agent *a)
     if (a->key_pem)
         memset(a->key_pem, 0, strlen(a->key_pem));
     free(a->key_pem);
-    free(a->hostname);
-    free(a->addr);
-    free(a->data_addr);
-    free(a->engine_version);
+    sk_schema_free(&sk_node_description_schema, &a->desc);
     free(a->api_addr);
     free(a->raft_addr);
     free(a->leader);
@@ -743,13 +741,13 @@ static void free_agent(struct sk_agent *a)
     free(a->managers);
     free(a->leave_url);
     free(a->stream_buf);
-    free(a->agent_addr);
     struct sk_map_iter it;
     void *v;
     sk_map_iter_init(&it, &a->reports);
     while (sk_map_iter_next(&it, NULL, &v))
-        json_decref(v);
+        report_free(v);
     sk_map_clear(&a->reports);
+    sk_schema_free(&sk_task_reports_schema, &a->status_sent);
     sk_tls_ctx_unref(a->serve_tls);
     free(a);
     if (cb)

@@ -16,9 +16,8 @@
 
 struct etask {
     struct executor *e;
-    struct sk_task *task; /* the latest object from the leader */
-    char *service_name;
-    int state; /* what we observed and reported */
+    struct sk_assignment a; /* the latest from the leader */
+    int state;              /* what we observed and reported */
     char *container_id;
     bool busy;           /* a dockerd call in flight */
     bool gone;           /* no longer assigned: remove, then forget */
@@ -26,7 +25,6 @@ struct etask {
     bool removed;        /* its container is removed */
     bool create_retried; /* a name conflict was cleared once */
     bool pulled;         /* the image was pulled once for it */
-    json_t *ports;       /* the service's published ports */
     int64_t exit_code;
     char *message, *err;
 };
@@ -64,24 +62,73 @@ static int64_t wall_ms(void)
 
 static void send_report(const struct etask *t)
 {
-    struct executor_report r = {
-        .task_id = t->task->meta.id,
+    /* Borrowed strings: the receiver copies what it keeps. */
+    struct sk_task_report r = {
         .state = t->state,
+        .health = SK_HEALTH_NONE,
+        .timestamp = wall_ms(),
+        .exit_code = t->exit_code,
         .message = t->message,
         .err = t->err,
-        .exit_code = t->exit_code,
         .container_id = t->container_id,
-        .timestamp = wall_ms(),
     };
+    memcpy(r.id, t->a.task.meta.id, SK_ID_SIZE);
     t->e->report(t->e->ctx, &r);
 }
 
+/* The task lifecycle as the executor drives it: a row per state, the
+ * states it may move to. Besides the straight line (accepted -> preparing
+ * -> starting -> running -> complete/failed/shutdown):
+ * - a task not yet running may be stopped (shutdown) at any point;
+ * - a running container found at adoption makes its task running from any
+ *   earlier state (an agent restarted before it reported);
+ * - preparing or starting may end rejected (no image, a bad spec, a
+ *   container in the way), and starting may end complete or failed (the
+ *   container exited before its start was confirmed);
+ * - starting may be reported again (its container was created anew).
+ * Nothing leaves a finished state. */
+#define TO(s) (1u << (s))
+static const unsigned transitions[SK_TASK_STATE_COUNT] = {
+    [SK_TASK_NEW] =
+        TO(SK_TASK_ACCEPTED) | TO(SK_TASK_RUNNING) | TO(SK_TASK_SHUTDOWN),
+    [SK_TASK_PENDING] =
+        TO(SK_TASK_ACCEPTED) | TO(SK_TASK_RUNNING) | TO(SK_TASK_SHUTDOWN),
+    [SK_TASK_ASSIGNED] =
+        TO(SK_TASK_ACCEPTED) | TO(SK_TASK_RUNNING) | TO(SK_TASK_SHUTDOWN),
+    [SK_TASK_ACCEPTED] =
+        TO(SK_TASK_PREPARING) | TO(SK_TASK_RUNNING) | TO(SK_TASK_SHUTDOWN),
+    [SK_TASK_PREPARING] = TO(SK_TASK_STARTING) | TO(SK_TASK_RUNNING) |
+                          TO(SK_TASK_SHUTDOWN) | TO(SK_TASK_REJECTED),
+    [SK_TASK_STARTING] = TO(SK_TASK_STARTING) | TO(SK_TASK_RUNNING) |
+                         TO(SK_TASK_COMPLETE) | TO(SK_TASK_FAILED) |
+                         TO(SK_TASK_SHUTDOWN) | TO(SK_TASK_REJECTED),
+    [SK_TASK_RUNNING] =
+        TO(SK_TASK_COMPLETE) | TO(SK_TASK_FAILED) | TO(SK_TASK_SHUTDOWN),
+};
+#undef TO
+
+bool executor_transition_ok(int from, int to)
+{
+    if (from < 0 || from >= SK_TASK_STATE_COUNT || to < 0 ||
+        to >= SK_TASK_STATE_COUNT)
+        return false;
+    return (transitions[from] >> to) & 1u;
+}
+
+/* Every change of a task's state goes through here: checked against the
+ * table, traced, reported. A refused one changes nothing. */
 static void set_state(struct etask *t, int state, const char *msg,
                       const char *err)
 {
     if (state == t->state && !msg)
         return;
-    sk_trace("task", t->task->meta.id, sk_task_state_name(t->state),
+    if (!executor_transition_ok(t->state, state)) {
+        SK_WARN("executor", "task %s: refused to move from %s to %s (%s)",
+                t->a.task.meta.id, sk_task_state_name(t->state),
+                sk_task_state_name(state), msg ? msg : "no reason");
+        return;
+    }
+    sk_trace("task", t->a.task.meta.id, sk_task_state_name(t->state),
              sk_task_state_name(state), msg);
     t->state = state;
     free(t->message);
@@ -107,9 +154,7 @@ void executor_report_all(struct executor *e)
 
 static void etask_free(struct etask *t)
 {
-    json_decref(t->ports);
-    sk_object_free(SK_KIND_TASK, t->task);
-    free(t->service_name);
+    sk_schema_free(&sk_assignment_schema, &t->a);
     free(t->container_id);
     free(t->message);
     free(t->err);
@@ -118,7 +163,7 @@ static void etask_free(struct etask *t)
 
 static void forget(struct etask *t)
 {
-    sk_map_del(&t->e->tasks, t->task->meta.id);
+    sk_map_del(&t->e->tasks, t->a.task.meta.id);
     etask_free(t);
 }
 
@@ -143,14 +188,21 @@ static bool end(struct etask *t)
     return true;
 }
 
+/* The service's name; a task whose service is gone is on its way out and
+ * named for what it is. */
+static const char *service_name(const struct etask *t)
+{
+    return t->a.service_name ? t->a.service_name : "task";
+}
+
 static const char *task_name(const struct etask *t, char *buf, size_t size)
 {
-    if (t->task->slot > 0)
-        snprintf(buf, size, "%s.%lld.%s", t->service_name,
-                 (long long)t->task->slot, t->task->meta.id);
+    if (t->a.task.slot > 0)
+        snprintf(buf, size, "%s.%lld.%s", service_name(t),
+                 (long long)t->a.task.slot, t->a.task.meta.id);
     else
-        snprintf(buf, size, "%s.%.10s.%s", t->service_name, t->task->node_id,
-                 t->task->meta.id);
+        snprintf(buf, size, "%s.%.10s.%s", service_name(t), t->a.task.node_id,
+                 t->a.task.meta.id);
     return buf;
 }
 
@@ -165,7 +217,7 @@ static json_t *strs_json(char *const *s, size_t n)
 /* Docker's create body for a task. */
 static json_t *container_config(const struct etask *t)
 {
-    const struct sk_task_spec *ts = &t->task->spec;
+    const struct sk_task_spec *ts = &t->a.task.spec;
     const struct sk_container_spec *c = &ts->container;
     json_t *cfg = json_object();
     json_object_set_new(cfg, "Image", json_string(c->image));
@@ -191,12 +243,12 @@ static json_t *container_config(const struct etask *t)
         json_object_set_new(labels, c->labels[i].key,
                             json_string(c->labels[i].value));
     char slot[32];
-    snprintf(slot, sizeof slot, "%lld", (long long)t->task->slot);
+    snprintf(slot, sizeof slot, "%lld", (long long)t->a.task.slot);
     json_object_set_new(labels, "skiff.service.id",
-                        json_string(t->task->service_id));
+                        json_string(t->a.task.service_id));
     json_object_set_new(labels, "skiff.service.name",
-                        json_string(t->service_name));
-    json_object_set_new(labels, LABEL_TASK, json_string(t->task->meta.id));
+                        json_string(service_name(t)));
+    json_object_set_new(labels, LABEL_TASK, json_string(t->a.task.meta.id));
     json_object_set_new(labels, "skiff.task.slot", json_string(slot));
     json_object_set_new(labels, "skiff.node.id", json_string(t->e->node_id));
     json_object_set_new(cfg, "Labels", labels);
@@ -232,27 +284,20 @@ static json_t *container_config(const struct etask *t)
 }
 
 /* Host-mode published ports live in the service spec, which the agent gets
- * with the task as "ports". */
-static void add_ports(json_t *cfg, const json_t *ports)
+ * with the task. */
+static void add_ports(json_t *cfg, const struct sk_port *ports, size_t n)
 {
-    if (!json_is_array(ports) || json_array_size(ports) == 0)
+    if (n == 0)
         return;
     json_t *exposed = json_object(), *bindings = json_object();
-    size_t i;
-    const json_t *p;
-    json_array_foreach(ports, i, p)
-    {
-        const char *proto = json_string_value(json_object_get(p, "protocol"));
+    for (size_t i = 0; i < n; i++) {
+        const struct sk_port *p = &ports[i];
         char key[32], host[16];
-        snprintf(key, sizeof key, "%lld/%s",
-                 (long long)json_integer_value(json_object_get(p, "target")),
-                 proto ? proto : "tcp");
+        snprintf(key, sizeof key, "%lld/%s", (long long)p->target,
+                 p->protocol == SK_PROTO_UDP ? "udp" : "tcp");
         json_object_set_new(exposed, key, json_object());
-        const char *mode = json_string_value(json_object_get(p, "mode"));
-        long long published =
-            json_integer_value(json_object_get(p, "published"));
-        if (published && (!mode || strcmp(mode, "host") == 0)) {
-            snprintf(host, sizeof host, "%lld", published);
+        if (p->published && p->mode == SK_PORT_HOST) {
+            snprintf(host, sizeof host, "%lld", (long long)p->published);
             json_object_set_new(bindings, key,
                                 json_pack("[{s:s}]", "HostPort", host));
         }
@@ -324,7 +369,7 @@ static void create_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
          * round trip to dockerd. */
         t->pulled = true;
         begin(t);
-        sk_docker_image_pull(t->e->docker, t->task->spec.container.image,
+        sk_docker_image_pull(t->e->docker, t->a.task.spec.container.image,
                              pull_done, t);
         return;
     }
@@ -343,7 +388,7 @@ static void create_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
 static void create_container(struct etask *t)
 {
     json_t *cfg = container_config(t);
-    add_ports(cfg, t->ports);
+    add_ports(cfg, t->a.ports, t->a.n_ports);
     char name[256];
     begin(t);
     sk_docker_create(t->e->docker, task_name(t, name, sizeof name), cfg,
@@ -357,7 +402,7 @@ static void pull_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
     struct etask *t = ctx;
     if (!end(t))
         return;
-    if (t->task->desired_state != SK_TASK_RUNNING) {
+    if (t->a.task.desired_state != SK_TASK_RUNNING) {
         step(t);
         return;
     }
@@ -368,7 +413,7 @@ static void pull_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
         snprintf(why, sizeof why,
                  "image \"%s\" not found on node %s and could not be pulled: "
                  "%s",
-                 t->task->spec.container.image, t->e->node_name, err->msg);
+                 t->a.task.spec.container.image, t->e->node_name, err->msg);
         set_state(t, SK_TASK_REJECTED, "rejected", why);
         step(t);
         return;
@@ -383,7 +428,8 @@ static void stop_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
     if (!end(t))
         return;
     if (rc != SK_OK && rc != SK_ENOTFOUND)
-        SK_WARN("executor", "stopping task %s: %s", t->task->meta.id, err->msg);
+        SK_WARN("executor", "stopping task %s: %s", t->a.task.meta.id,
+                err->msg);
     /* The die event may come first or not at all (already exited). */
     if (!sk_task_state_terminal(t->state))
         set_state(t, SK_TASK_SHUTDOWN, "stopped", NULL);
@@ -398,7 +444,7 @@ static void remove_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
         return;
     if (rc != SK_OK && rc != SK_ENOTFOUND)
         SK_WARN("executor", "removing the container of task %s: %s",
-                t->task->meta.id, err->msg);
+                t->a.task.meta.id, err->msg);
     t->removed = true;
     step(t);
 }
@@ -417,7 +463,7 @@ static void step(struct etask *t)
         forget(t);
         return;
     }
-    int desired = t->task->desired_state;
+    int desired = t->a.task.desired_state;
     if (desired == SK_TASK_RUNNING) {
         switch (t->state) {
         case SK_TASK_NEW:
@@ -451,7 +497,7 @@ static void step(struct etask *t)
             t->stopping = true;
             begin(t);
             int grace =
-                (int)((t->task->spec.container.stop_grace_ms + 999) / 1000);
+                (int)((t->a.task.spec.container.stop_grace_ms + 999) / 1000);
             sk_docker_stop(e->docker, t->container_id, grace, stop_done, t);
             return;
         }
@@ -467,47 +513,27 @@ static void step(struct etask *t)
 
 /* ---- assignments ---- */
 
-static struct etask *upsert(struct executor *e, const json_t *j)
+/* Takes the assignment over (leaves *in zeroed). */
+static struct etask *upsert(struct executor *e, struct sk_assignment *in)
 {
-    struct sk_task *task = sk_object_new(SK_KIND_TASK);
-    struct sk_err err;
-    /* The leader adds service_name (and maybe ports); the task schema
-     * does not know them. */
-    json_t *copy = json_deep_copy(j);
-    const char *svc = json_string_value(json_object_get(copy, "service_name"));
-    char *service_name = sk_strdup(svc ? svc : "task");
-    json_t *ports = json_incref(json_object_get(copy, "ports"));
-    json_object_del(copy, "service_name");
-    json_object_del(copy, "ports");
-    if (sk_schema_decode(&sk_task_schema, copy, task, "task", &err) != SK_OK) {
-        SK_WARN("executor", "assignment: %s", err.msg);
-        json_decref(copy);
-        json_decref(ports);
-        free(task);
-        free(service_name);
-        return NULL;
-    }
-    json_decref(copy);
-    struct etask *t = sk_map_get(&e->tasks, task->meta.id);
+    struct etask *t = sk_map_get(&e->tasks, in->task.meta.id);
     if (t) {
-        sk_object_free(SK_KIND_TASK, t->task);
-        t->task = task;
-        free(service_name);
-        json_decref(t->ports);
-        t->ports = ports;
+        sk_schema_free(&sk_assignment_schema, &t->a);
+        t->a = *in;
+        memset(in, 0, sizeof *in);
         t->gone = false;
         return t;
     }
     t = sk_calloc(1, sizeof *t);
     t->e = e;
-    t->task = task;
-    t->ports = ports;
-    t->service_name = service_name;
-    t->state = task->status.state;
-    if (task->status.container_id)
-        t->container_id = sk_strdup(task->status.container_id);
-    t->exit_code = task->status.exit_code;
-    sk_map_put(&e->tasks, task->meta.id, t);
+    t->a = *in;
+    memset(in, 0, sizeof *in);
+    const struct sk_task_status *st = &t->a.task.status;
+    t->state = st->state;
+    if (st->container_id)
+        t->container_id = sk_strdup(st->container_id);
+    t->exit_code = st->exit_code;
+    sk_map_put(&e->tasks, t->a.task.meta.id, t);
     return t;
 }
 
@@ -596,7 +622,7 @@ static void adopt_list_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
         t->container_id = sk_strdup(id);
         bool running = state && strcmp(state, "running") == 0;
         if (running && t->state < SK_TASK_RUNNING &&
-            t->task->desired_state == SK_TASK_RUNNING) {
+            t->a.task.desired_state == SK_TASK_RUNNING) {
             set_state(t, SK_TASK_RUNNING, "adopted a running container", NULL);
         } else if (!running && !sk_task_state_terminal(t->state) &&
                    t->state >= SK_TASK_STARTING) {
@@ -606,7 +632,7 @@ static void adopt_list_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
             int code = -1;
             if (status && sscanf(status, "Exited (%d)", &code) == 1)
                 t->exit_code = code;
-            if (t->task->desired_state != SK_TASK_RUNNING)
+            if (t->a.task.desired_state != SK_TASK_RUNNING)
                 set_state(t, SK_TASK_SHUTDOWN, "stopped", NULL);
             else if (code == 0)
                 set_state(t, SK_TASK_COMPLETE, "exited 0", NULL);
@@ -630,7 +656,7 @@ static void adopt_list_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
         {
             const char *tid = json_string_value(
                 json_object_get(json_object_get(c, "Labels"), LABEL_TASK));
-            if (tid && strcmp(tid, t->task->meta.id) == 0)
+            if (tid && strcmp(tid, t->a.task.meta.id) == 0)
                 have = true;
         }
         if (!have && t->container_id) {
@@ -646,22 +672,17 @@ static void adopt_list_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
     step_all(e);
 }
 
-void executor_assign(struct executor *e, bool full, const json_t *tasks,
-                     const json_t *removed)
+void executor_assign(struct executor *e, struct sk_session_msg *msg)
 {
     if (e->closing)
         return;
     struct sk_map seen;
     sk_map_init(&seen);
-    size_t i;
-    const json_t *j;
-    json_array_foreach(tasks, i, j)
-    {
-        struct etask *t = upsert(e, j);
-        if (t)
-            sk_map_put(&seen, t->task->meta.id, t);
+    for (size_t i = 0; i < msg->n_tasks; i++) {
+        struct etask *t = upsert(e, &msg->tasks[i]);
+        sk_map_put(&seen, t->a.task.meta.id, t);
     }
-    if (full) {
+    if (msg->full) {
         struct sk_map_iter it;
         const char *id;
         void *v;
@@ -670,16 +691,14 @@ void executor_assign(struct executor *e, bool full, const json_t *tasks,
             if (!sk_map_get(&seen, id))
                 ((struct etask *)v)->gone = true;
     }
-    json_array_foreach(removed, i, j)
-    {
-        const char *id = json_string_value(j);
-        struct etask *t = id ? sk_map_get(&e->tasks, id) : NULL;
+    for (size_t i = 0; i < msg->n_removed; i++) {
+        struct etask *t = sk_map_get(&e->tasks, msg->removed[i]);
         if (t)
             t->gone = true;
     }
     sk_map_clear(&seen);
     if (!e->adopted) {
-        if (full) {
+        if (msg->full) {
             e->want_adopt = true;
             adopt(e);
         }
@@ -734,7 +753,7 @@ static void on_event(void *ctx, json_t *ev)
     t->exit_code = code ? atoll(code) : -1;
     if (sk_task_state_terminal(t->state))
         return;
-    if (t->stopping || t->task->desired_state != SK_TASK_RUNNING) {
+    if (t->stopping || t->a.task.desired_state != SK_TASK_RUNNING) {
         set_state(t, SK_TASK_SHUTDOWN, "stopped", NULL);
     } else if (t->exit_code == 0) {
         set_state(t, SK_TASK_COMPLETE, "exited 0", NULL);

@@ -1,7 +1,8 @@
 /* Private to agent/: the executor runs this node's tasks on its dockerd.
  *
- * The agent feeds it the node's assignments (the task objects from the
- * leader, in full or as changes) and it makes dockerd match them:
+ * The agent feeds it the node's assignments (each a task from the leader
+ * with what the node needs to run it, in full or as changes) and it makes
+ * dockerd match them:
  *
  *   assigned -> accepted -> preparing (image present, or pulled) ->
  *   starting (container created) -> running (started)
@@ -28,20 +29,13 @@
 #include "skiff/docker.h"
 #include "skiff/err.h"
 #include "skiff/http.h"
+#include "skiff/wire.h"
 
 struct executor;
 
-struct executor_report {
-    const char *task_id;
-    int state; /* enum sk_task_state */
-    const char *message;
-    const char *err;
-    int64_t exit_code;
-    const char *container_id;
-    int64_t timestamp;
-};
-
-typedef void (*executor_report_cb)(void *ctx, const struct executor_report *r);
+/* A task's state as the executor observed it (skiff/wire.h). Its strings
+ * are borrowed for the call. */
+typedef void (*executor_report_cb)(void *ctx, const struct sk_task_report *r);
 
 struct executor *executor_new(uv_loop_t *loop, struct sk_docker *docker,
                               const char *node_id, const char *node_name,
@@ -50,11 +44,18 @@ struct executor *executor_new(uv_loop_t *loop, struct sk_docker *docker,
  * finished; containers are left as they are. cb runs then. */
 void executor_close(struct executor *e, void (*cb)(void *ctx), void *ctx);
 
-/* Applies an assignments message: with `full`, `tasks` is everything the
- * node should know (anything else goes); otherwise `tasks` are changes
- * and `removed` lists forgotten task IDs. Borrowed. */
-void executor_assign(struct executor *e, bool full, const json_t *tasks,
-                     const json_t *removed);
+/* Applies an assignments message: with `full`, its tasks are everything
+ * the node should know (anything else goes); otherwise they are changes
+ * and `removed` lists forgotten task IDs. The assignments are taken over:
+ * each is moved out of msg->tasks, which is left zeroed (the caller still
+ * frees msg). */
+void executor_assign(struct executor *e, struct sk_session_msg *msg);
+/* Whether the executor may move a task from state `from` to `to` (enum
+ * sk_task_state): the table of its lifecycle above, with the shortcuts
+ * adoption, stopping and failures take. Any other move is refused (logged,
+ * the state stays). Pure. */
+bool executor_transition_ok(int from, int to);
+
 /* Reports the current state of every task again (after reconnecting to a
  * new leader). */
 void executor_report_all(struct executor *e);

@@ -10,7 +10,7 @@
 #include "skiff/mem.h"
 #include "skiff/objects.h"
 #include "skiff/pki.h"
-#include "skiff_config.h"
+#include "skiff/wire.h"
 
 static uint64_t mono_ms(void)
 {
@@ -71,22 +71,23 @@ static enum sk_rc send_join(const struct sk_join_config *cfg,
                             const char *ca_pem, const char *csr,
                             json_t **out_reply, struct sk_err *err)
 {
-    json_t *body = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:I, s:I, s:s?, s:s}", "token",
-        cfg->token, "csr", csr, "hostname", cfg->hostname, "addr", cfg->addr,
-        "data_addr", cfg->data_addr, "api_addr", cfg->api_addr, "raft_addr",
-        cfg->raft_addr, "nano_cpus", (json_int_t)cfg->nano_cpus, "memory_bytes",
-        (json_int_t)cfg->memory_bytes, "engine_version", cfg->engine_version,
-        "skiff_version", SKIFF_VERSION);
-    char *text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
+    /* Borrowed strings: the body is only encoded, never freed. */
+    struct sk_join_body body = {
+        .token = (char *)cfg->token,
+        .csr = (char *)csr,
+        .description = cfg->description,
+        .api_addr = (char *)cfg->api_addr,
+        .raft_addr = (char *)cfg->raft_addr,
+    };
+    size_t len;
+    char *text = sk_wire_encode(&sk_join_body_schema, &body, false, &len);
     char *url = sk_printf("https://%s/v1/join", cfg->manager);
     struct sk_tls_creds tls = {.ca_pem = ca_pem, .expect_role = "manager"};
     struct sk_http_call call = {
         .method = "POST",
         .url = url,
         .body = text,
-        .body_len = strlen(text),
+        .body_len = len,
         .tls = &tls,
         .connect_timeout_ms = 3000,
         .timeout_ms = 15000,
@@ -185,7 +186,8 @@ enum sk_rc sk_join_cluster(const struct sk_join_config *cfg,
 
     char *key = NULL, *csr = NULL;
     if ((rc = sk_pki_key_new(&key, err)) != SK_OK ||
-        (rc = sk_pki_csr_new(key, cfg->hostname, &csr, err)) != SK_OK) {
+        (rc = sk_pki_csr_new(key, cfg->description.hostname, &csr, err)) !=
+            SK_OK) {
         free(ca);
         free(key);
         return rc;

@@ -147,6 +147,10 @@ struct daemon {
     uv_signal_t sigterm, sigint;
     char **argv;
     const char *docker_socket;
+    /* What this node says about itself, and where its API and Raft listen
+     * ("ip:port"): filled once by describe_node. */
+    struct sk_node_description description;
+    char *api_addr, *raft_addr;
     bool stopping;
     bool reexec; /* after stopping, re-execute (role change) */
 };
@@ -215,6 +219,27 @@ static char *host_port(const char *host, int port)
     return sk_printf("%s:%d", host, port);
 }
 
+/* The one description of this node, wherever it travels: the first
+ * manager's node object at --init, the join request, every heartbeat. */
+static void describe_node(struct daemon *d, const char *engine)
+{
+    const struct sk_local_node *n = &d->node;
+    d->api_addr = host_port(n->advertise_addr, n->api_port);
+    d->raft_addr = host_port(n->advertise_addr, n->raft_port);
+    d->description = (struct sk_node_description){
+        .hostname = sk_strdup(n->hostname),
+        .addr = sk_strdup(n->advertise_addr),
+        .data_addr = sk_strdup(n->data_addr),
+        .nano_cpus = host_cpus(),
+        .memory_bytes = host_memory(),
+        .engine_version = engine ? sk_strdup(engine) : NULL,
+        .skiff_version = sk_strdup(sk_version()),
+        /* Workers serve their agent's API on the API port; a manager
+         * routes it there too. */
+        .agent_addr = sk_strdup(d->api_addr),
+    };
+}
+
 static void save_state(struct daemon *d)
 {
     struct sk_err err;
@@ -224,7 +249,7 @@ static void save_state(struct daemon *d)
 
 /* ---- --init ---- */
 
-static void do_init(struct daemon *d, const char *hostname, const char *engine)
+static void do_init(struct daemon *d)
 {
     struct sk_local_node *n = &d->node;
     struct sk_cluster_spec spec = {0};
@@ -240,17 +265,11 @@ static void do_init(struct daemon *d, const char *hostname, const char *engine)
             "least 1m");
     unsigned char key[SK_DATA_KEY_SIZE];
     sk_data_key_new(key);
-    char *api = host_port(n->advertise_addr, n->api_port);
-    char *raft = host_port(n->advertise_addr, n->raft_port);
+    char *api = d->api_addr;
     struct sk_bootstrap_request req = {
-        .hostname = hostname,
-        .addr = n->advertise_addr,
-        .data_addr = n->data_addr,
+        .description = d->description,
         .api_addr = api,
-        .raft_addr = raft,
-        .nano_cpus = host_cpus(),
-        .memory_bytes = host_memory(),
-        .engine_version = engine,
+        .raft_addr = d->raft_addr,
         .spec = &spec,
     };
     struct sk_bootstrap b;
@@ -299,32 +318,23 @@ static void do_init(struct daemon *d, const char *hostname, const char *engine)
     fflush(stdout);
     free(admin_path);
     free(init_path);
-    free(api);
-    free(raft);
     memset(key, 0, sizeof key);
     sk_bootstrap_free(&b);
 }
 
 /* ---- --join ---- */
 
-static void do_join(struct daemon *d, const char *hostname, const char *engine)
+static void do_join(struct daemon *d)
 {
     struct sk_local_node *n = &d->node;
     if (!flags[F_TOKEN].set)
         die("--join needs --token");
-    char *api = host_port(n->advertise_addr, n->api_port);
-    char *raft = host_port(n->advertise_addr, n->raft_port);
     struct sk_join_config cfg = {
         .manager = flags[F_JOIN].str,
         .token = flags[F_TOKEN].str,
-        .hostname = hostname,
-        .addr = n->advertise_addr,
-        .data_addr = n->data_addr,
-        .api_addr = api,
-        .raft_addr = raft,
-        .nano_cpus = host_cpus(),
-        .memory_bytes = host_memory(),
-        .engine_version = engine,
+        .description = d->description,
+        .api_addr = d->api_addr,
+        .raft_addr = d->raft_addr,
     };
     struct sk_err err;
     if (sk_join_cluster(&cfg, n, &err) != SK_OK)
@@ -332,8 +342,6 @@ static void do_join(struct daemon *d, const char *hostname, const char *engine)
     save_state(d);
     SK_INFO("skiffd", "joined cluster %s as %s %s", n->cluster_id,
             sk_node_role_names[n->role], n->node_id);
-    free(api);
-    free(raft);
 }
 
 /* ---- running ---- */
@@ -445,13 +453,11 @@ static void route_to_agent(void *ctx, struct sk_http_req *req)
     sk_http_respond_error(req, &err);
 }
 
-static void start_roles(struct daemon *d, const char *hostname,
-                        const char *engine, const char *init_command)
+static void start_roles(struct daemon *d, const char *init_command)
 {
     struct sk_local_node *n = &d->node;
     struct sk_err err;
-    char *api = host_port(n->advertise_addr, n->api_port);
-    char *raft = host_port(n->advertise_addr, n->raft_port);
+    const char *api = d->api_addr, *raft = d->raft_addr;
     if (n->role == SK_ROLE_MANAGER) {
         if (!n->has_data_key)
             die("%s/node.json: a manager without the data key", d->dir);
@@ -497,16 +503,10 @@ static void start_roles(struct daemon *d, const char *hostname,
         .key_pem = n->key_pem,
         .managers = n->managers,
         .n_managers = n->n_managers,
-        .hostname = hostname,
-        .addr = n->advertise_addr,
-        .data_addr = n->data_addr,
-        .nano_cpus = host_cpus(),
-        .memory_bytes = host_memory(),
-        .engine_version = engine,
+        .description = d->description,
         .api_addr = api,
         .raft_addr = raft,
         .docker_socket = d->docker_socket,
-        .agent_addr = api,
         .serve_host = n->role == SK_ROLE_MANAGER ? NULL : n->listen_addr,
         .serve_port = n->role == SK_ROLE_MANAGER ? 0 : n->api_port,
         .credentials_cb = on_credentials,
@@ -517,8 +517,6 @@ static void start_roles(struct daemon *d, const char *hostname,
     d->agent = sk_agent_start(&ac, &err);
     if (!d->agent)
         die("agent: %s", err.msg);
-    free(api);
-    free(raft);
 }
 
 static void usage(FILE *f)
@@ -617,16 +615,6 @@ int main(int argc, char **argv)
         d.node.raft_port =
             flags[F_RAFT_PORT].set ? (int)flags[F_RAFT_PORT].num : 7444;
         d.node.hostname = sk_strdup(flag_str(F_HOSTNAME, hostbuf));
-        if (flags[F_INIT].on) {
-            do_init(&d, d.node.hostname, engine);
-            char *path = sk_printf("%s/init.json", d.dir);
-            if (sk_read_file(path, 8u << 20, &init_command, NULL, &err) !=
-                SK_OK)
-                die("%s", err.msg);
-            free(path);
-        } else {
-            do_join(&d, d.node.hostname, engine);
-        }
     }
     if (!d.node.listen_addr)
         d.node.listen_addr = sk_strdup(d.node.advertise_addr);
@@ -638,6 +626,16 @@ int main(int argc, char **argv)
         d.node.raft_port = 7444;
     if (!d.node.hostname)
         d.node.hostname = sk_strdup(flag_str(F_HOSTNAME, hostbuf));
+    describe_node(&d, engine);
+    if (loaded != SK_OK && flags[F_INIT].on) {
+        do_init(&d);
+        char *path = sk_printf("%s/init.json", d.dir);
+        if (sk_read_file(path, 8u << 20, &init_command, NULL, &err) != SK_OK)
+            die("%s", err.msg);
+        free(path);
+    } else if (loaded != SK_OK) {
+        do_join(&d);
+    }
     if (loaded == SK_OK && flags[F_DOCKER_HOST].set)
         save_state(&d);
     /* A worker holds no Raft state: a demoted manager's is wiped. */
@@ -657,7 +655,7 @@ int main(int argc, char **argv)
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
     uv_signal_start(&d.sigint, on_signal, SIGINT);
 
-    start_roles(&d, d.node.hostname, engine, init_command);
+    start_roles(&d, init_command);
     free(init_command);
     uv_run(&loop, UV_RUN_DEFAULT);
     int rc = uv_loop_close(&loop);
@@ -665,6 +663,9 @@ int main(int argc, char **argv)
         SK_WARN("skiffd", "loop closed with handles open: %s", uv_strerror(rc));
     bool reexec = d.reexec;
     sk_local_node_free(&d.node);
+    sk_schema_free(&sk_node_description_schema, &d.description);
+    free(d.api_addr);
+    free(d.raft_addr);
     free(d.dir);
     free(d.raft_dir);
     free(engine);

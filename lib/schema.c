@@ -239,6 +239,10 @@ static enum sk_rc decode_field(const struct sk_field *f, const json_t *v,
     case SK_FT_ID:
         if ((rc = get_string(v, SK_ID_LEN, path, &str, err)) != SK_OK)
             return rc;
+        /* "" is an unset ID, which a required one may not be (it would
+         * not encode). */
+        if (!*str && (f->flags & SK_FF_REQUIRED))
+            return sk_err_set(err, SK_EINVAL, "%s: required", path);
         if (*str && !sk_id_valid(str))
             return sk_err_set(err, SK_EINVAL,
                               "%s: \"%s\" is not an ID (26 characters a-z, "

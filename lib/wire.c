@@ -31,8 +31,7 @@ SCHEMA(sk_heartbeat_schema, struct sk_heartbeat, "heartbeat", heartbeat_fields);
 
 static const struct sk_field assignment_fields[] = {
     OBJ(struct sk_assignment, task, sk_task_schema, .flags = SK_FF_REQUIRED),
-    STR(struct sk_assignment, service_name, .max_len = 63,
-        .flags = SK_FF_REQUIRED),
+    STR(struct sk_assignment, service_name, .max_len = 63),
     OBJS(struct sk_assignment, ports, sk_port_schema, .max_len = 64),
 };
 SCHEMA(sk_assignment_schema, struct sk_assignment, "assignment",
@@ -81,7 +80,11 @@ enum sk_rc sk_wire_decode(const struct sk_schema *schema, const char *text,
                           schema->name, jerr.text, jerr.line);
     enum sk_rc rc = sk_schema_decode(schema, j, out, NULL, err);
     json_decref(j);
-    if (rc != SK_OK)
+    /* Errors about the message itself already start with its name; those
+     * about a field name the field only. */
+    size_t n = strlen(schema->name);
+    if (rc != SK_OK &&
+        !(strncmp(err->msg, schema->name, n) == 0 && err->msg[n] == ':'))
         sk_err_wrap(err, "%s", schema->name);
     return rc;
 }

@@ -10,6 +10,7 @@
 #include "skiff/ca.h"
 #include "skiff/log.h"
 #include "skiff/mem.h"
+#include "skiff/wire.h"
 #include "skiff_config.h"
 
 /* ---- small JSON helpers ---- */
@@ -17,12 +18,6 @@
 static const char *str_field(const json_t *o, const char *name)
 {
     return json_string_value(json_object_get(o, name));
-}
-
-static int64_t int_field(const json_t *o, const char *name)
-{
-    const json_t *v = json_object_get(o, name);
-    return json_is_integer(v) ? json_integer_value(v) : 0;
 }
 
 static const struct sk_cluster *need_cluster(struct call *c)
@@ -90,30 +85,25 @@ static void join_done(struct sk_manager *m, void *ctx, enum sk_rc rc,
     free(j);
 }
 
+/* The one unauthenticated write: decoded strictly, so a stranger's
+ * malformed body is refused with the field it got wrong. */
 void api_join(struct call *c)
 {
-    if (!call_body(c))
-        return;
     struct sk_manager *m = c->m;
-    const json_t *b = c->body;
-    struct sk_join_request req = {
-        .token = str_field(b, "token"),
-        .csr_pem = str_field(b, "csr"),
-        .hostname = str_field(b, "hostname"),
-        .addr = str_field(b, "addr"),
-        .data_addr = str_field(b, "data_addr"),
-        .api_addr = str_field(b, "api_addr"),
-        .raft_addr = str_field(b, "raft_addr"),
-        .nano_cpus = int_field(b, "nano_cpus"),
-        .memory_bytes = int_field(b, "memory_bytes"),
-        .engine_version = str_field(b, "engine_version"),
-        .skiff_version = str_field(b, "skiff_version"),
-    };
+    struct sk_join_body req;
+    struct sk_err err;
+    if (sk_wire_decode(&sk_join_body_schema, c->req->body, c->req->body_len,
+                       &req, &err) != SK_OK) {
+        SK_INFO("api", "join refused from %s: %s", c->req->peer->addr, err.msg);
+        call_error(c, &err);
+        return;
+    }
     struct join_ctx *j = sk_calloc(1, sizeof *j);
     j->c = c;
-    struct sk_err err;
-    if (sk_ca_admit(m->store, m->data_key, &req, mgr_now_ms(), &j->grant,
-                    &err) != SK_OK) {
+    enum sk_rc rc =
+        sk_ca_admit(m->store, m->data_key, &req, mgr_now_ms(), &j->grant, &err);
+    sk_schema_free(&sk_join_body_schema, &req);
+    if (rc != SK_OK) {
         SK_INFO("api", "join refused from %s: %s", c->req->peer->addr, err.msg);
         free(j);
         call_error(c, &err);
@@ -266,14 +256,21 @@ static bool str_differs(const char *a, const char *b)
 void api_self_heartbeat(struct call *c)
 {
     struct sk_manager *m = c->m;
-    if (c->req->body_len && !call_body(c))
+    /* What the node says about itself: an empty body says nothing. */
+    struct sk_heartbeat hb = {0};
+    struct sk_err err;
+    if (c->req->body_len &&
+        sk_wire_decode(&sk_heartbeat_schema, c->req->body, c->req->body_len,
+                       &hb, &err) != SK_OK) {
+        call_error(c, &err);
         return;
+    }
     const struct sk_cluster *cl = need_cluster(c);
-    if (!cl)
+    const struct sk_node *n = cl ? self_node(c) : NULL;
+    if (!n) {
+        sk_schema_free(&sk_heartbeat_schema, &hb);
         return;
-    const struct sk_node *n = self_node(c);
-    if (!n)
-        return;
+    }
     sk_liveness_heartbeat(&m->liveness, n->meta.id, mgr_now_ms());
     if (n->status.state != SK_NODE_READY)
         mgr_kick(m);
@@ -287,41 +284,31 @@ void api_self_heartbeat(struct call *c)
         json_object_set_new(reply, "leader",
                             json_string(leader->manager.api_addr));
 
-    /* The node reports what it is; record it when it changed. */
-    const json_t *d = c->body ? json_object_get(c->body, "description") : NULL;
-    if (d) {
-        struct sk_node_description desc;
-        struct sk_err err;
-        if (sk_schema_decode(&sk_node_description_schema, d, &desc,
-                             "description", &err) != SK_OK) {
-            json_decref(reply);
-            call_error(c, &err);
-            return;
-        }
-        bool changed =
-            str_differs(n->description.engine_version, desc.engine_version) ||
-            str_differs(n->description.skiff_version, desc.skiff_version) ||
-            str_differs(n->description.addr, desc.addr) ||
-            str_differs(n->description.data_addr, desc.data_addr) ||
-            str_differs(n->description.agent_addr, desc.agent_addr) ||
-            (desc.nano_cpus && desc.nano_cpus != n->description.nano_cpus) ||
-            (desc.memory_bytes &&
-             desc.memory_bytes != n->description.memory_bytes);
-        if (changed) {
-            struct sk_node *u = sk_object_dup(SK_KIND_NODE, n);
-            sk_schema_free(&sk_node_description_schema, &u->description);
-            sk_schema_copy(&sk_node_description_schema, &u->description, &desc);
-            if (!u->description.hostname && n->description.hostname)
-                u->description.hostname = sk_strdup(n->description.hostname);
-            struct sk_txn *t = sk_txn_new();
-            sk_txn_update(t, SK_KIND_NODE, u, n->meta.version);
-            sk_object_free(SK_KIND_NODE, u);
-            sk_schema_free(&sk_node_description_schema, &desc);
-            call_propose(c, t, reply);
-            return;
-        }
-        sk_schema_free(&sk_node_description_schema, &desc);
+    /* Record the description when it changed. */
+    const struct sk_node_description *desc = &hb.description;
+    bool changed =
+        str_differs(n->description.engine_version, desc->engine_version) ||
+        str_differs(n->description.skiff_version, desc->skiff_version) ||
+        str_differs(n->description.addr, desc->addr) ||
+        str_differs(n->description.data_addr, desc->data_addr) ||
+        str_differs(n->description.agent_addr, desc->agent_addr) ||
+        (desc->nano_cpus && desc->nano_cpus != n->description.nano_cpus) ||
+        (desc->memory_bytes &&
+         desc->memory_bytes != n->description.memory_bytes);
+    if (changed) {
+        struct sk_node *u = sk_object_dup(SK_KIND_NODE, n);
+        sk_schema_free(&sk_node_description_schema, &u->description);
+        sk_schema_copy(&sk_node_description_schema, &u->description, desc);
+        if (!u->description.hostname && n->description.hostname)
+            u->description.hostname = sk_strdup(n->description.hostname);
+        struct sk_txn *t = sk_txn_new();
+        sk_txn_update(t, SK_KIND_NODE, u, n->meta.version);
+        sk_object_free(SK_KIND_NODE, u);
+        sk_schema_free(&sk_heartbeat_schema, &hb);
+        call_propose(c, t, reply);
+        return;
     }
+    sk_schema_free(&sk_heartbeat_schema, &hb);
     call_json(c, 200, reply);
 }
 

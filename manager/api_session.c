@@ -8,10 +8,10 @@
 #include "manager_internal.h"
 #include "skiff/log.h"
 #include "skiff/mem.h"
+#include "skiff/wire.h"
 
 #define SESSION_MAX_QUEUED (4u << 20)
 #define PING_MS 1000
-#define MAX_REPORTS 5000
 
 /* ---- the assignment stream ---- */
 
@@ -35,7 +35,8 @@ static void session_abort(struct sk_http_req *req)
 struct collect {
     const struct sk_store *store;
     struct session *s;
-    json_t *tasks;
+    struct sk_assignment *tasks; /* borrowed from the store */
+    size_t n_tasks, cap;
     struct sk_map seen;
 };
 
@@ -48,19 +49,30 @@ static bool collect_task(const void *obj, void *ctx)
     if (sent == (uintptr_t)t->meta.version)
         return true;
     sk_map_put(&c->s->sent, t->meta.id, (void *)(uintptr_t)t->meta.version);
-    json_t *j = sk_schema_encode(&sk_task_schema, t, SK_VIEW_PUBLIC);
+    if (c->n_tasks == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 16;
+        c->tasks = sk_realloc(c->tasks, c->cap * sizeof *c->tasks);
+    }
+    /* A shallow copy, only encoded: the strings stay the store's. */
+    struct sk_assignment *a = &c->tasks[c->n_tasks++];
+    *a = (struct sk_assignment){.task = *t};
     const struct sk_service *svc =
         sk_store_get(c->store, SK_KIND_SERVICE, t->service_id);
     if (svc) {
-        json_object_set_new(j, "service_name", json_string(svc->spec.name));
+        a->service_name = svc->spec.name;
         /* Published ports are the service's; the agent binds them. */
-        json_t *ep = sk_schema_encode(&sk_endpoint_spec_schema,
-                                      &svc->spec.endpoint, SK_VIEW_PUBLIC);
-        json_object_set(j, "ports", json_object_get(ep, "ports"));
-        json_decref(ep);
+        a->ports = svc->spec.endpoint.ports;
+        a->n_ports = svc->spec.endpoint.n_ports;
     }
-    json_array_append_new(c->tasks, j);
     return true;
+}
+
+static void session_write(struct session *s, const struct sk_session_msg *msg)
+{
+    size_t len;
+    char *text = sk_wire_encode(&sk_session_msg_schema, msg, true, &len);
+    sk_http_stream_write(s->c->req, text, len);
+    free(text);
 }
 
 static void session_flush(struct session *s)
@@ -79,42 +91,35 @@ static void session_flush(struct session *s)
     uint64_t now = uv_now(m->loop);
     if (!s->dirty) {
         if (now - m->last_ping_ms >= PING_MS) {
-            static const char ping[] = "{\"type\":\"ping\"}\n";
-            sk_http_stream_write(s->c->req, ping, sizeof ping - 1);
+            static const struct sk_session_msg ping = {.type = SK_SESSION_PING};
+            session_write(s, &ping);
         }
         return;
     }
-    bool full = sk_map_count(&s->sent) == 0;
-    struct collect c = {.store = m->store, .s = s, .tasks = json_array()};
+    struct sk_session_msg msg = {.type = SK_SESSION_ASSIGNMENTS,
+                                 .full = sk_map_count(&s->sent) == 0};
+    struct collect c = {.store = m->store, .s = s};
     sk_map_init(&c.seen);
     sk_store_each_task_of_node(m->store, s->node_id, collect_task, &c);
-    json_t *removed = json_array();
     struct sk_map_iter it;
     const char *id;
     sk_map_iter_init(&it, &s->sent);
     while (sk_map_iter_next(&it, &id, NULL)) {
         if (!sk_map_get(&c.seen, id)) {
-            json_array_append_new(removed, json_string(id));
+            sk_strs_push(&msg.removed, &msg.n_removed, id);
             sk_map_del(&s->sent, id);
         }
     }
     sk_map_clear(&c.seen);
     s->dirty = false;
-    if (!full && json_array_size(c.tasks) == 0 &&
-        json_array_size(removed) == 0) {
-        json_decref(c.tasks);
-        json_decref(removed);
-        return;
-    }
-    json_t *msg = json_pack("{s:s, s:b, s:o, s:o}", "type", "assignments",
-                            "full", full, "tasks", c.tasks, "removed", removed);
-    char *text = json_dumps(msg, JSON_COMPACT);
-    json_decref(msg);
-    size_t len = strlen(text);
-    text = sk_realloc(text, len + 2);
-    text[len++] = '\n';
-    sk_http_stream_write(s->c->req, text, len);
-    free(text);
+    msg.tasks = c.tasks;
+    msg.n_tasks = c.n_tasks;
+    if (msg.full || msg.n_tasks || msg.n_removed)
+        session_write(s, &msg);
+    free(c.tasks);
+    for (size_t i = 0; i < msg.n_removed; i++)
+        free(msg.removed[i]);
+    free(msg.removed);
 }
 
 void sessions_flush_all(struct sk_manager *m)
@@ -172,62 +177,43 @@ void api_self_assignments(struct call *c)
 
 /* ---- status reports ---- */
 
-static char *opt_str(const json_t *o, const char *name, size_t cap)
-{
-    const char *s = json_string_value(json_object_get(o, name));
-    if (!s)
-        return NULL;
-    return sk_strndup(s, cap);
-}
-
+/* Decoded once, checked whole: a bad report refuses the batch and records
+ * nothing. */
 void api_self_status(struct call *c)
 {
     struct sk_manager *m = c->m;
-    if (!call_body(c))
-        return;
-    const json_t *tasks = json_object_get(c->body, "tasks");
-    if (!json_is_array(tasks)) {
-        call_errorf(c, SK_EINVAL, "body needs \"tasks\": [...]");
-        return;
-    }
-    if (json_array_size(tasks) > MAX_REPORTS) {
-        call_errorf(c, SK_ETOOBIG, "more than %d task reports at once",
-                    MAX_REPORTS);
+    struct sk_task_reports in;
+    struct sk_err err;
+    if (sk_wire_decode(&sk_task_reports_schema, c->req->body, c->req->body_len,
+                       &in, &err) != SK_OK) {
+        call_error(c, &err);
         return;
     }
-    size_t accepted = 0, i;
-    const json_t *r;
-    json_array_foreach(tasks, i, r)
-    {
-        const char *id = json_string_value(json_object_get(r, "id"));
-        const char *state = json_string_value(json_object_get(r, "state"));
-        int st = state ? sk_enum_index(sk_task_state_names, state) : -1;
-        if (!id || !sk_id_valid(id) || st < SK_TASK_ACCEPTED ||
-            st == SK_TASK_REMOVE) {
-            call_errorf(c, SK_EINVAL,
-                        "tasks[%zu]: needs an id and a state an agent may "
-                        "report",
-                        i);
+    for (size_t i = 0; i < in.n_tasks; i++) {
+        if (sk_task_report_validate(&in.tasks[i], &err) != SK_OK) {
+            sk_err_wrap(&err, "tasks[%zu]", i);
+            sk_schema_free(&sk_task_reports_schema, &in);
+            call_error(c, &err);
             return;
         }
-        const struct sk_task *t = sk_store_get(m->store, SK_KIND_TASK, id);
+    }
+    size_t accepted = 0;
+    for (size_t i = 0; i < in.n_tasks; i++) {
+        struct sk_task_report *r = &in.tasks[i];
+        const struct sk_task *t = sk_store_get(m->store, SK_KIND_TASK, r->id);
         if (!t || strcmp(t->node_id, c->who.node_id) != 0)
             continue; /* reaped, or not this node's: nothing to record */
-        struct sk_pending_report *old = sk_map_get(&m->reports, id);
-        if (old && old->state > st)
+        struct sk_pending_report *old = sk_map_get(&m->reports, r->id);
+        if (old && old->report.state > r->state)
             continue;
         struct sk_pending_report *rep = sk_calloc(1, sizeof *rep);
         memcpy(rep->node_id, c->who.node_id, SK_ID_SIZE);
-        rep->state = st;
-        rep->timestamp = json_integer_value(json_object_get(r, "timestamp"));
-        rep->exit_code = json_integer_value(json_object_get(r, "exit_code"));
-        rep->healthy = json_is_true(json_object_get(r, "healthy"));
-        rep->message = opt_str(r, "message", 512);
-        rep->err = opt_str(r, "err", 512);
-        rep->container_id = opt_str(r, "container_id", 128);
-        sk_pending_report_free(sk_map_put(&m->reports, id, rep));
+        rep->report = *r; /* taken over */
+        memset(r, 0, sizeof *r);
+        sk_pending_report_free(sk_map_put(&m->reports, rep->report.id, rep));
         accepted++;
     }
+    sk_schema_free(&sk_task_reports_schema, &in);
     if (accepted)
         mgr_kick(m);
     call_json(

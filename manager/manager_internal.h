@@ -29,6 +29,7 @@
 #include "skiff/store.h"
 #include "skiff/stream.h"
 #include "skiff/tls.h"
+#include "skiff/wire.h"
 #include "store_fsm.h"
 
 /* The leader's loops' own state (leader.c), valid while `leading`. */

@@ -30,6 +30,7 @@
 
 #include "skiff/err.h"
 #include "skiff/http.h"
+#include "skiff/objects.h"
 #include "skiff/pki.h"
 
 struct sk_agent;
@@ -43,22 +44,17 @@ struct sk_agent_config {
     const char *key_pem;
     char *const *managers; /* API "ip:port"s to try */
     size_t n_managers;
-    /* What the node reports about itself. */
-    const char *hostname;
-    const char *addr;
-    const char *data_addr;
-    int64_t nano_cpus;
-    int64_t memory_bytes;
-    const char *engine_version;
+    /* What the node reports about itself in every heartbeat (copied). Its
+     * agent_addr is where managers reach the agent's own API (logs). */
+    struct sk_node_description description;
     /* Where this node's manager would listen, sent when it is promoted. */
     const char *api_addr;
     const char *raft_addr;
     /* The node's dockerd ("/var/run/docker.sock"). */
     const char *docker_socket;
-    /* The agent's own API (logs for managers): "ip:port" managers reach it
-     * at, and whether the agent listens itself (a worker) or a manager on
-     * this node routes /v1/agent/ to sk_agent_handle (serve_port 0). */
-    const char *agent_addr;
+    /* The agent's own API (logs for managers): whether the agent listens
+     * itself (a worker) or a manager on this node routes /v1/agent/ to
+     * sk_agent_handle (serve_port 0). */
     const char *serve_host;
     int serve_port;
     /* A renewed certificate of the same role: use it from now on. */

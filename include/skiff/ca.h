@@ -16,6 +16,7 @@
 #include "skiff/objects.h"
 #include "skiff/pki.h"
 #include "skiff/store.h"
+#include "skiff/wire.h"
 
 /* What a brand-new cluster starts with. */
 struct sk_cluster_init {
@@ -47,14 +48,9 @@ struct sk_bootstrap {
 };
 
 struct sk_bootstrap_request {
-    const char *hostname;
-    const char *addr;
-    const char *data_addr;
+    struct sk_node_description description; /* borrowed */
     const char *api_addr;
     const char *raft_addr;
-    int64_t nano_cpus;
-    int64_t memory_bytes;
-    const char *engine_version;
     const struct sk_cluster_spec *spec; /* NULL: defaults */
     int64_t admin_validity_ms;          /* 0: one year */
 };
@@ -65,34 +61,22 @@ enum sk_rc sk_ca_bootstrap(const struct sk_bootstrap_request *req,
                            struct sk_err *err);
 void sk_bootstrap_free(struct sk_bootstrap *b);
 
-/* A node asking to join. */
-struct sk_join_request {
-    const char *token;
-    const char *csr_pem;
-    const char *hostname;  /* becomes the node's name */
-    const char *addr;      /* control-plane IPv4 address */
-    const char *data_addr; /* data-plane IPv4 address */
-    const char *api_addr;  /* managers: "ip:port" of its API */
-    const char *raft_addr; /* managers: "ip:port" of its Raft listener */
-    int64_t nano_cpus;
-    int64_t memory_bytes;
-    const char *engine_version;
-    const char *skiff_version;
-};
-
 struct sk_join_grant {
     struct sk_node *node; /* the node object to create; heap */
     char *cert_pem;
 };
 
-/* Checks the token (format, CA digest, secret in constant time, which role)
- * and the request, then signs a certificate for a new node. Errors:
+/* Checks a node's join request (skiff/wire.h: the token, format, CA digest,
+ * secret in constant time, which role; the description's host name, which
+ * becomes the node's name, and its control- and data-plane IPv4 addresses;
+ * a manager's API and Raft "ip:port"), then signs a certificate for a new
+ * node. Errors:
  * SK_EINVAL (malformed request or token), SK_EAUTH ("join token is not
  * valid for this cluster: ..."), SK_EEXIST (the name is taken),
  * SK_EUNAVAIL (the cluster is not initialised yet). */
 enum sk_rc sk_ca_admit(const struct sk_store *s,
                        const unsigned char data_key[SK_DATA_KEY_SIZE],
-                       const struct sk_join_request *req, int64_t now_ms,
+                       const struct sk_join_body *req, int64_t now_ms,
                        struct sk_join_grant *out, struct sk_err *err);
 void sk_join_grant_free(struct sk_join_grant *g);
 

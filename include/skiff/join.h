@@ -18,18 +18,16 @@
 
 #include "skiff/datadir.h"
 #include "skiff/err.h"
+#include "skiff/objects.h"
 
 struct sk_join_config {
     const char *manager; /* "10.77.0.11:7443" */
     const char *token;
-    const char *hostname;
-    const char *addr;
-    const char *data_addr;
+    /* What the node says about itself (borrowed); its host name becomes
+     * the node's name and the CSR's common name. */
+    struct sk_node_description description;
     const char *api_addr; /* used if the token makes a manager */
     const char *raft_addr;
-    int64_t nano_cpus;
-    int64_t memory_bytes;
-    const char *engine_version;
     unsigned patience_ms; /* 0: 60 s */
 };
 

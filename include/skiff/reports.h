@@ -10,15 +10,12 @@
 
 #include "skiff/map.h"
 #include "skiff/store.h"
+#include "skiff/wire.h"
 
 /* A task status reported by an agent, waiting to be written. */
 struct sk_pending_report {
-    char node_id[SK_ID_SIZE];
-    int state;
-    int64_t timestamp;
-    int64_t exit_code;
-    bool healthy;
-    char *message, *err, *container_id;
+    char node_id[SK_ID_SIZE]; /* the node that reported it */
+    struct sk_task_report report;
 };
 void sk_pending_report_free(struct sk_pending_report *r);
 

@@ -58,6 +58,8 @@ struct sk_heartbeat {
 
 struct sk_assignment {
     struct sk_task task;
+    /* NULL once the service is gone (its tasks are then on their way
+     * out, desired state remove). */
     char *service_name;
     struct sk_port *ports; /* the service's published ports */
     size_t n_ports;

@@ -152,28 +152,17 @@ static enum sk_rc sign(const struct sk_cluster *c,
 }
 
 /* A new node object as a joining (or the first) node describes itself. */
-static struct sk_node *new_node(const char *hostname, int role,
-                                const char *addr, const char *data_addr,
-                                int64_t nano_cpus, int64_t memory_bytes,
-                                const char *engine_version,
-                                const char *skiff_version, const char *api_addr,
+static struct sk_node *new_node(const struct sk_node_description *desc,
+                                int role, const char *api_addr,
                                 const char *raft_addr, const char *message,
                                 int64_t now_ms)
 {
     struct sk_node *n = sk_object_new(SK_KIND_NODE);
     sk_id_new(n->meta.id);
-    n->spec.name = sk_strdup(hostname);
+    n->spec.name = sk_strdup(desc->hostname);
     n->spec.role = role;
     n->spec.availability = SK_AVAIL_ACTIVE;
-    n->description.hostname = sk_strdup(hostname);
-    n->description.addr = sk_strdup(addr);
-    n->description.data_addr = sk_strdup(data_addr);
-    n->description.nano_cpus = nano_cpus;
-    n->description.memory_bytes = memory_bytes;
-    if (engine_version)
-        n->description.engine_version = sk_strdup(engine_version);
-    if (skiff_version)
-        n->description.skiff_version = sk_strdup(skiff_version);
+    sk_schema_copy(&sk_node_description_schema, &n->description, desc);
     n->status.state = SK_NODE_UNKNOWN;
     n->status.message = sk_strdup(message);
     n->status.state_changed_at = now_ms;
@@ -187,7 +176,7 @@ static struct sk_node *new_node(const char *hostname, int role,
 
 enum sk_rc sk_ca_admit(const struct sk_store *s,
                        const unsigned char data_key[SK_DATA_KEY_SIZE],
-                       const struct sk_join_request *req, int64_t now_ms,
+                       const struct sk_join_body *req, int64_t now_ms,
                        struct sk_join_grant *out, struct sk_err *err)
 {
     const struct sk_cluster *c = sk_store_cluster(s);
@@ -217,46 +206,45 @@ enum sk_rc sk_ca_admit(const struct sk_store *s,
                           "join token is not valid for this cluster: unknown "
                           "secret (rotated or mistyped)");
 
-    if ((rc = sk_name_validate("node", req->hostname, err)) != SK_OK)
+    const struct sk_node_description *d = &req->description;
+    if ((rc = sk_name_validate("node", d->hostname, err)) != SK_OK)
         return rc;
-    if (!valid_ipv4(req->addr))
+    if (!valid_ipv4(d->addr))
         return sk_err_set(err, SK_EINVAL,
                           "node \"%s\": advertise address \"%s\" is not an "
                           "IPv4 address",
-                          req->hostname, req->addr ? req->addr : "");
-    if (!valid_ipv4(req->data_addr))
+                          d->hostname, d->addr ? d->addr : "");
+    if (!valid_ipv4(d->data_addr))
         return sk_err_set(err, SK_EINVAL,
                           "node \"%s\": data path address \"%s\" is not an "
                           "IPv4 address",
-                          req->hostname, req->data_addr ? req->data_addr : "");
+                          d->hostname, d->data_addr ? d->data_addr : "");
     if (role == SK_ROLE_MANAGER &&
         (!valid_host_port(req->api_addr) || !valid_host_port(req->raft_addr)))
         return sk_err_set(err, SK_EINVAL,
                           "node \"%s\": a manager must give its API and Raft "
                           "addresses as IP:PORT",
-                          req->hostname);
-    if (!req->csr_pem)
-        return sk_err_set(err, SK_EINVAL, "node \"%s\": no CSR", req->hostname);
+                          d->hostname);
+    if (!req->csr)
+        return sk_err_set(err, SK_EINVAL, "node \"%s\": no CSR", d->hostname);
     const struct sk_node *holder =
-        sk_store_get_by_name(s, SK_KIND_NODE, req->hostname);
+        sk_store_get_by_name(s, SK_KIND_NODE, d->hostname);
     if (holder)
         return sk_err_set(
             err, SK_EEXIST,
             "a node named \"%s\" already exists (%s, %s): remove it first "
             "with `skiff node rm %s`",
-            req->hostname, holder->meta.id,
-            sk_node_state_names[holder->status.state], req->hostname);
+            d->hostname, holder->meta.id,
+            sk_node_state_names[holder->status.state], d->hostname);
 
     struct sk_node *n =
-        new_node(req->hostname, role, req->addr, req->data_addr, req->nano_cpus,
-                 req->memory_bytes, req->engine_version, req->skiff_version,
-                 req->api_addr, req->raft_addr, "joined", now_ms);
+        new_node(d, role, req->api_addr, req->raft_addr, "joined", now_ms);
     char *cert = NULL;
-    rc = sign(c, data_key, req->csr_pem, n->meta.id, sk_node_role_names[role],
-              req->addr, now_ms, &cert, err);
+    rc = sign(c, data_key, req->csr, n->meta.id, sk_node_role_names[role],
+              d->addr, now_ms, &cert, err);
     if (rc != SK_OK) {
         sk_object_free(SK_KIND_NODE, n);
-        return sk_err_wrap(err, "node \"%s\"", req->hostname);
+        return sk_err_wrap(err, "node \"%s\"", d->hostname);
     }
     struct sk_cert_info info;
     if (sk_pki_cert_info(cert, &info, NULL) == SK_OK)
@@ -370,9 +358,10 @@ enum sk_rc sk_ca_bootstrap(const struct sk_bootstrap_request *req,
 {
     memset(out, 0, sizeof *out);
     enum sk_rc rc;
-    if ((rc = sk_name_validate("node", req->hostname, err)) != SK_OK)
+    const struct sk_node_description *d = &req->description;
+    if ((rc = sk_name_validate("node", d->hostname, err)) != SK_OK)
         return rc;
-    if (!valid_ipv4(req->addr) || !valid_ipv4(req->data_addr) ||
+    if (!valid_ipv4(d->addr) || !valid_ipv4(d->data_addr) ||
         !valid_host_port(req->api_addr) || !valid_host_port(req->raft_addr))
         return sk_err_set(err, SK_EINVAL,
                           "init: advertise and data path addresses must be "
@@ -384,16 +373,15 @@ enum sk_rc sk_ca_bootstrap(const struct sk_bootstrap_request *req,
         return rc;
     const struct sk_cluster *c = out->init.cluster;
 
-    struct sk_node *n = new_node(
-        req->hostname, SK_ROLE_MANAGER, req->addr, req->data_addr,
-        req->nano_cpus, req->memory_bytes, req->engine_version, NULL,
-        req->api_addr, req->raft_addr, "initialised the cluster", now_ms);
+    struct sk_node *n =
+        new_node(d, SK_ROLE_MANAGER, req->api_addr, req->raft_addr,
+                 "initialised the cluster", now_ms);
     out->node = n;
 
     char *csr = NULL;
     if ((rc = key_and_csr(n->meta.id, &out->node_key, &csr, err)) != SK_OK)
         goto fail;
-    const char *sans[] = {req->addr, NULL};
+    const char *sans[] = {d->addr, NULL};
     struct sk_pki_sign_req sr = {
         .ca_cert_pem = c->ca_cert_pem,
         .ca_key_pem = out->init.ca_key_pem,

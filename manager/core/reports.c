@@ -10,9 +10,7 @@ void sk_pending_report_free(struct sk_pending_report *r)
 {
     if (!r)
         return;
-    free(r->message);
-    free(r->err);
-    free(r->container_id);
+    sk_schema_free(&sk_task_report_schema, &r->report);
     free(r);
 }
 
@@ -30,12 +28,16 @@ struct sk_txn *sk_reports_txn(const struct sk_store *s, struct sk_map *pending,
     void *v;
     sk_map_iter_init(&it, pending);
     while (sk_map_iter_next(&it, &id, &v)) {
-        struct sk_pending_report *r = v;
+        struct sk_pending_report *p = v;
+        const struct sk_task_report *r = &p->report;
+        /* Health gating comes later: no check counts as healthy. */
+        bool healthy =
+            r->health == SK_HEALTH_NONE || r->health == SK_HEALTH_HEALTHY;
         const struct sk_task *cur = sk_store_get(s, SK_KIND_TASK, id);
-        bool apply = cur && strcmp(cur->node_id, r->node_id) == 0 &&
-                     (r->state > cur->status.state ||
-                      (r->state == cur->status.state &&
-                       r->healthy != cur->status.healthy));
+        bool apply =
+            cur && strcmp(cur->node_id, p->node_id) == 0 &&
+            (r->state > cur->status.state ||
+             (r->state == cur->status.state && healthy != cur->status.healthy));
         if (apply && sk_txn_count(t) < SK_TXN_MAX_OPS &&
             sk_txn_size(t) < SK_TXN_MAX_BYTES / 2) {
             struct sk_task *u = sk_object_dup(SK_KIND_TASK, cur);
@@ -46,7 +48,7 @@ struct sk_txn *sk_reports_txn(const struct sk_store *s, struct sk_map *pending,
             if (r->state == SK_TASK_RUNNING)
                 u->status.started_at = u->status.timestamp;
             u->status.exit_code = r->exit_code;
-            u->status.healthy = r->healthy;
+            u->status.healthy = healthy;
             char *msg = dup_or_keep(r->message, NULL);
             free(u->status.message);
             u->status.message = msg;
@@ -61,7 +63,7 @@ struct sk_txn *sk_reports_txn(const struct sk_store *s, struct sk_map *pending,
             continue; /* next entry */
         }
         sk_map_del(pending, id);
-        sk_pending_report_free(r);
+        sk_pending_report_free(p);
     }
     if (sk_txn_count(t) == 0) {
         sk_txn_free(t);

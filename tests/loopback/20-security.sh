@@ -52,7 +52,8 @@ openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
     -keyout "$TEST_DIR/x.key" -subj /CN=intruder -out "$TEST_DIR/x.csr" 2>/dev/null
 join_body() {
     jq -n --arg t "$1" --rawfile csr "$TEST_DIR/x.csr" --arg a "$(addr m1 | sed 's/\.[0-9]*$/.250/')" \
-        '{token: $t, csr: $csr, hostname: "intruder", addr: $a, data_addr: $a,
+        '{token: $t, csr: $csr,
+          description: {hostname: "intruder", addr: $a, data_addr: $a},
           api_addr: ($a + ":7443"), raft_addr: ($a + ":7444")}'
 }
 # post_join TOKEN STATUS MESSAGE WHAT: the manager answers STATUS with MESSAGE.
@@ -73,6 +74,11 @@ refused_join x2 "$wrong_mgr" "$msg" "wrong manager secret"
 refused_join x3 "garbage" "join token must start with SKF1-" "malformed token"
 post_join "garbage" 400 "join token must start with SKF1-" "POST /v1/join with a malformed token"
 ok "wrong tokens refused: skiffd exits 1 with \"$msg\"; /v1/join answers 401 (400 for a malformed one)"
+r=$(https POST "https://$(api m1)/v1/join" - \
+    '{"token":"SKF1-x","csr":"x","description":{"hostname":"x","nano_cpus":"two"}}')
+eq "${r%% *}" 400 "POST /v1/join with a malformed body: HTTP status"
+contains "$r" "description.nano_cpus: want an integer" "POST /v1/join with a malformed body: message"
+ok "a malformed join body is refused with 400 naming the field"
 
 # ---- a token for another cluster ----
 # A throwaway second cluster, only for its token.
@@ -132,6 +138,21 @@ for n in m1 m2; do
     contains "$r" "$msg" "worker certificate with a forged X-Skiff-Principal on $n"
 done
 ok "worker certificate on the control API: 403 \"$msg\" on leader and follower, also with a forged X-Skiff-Principal"
+
+# ---- the node endpoints decode strictly ----
+for n in m1 m2; do
+    r=$(https POST "https://$(api "$n")/v1/node/status" "$TEST_DIR/w1" '{"tasks":[{"id":"x","state":"running"}]}')
+    eq "${r%% *}" 400 "a task report with a bad id via $n: HTTP status"
+    contains "$r" 'tasks[0].id: \"x\" is not an ID' "a task report with a bad id via $n"
+    r=$(https POST "https://$(api "$n")/v1/node/status" "$TEST_DIR/w1" \
+        '{"tasks":[{"id":"aaaaaaaaaaaaaaaaaaaaaaaaaa","state":"remove"}]}')
+    eq "${r%% *}" 400 "a task report of state remove via $n: HTTP status"
+    contains "$r" 'may not report state \"remove\"' "a task report of state remove via $n"
+    r=$(https POST "https://$(api "$n")/v1/node/heartbeat" "$TEST_DIR/w1" '{"description":{"nano_cpus":"two"}}')
+    eq "${r%% *}" 400 "a heartbeat with a bad description via $n: HTTP status"
+    contains "$r" "description.nano_cpus: want an integer" "a heartbeat with a bad description via $n"
+done
+ok "task reports and heartbeats are decoded strictly: 400 naming the field (leader and follower)"
 
 # ---- no trace ----
 eq "$(nodes_json | jq -c '[.[].id] | sort')" "$nodes_before" "node IDs after the refused attempts"

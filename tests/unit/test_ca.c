@@ -62,19 +62,23 @@ static char *csr_for(char **out_key)
     return csr;
 }
 
-static struct sk_join_request request(const char *token, const char *csr,
-                                      const char *name)
+/* A join request as the manager decodes it (borrowed strings). */
+static struct sk_join_body request(const char *token, const char *csr,
+                                   const char *name)
 {
-    return (struct sk_join_request){
-        .token = token,
-        .csr_pem = csr,
-        .hostname = name,
-        .addr = "10.77.0.12",
-        .data_addr = "10.78.0.12",
+    return (struct sk_join_body){
+        .token = (char *)token,
+        .csr = (char *)csr,
+        .description =
+            {
+                .hostname = (char *)name,
+                .addr = "10.77.0.12",
+                .data_addr = "10.78.0.12",
+                .nano_cpus = 2000000000,
+                .memory_bytes = 1 << 30,
+            },
         .api_addr = "10.77.0.12:7443",
         .raft_addr = "10.77.0.12:7444",
-        .nano_cpus = 2000000000,
-        .memory_bytes = 1 << 30,
     };
 }
 
@@ -84,7 +88,7 @@ static void tokens_decide_the_role(void **state)
     char *k, *csr = csr_for(&k);
     struct sk_err err;
     struct sk_join_grant g;
-    struct sk_join_request req = request(init.worker_token, csr, "w1");
+    struct sk_join_body req = request(init.worker_token, csr, "w1");
     assert_int_equal(sk_ca_admit(store, key, &req, sk_test_now_ms(), &g, &err),
                      SK_OK);
     assert_int_equal(g.node->spec.role, SK_ROLE_WORKER);
@@ -129,7 +133,7 @@ static void bad_tokens_are_refused(void **state)
     snprintf(forged, sizeof forged, "%s", init.worker_token);
     size_t len = strlen(forged);
     forged[len - 1] = forged[len - 1] == 'a' ? 'e' : 'a';
-    struct sk_join_request req = request(forged, csr, "x1");
+    struct sk_join_body req = request(forged, csr, "x1");
     assert_int_equal(sk_ca_admit(store, key, &req, sk_test_now_ms(), &g, &err),
                      SK_EAUTH);
     assert_non_null(strstr(err.msg, "unknown secret"));
@@ -157,7 +161,7 @@ static void bad_tokens_are_refused(void **state)
     assert_int_equal(sk_ca_admit(store, key, &req, sk_test_now_ms(), &g, &err),
                      SK_EINVAL);
     req = request(init.worker_token, csr, "x1");
-    req.addr = "10.77.0.300";
+    req.description.addr = "10.77.0.300";
     assert_int_equal(sk_ca_admit(store, key, &req, sk_test_now_ms(), &g, &err),
                      SK_EINVAL);
     assert_non_null(strstr(err.msg, "not an IPv4 address"));
@@ -184,7 +188,7 @@ static void names_must_be_free(void **state)
     char *k, *csr = csr_for(&k);
     struct sk_err err;
     struct sk_join_grant g;
-    struct sk_join_request req = request(init.worker_token, csr, "h2");
+    struct sk_join_body req = request(init.worker_token, csr, "h2");
     assert_int_equal(sk_ca_admit(store, key, &req, sk_test_now_ms(), &g, &err),
                      SK_OK);
     struct sk_txn *t = sk_txn_new();
@@ -220,7 +224,7 @@ static void rotation(void **state)
 
     char *k, *csr = csr_for(&k);
     struct sk_join_grant g;
-    struct sk_join_request req = request(init.worker_token, csr, "r1");
+    struct sk_join_body req = request(init.worker_token, csr, "r1");
     assert_int_equal(sk_ca_admit(store, key, &req, sk_test_now_ms(), &g, &err),
                      SK_EAUTH);
     req = request(fresh, csr, "r1");
@@ -248,7 +252,7 @@ static void renewal_follows_the_desired_role(void **state)
     char *k, *csr = csr_for(&k);
     struct sk_err err;
     struct sk_join_grant g;
-    struct sk_join_request req = request(init.worker_token, csr, "p1");
+    struct sk_join_body req = request(init.worker_token, csr, "p1");
     assert_int_equal(sk_ca_admit(store, key, &req, sk_test_now_ms(), &g, &err),
                      SK_OK);
     /* Promoted: the next certificate says manager. */

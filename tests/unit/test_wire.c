@@ -88,6 +88,11 @@ static void reports_are_strict(void **state)
     decode_fails(&sk_task_reports_schema, "{}", "tasks");
     decode_fails(&sk_task_reports_schema,
                  "{\"tasks\":[{\"state\":\"running\"}]}", "tasks[0].id");
+    /* An empty ID is an unset one (found by fuzz_wire: it did not encode
+     * back). */
+    decode_fails(&sk_task_reports_schema,
+                 "{\"tasks\":[{\"id\":\"\",\"state\":\"running\"}]}",
+                 "tasks[0].id: required");
     decode_fails(&sk_task_reports_schema,
                  "{\"tasks\":[{\"id\":\"" ID1 "\",\"state\":\"dancing\"}]}",
                  "tasks[0].state");
@@ -123,6 +128,19 @@ static void join_body_names_fields(void **state)
                  "{\"token\":\"t\",\"csr\":\"p\",\"description\":{},"
                  "\"role\":\"manager\"}",
                  "unknown field \"role\"");
+    /* The message is named once, whether the error is about it or about
+     * one of its fields. */
+    struct sk_err err;
+    const char *text = "{\"csr\":\"p\",\"token\":\"t\",\"x\":1}";
+    assert_int_equal(
+        sk_wire_decode(&sk_join_body_schema, text, strlen(text), &j, &err),
+        SK_EINVAL);
+    assert_string_equal(err.msg, "join request: unknown field \"x\"");
+    text = "{\"csr\":\"p\"}";
+    assert_int_equal(
+        sk_wire_decode(&sk_join_body_schema, text, strlen(text), &j, &err),
+        SK_EINVAL);
+    assert_string_equal(err.msg, "join request: token: required");
 }
 
 int main(void)
