@@ -44,18 +44,20 @@ done
     fail "test image lacks a tool"
 pass "test image has sh, sleep, httpd, nc, wget, cat"
 
-# Each host has PID, mount (its own /proc), UTS and IPC namespaces: it sees
-# its own processes alone, a kill in one host cannot reach another's, and the
-# pid files hold the pids the root namespace sees.
+# Each host has PID, mount (its own /proc and /sys), UTS and IPC namespaces:
+# it sees its own processes and interfaces alone, a kill in one host cannot
+# reach another's, and the pid files hold the pids the root namespace sees.
 for h in h1 h2 h3; do
     n=$("$LAB" exec "$h" pgrep -x dockerd | wc -l)
     [ "$n" = 1 ] || fail "$h sees $n dockerd processes, not its own alone"
     [ "$("$LAB" exec "$h" hostname)" = "$h" ] || fail "$h's hostname is \"$("$LAB" exec "$h" hostname)\""
+    ifaces=$("$LAB" exec "$h" ls /sys/class/net | sort | tr '\n' ' ')
+    [ "$ifaces" = "docker0 eth0 eth1 lo " ] || fail "$h's /sys/class/net lists $ifaces"
     pid=$(cat "/run/skiff-lab/$h/docker.pid")
     [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ] ||
         fail "/run/skiff-lab/$h/docker.pid holds $pid, which is not a dockerd in the root namespace"
 done
-pass "each host sees its own dockerd alone and is named after itself"
+pass "each host sees its own dockerd and interfaces alone and is named after itself"
 h2_dockerd=$(cat /run/skiff-lab/h2/docker.pid)
 expect_not "h3 cannot kill h2's dockerd (pid $h2_dockerd in the root namespace)" \
     "$LAB" exec h3 kill -9 "$h2_dockerd"
