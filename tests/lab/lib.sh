@@ -38,9 +38,8 @@ expect_not() {
 # Milliseconds since START_MS (from now_ms).
 elapsed_ms() { echo $(( $(now_ms) - $1 )); }
 
-# if_bytes HOST IFACE: "RX TX" byte counters of IFACE inside HOST. Read from
-# /proc/net/dev, which follows the reader's network namespace; /sys/class/net
-# does not (nsenter keeps the root namespace's /sys mount).
+# if_bytes HOST IFACE: "RX TX" byte counters of IFACE inside HOST, from its
+# /proc/net/dev.
 if_bytes() {
     "$LAB" exec "$1" cat /proc/net/dev | awk -v i="$2:" '$1 == i { print $2, $10 }'
 }

@@ -44,6 +44,25 @@ done
     fail "test image lacks a tool"
 pass "test image has sh, sleep, httpd, nc, wget, cat"
 
+# Each host has PID, mount (its own /proc and /sys), UTS and IPC namespaces:
+# it sees its own processes and interfaces alone, a kill in one host cannot
+# reach another's, and the pid files hold the pids the root namespace sees.
+for h in h1 h2 h3; do
+    n=$("$LAB" exec "$h" pgrep -x dockerd | wc -l)
+    [ "$n" = 1 ] || fail "$h sees $n dockerd processes, not its own alone"
+    [ "$("$LAB" exec "$h" hostname)" = "$h" ] || fail "$h's hostname is \"$("$LAB" exec "$h" hostname)\""
+    ifaces=$("$LAB" exec "$h" ls /sys/class/net | sort | tr '\n' ' ')
+    [ "$ifaces" = "docker0 eth0 eth1 lo " ] || fail "$h's /sys/class/net lists $ifaces"
+    pid=$(cat "/run/skiff-lab/$h/docker.pid")
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ] ||
+        fail "/run/skiff-lab/$h/docker.pid holds $pid, which is not a dockerd in the root namespace"
+done
+pass "each host sees its own dockerd and interfaces alone and is named after itself"
+h2_dockerd=$(cat /run/skiff-lab/h2/docker.pid)
+expect_not "h3 cannot kill h2's dockerd (pid $h2_dockerd in the root namespace)" \
+    "$LAB" exec h3 kill -9 "$h2_dockerd"
+expect "h2's dockerd is still there" "$LAB" docker h2 version
+
 "$LAB" cut h3
 expect_not "h3 is cut off on the control plane" reach h1 10.77.0.13
 expect_not "h3 is cut off on the data plane" reach h1 10.78.0.13
@@ -65,8 +84,12 @@ expect "data cut: h2 still reachable on the control plane" reach h1 10.77.0.12
 wait_for 10 reach h1 10.78.0.12 || fail "h2 data plane not back after heal"
 pass "single-plane cut and heal"
 
-# Leave a container running on purpose: down must remove it too.
+# Leave a container and a process of `lab exec` running on purpose: down
+# must remove them too, with the hosts' inits.
 "$LAB" docker h2 run -d --init skiff-test/busybox:latest sleep 600 >/dev/null
+"$LAB" exec h1 sleep 3607 </dev/null >/dev/null 2>&1 &
+wait_for 5 "$LAB" exec h1 pgrep -f -x 'sleep 3607' || fail "lab exec h1 sleep 3607 did not start"
+inits=$(cat /run/skiff-lab/h*/init.pid)
 
 "$LAB" down
 "$LAB" down # twice is safe
@@ -77,6 +100,10 @@ ip link show sklab-data >/dev/null 2>&1 && left+=" bridge:sklab-data"
 ip -o link show | grep -q ' sk-h[0-9]*-[cd]' && left+=" veth"
 iptables -S FORWARD | grep -q sklab && left+=" iptables"
 pgrep -f -- '/var/lib/skiff-lab|/run/skiff-lab' >/dev/null && left+=" processes"
+for pid in $inits; do
+    if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = tini ]; then left+=" init:$pid"; fi
+done
+pgrep -f -x 'sleep 3607' >/dev/null && left+=" lab-exec-process"
 grep -q skiff-lab /proc/mounts && left+=" mounts"
 [ -e /var/lib/skiff-lab ] && left+=" state-dir"
 [ -e /run/skiff-lab ] && left+=" run-dir"
