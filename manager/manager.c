@@ -47,6 +47,16 @@ static void raft_state_cb(void *ctx)
     mgr_kick(m);
 }
 
+/* Nothing may run on over a failed Raft store (raft_node.h): end here, as a
+ * crash would, and let systemd restart skiffd; it loads what is on disk and
+ * catches up from the other managers. */
+static void raft_storage_error(void *ctx, const struct sk_err *err)
+{
+    (void)ctx;
+    SK_ERROR("raft", "%s: exiting", err->msg);
+    _Exit(EXIT_FAILURE);
+}
+
 /* ---- start and stop ---- */
 
 /* The leader's loops run every TICK_MS, and at once when kicked
@@ -255,6 +265,7 @@ struct sk_manager *sk_manager_start(const struct sk_manager_config *cfg,
         .reject_ctx = m,
         .state_cb = raft_state_cb,
         .state_ctx = m,
+        .storage_error_cb = raft_storage_error,
         .election_timeout_ms = cfg->election_timeout_ms,
         .snapshot_threshold = cfg->snapshot_threshold,
         .max_entry_bytes = SK_TXN_MAX_BYTES,

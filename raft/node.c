@@ -51,10 +51,102 @@ static enum sk_rc raft_err(struct sk_err *err, const char *what, int rv,
                       detail && *detail ? ": " : "", detail ? detail : "");
 }
 
+/* ---- storage failures ----
+ *
+ * libraft 0.22.1 retries a failed append write (and crashes doing so),
+ * drops a failed segment close, retries segment creation and snapshot
+ * writes silently, and carries on from memory; its user hears nothing
+ * (README, "Notes on libraft"). What it does leave: its storage code writes
+ * io.errmsg only on an error, and traces its failures as diagnostics. */
+
+/* libraft's storage sources, as its diagnostics name them (__FILE__). */
+static bool storage_source(const char *file)
+{
+    static const char *const names[] = {
+        "uv_append.c",  "uv_finalize.c", "uv_prepare.c",
+        "uv_segment.c", "uv_snapshot.c", "uv_truncate.c",
+    };
+    const char *base = strrchr(file, '/');
+    base = base ? base + 1 : file;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (strcmp(base, names[i]) == 0)
+            return true;
+    return false;
+}
+
+/* A storage diagnostic of libraft 0.22 reports a failure when it names one
+ * ("retry failed write (write failed: -1)", "retry snapshot write", "can't
+ * create segment ...", "retry creating segment open-4") or
+ * carries an error after ": " ("truncate segment open-1: rename: ...");
+ * the others ("finalize open-1 into 1-147", "enqueue 1 entries") never do. */
+static bool reports_failure(const char *msg)
+{
+    return strstr(msg, "fail") || strstr(msg, "retry") ||
+           strstr(msg, "can't") || strstr(msg, ": ");
+}
+
+/* libraft's storage calls this on the loop thread or a threadpool thread. */
+static void storage_trace(struct raft_tracer *t, int type, const void *data)
+{
+    const struct raft_tracer_info *info = data;
+    if (type != RAFT_TRACER_DIAGNOSTIC ||
+        !storage_source(info->diagnostic.file) ||
+        !reports_failure(info->diagnostic.message))
+        return;
+    struct sk_raft_node *n = t->impl;
+    uv_mutex_lock(&n->storage_lock);
+    if (!n->storage_failure[0])
+        snprintf(n->storage_failure, sizeof n->storage_failure, "%s",
+                 info->diagnostic.message);
+    uv_mutex_unlock(&n->storage_lock);
+}
+
+/* On the loop, every poll: true (and storage_error_cb called) once libraft
+ * reported a storage failure. */
+static bool storage_failed(struct sk_raft_node *n)
+{
+    char why[RAFT_ERRMSG_BUF_SIZE];
+    uv_mutex_lock(&n->storage_lock);
+    snprintf(why, sizeof why, "%s", n->storage_failure);
+    uv_mutex_unlock(&n->storage_lock);
+    if (!why[0])
+        snprintf(why, sizeof why, "%s", n->io.errmsg);
+    if (!why[0])
+        return false;
+    n->failed = true;
+    uv_timer_stop(&n->poll);
+    struct sk_err err;
+    uint64_t stored = n->raft.last_stored;
+    uint64_t last = raft_last_index(&n->raft);
+    if (last > stored)
+        sk_err_set(&err, SK_EIO,
+                   "Raft store in %s failed: %s (entries %llu..%llu not on "
+                   "disk)",
+                   n->dir, why, (unsigned long long)stored + 1,
+                   (unsigned long long)last);
+    else
+        sk_err_set(&err, SK_EIO, "Raft store in %s failed: %s", n->dir, why);
+    sk_err_copy(&n->failure, &err);
+    if (n->cfg.storage_error_cb)
+        n->cfg.storage_error_cb(n->cfg.storage_error_ctx, &err);
+    return true;
+}
+
+/* Requests need a started node whose store has not failed. */
+static enum sk_rc check_running(const struct sk_raft_node *n,
+                                struct sk_err *err)
+{
+    if (n->failed)
+        return sk_err_set(err, SK_EIO, "%s", n->failure.msg);
+    if (n->closing || !n->started)
+        return sk_err_set(err, SK_EUNAVAIL, "raft is not running");
+    return SK_OK;
+}
+
 static void poll_cb(uv_timer_t *t)
 {
     struct sk_raft_node *n = t->data;
-    if (!n->started || n->closing)
+    if (!n->started || n->closing || storage_failed(n))
         return;
     int state = raft_state(&n->raft);
     uint64_t term = raft_current_term(&n->raft);
@@ -103,14 +195,21 @@ enum sk_rc sk_raft_node_init(struct sk_raft_node *n,
         goto fail;
     int rv = raft_uv_init(&n->io, cfg->loop, n->dir, &n->transport);
     if (rv != 0) {
-        rc = raft_err(err, "raft storage", rv, n->io.errmsg);
+        raft_err(err, "raft storage", rv, n->io.errmsg);
+        rc = sk_err_wrap(err, "Raft store in %s", n->dir);
         sk_raft_transport_release(&n->transport);
         goto fail;
     }
+    uv_mutex_init(&n->storage_lock);
+    n->tracer =
+        (struct raft_tracer){.impl = n, .version = 2, .emit = storage_trace};
+    raft_uv_set_tracer(&n->io, &n->tracer);
     rv = raft_init(&n->raft, &n->io, cfg->fsm, cfg->id, n->address);
     if (rv != 0) {
-        rc = raft_err(err, "raft init", rv, raft_errmsg(&n->raft));
+        raft_err(err, "raft init", rv, raft_errmsg(&n->raft));
+        rc = sk_err_wrap(err, "Raft store in %s", n->dir);
         raft_uv_close(&n->io);
+        uv_mutex_destroy(&n->storage_lock);
         sk_raft_transport_release(&n->transport);
         goto fail;
     }
@@ -183,9 +282,13 @@ enum sk_rc sk_raft_node_recover(struct sk_raft_node *n, struct sk_err *err)
 enum sk_rc sk_raft_node_start(struct sk_raft_node *n, struct sk_err *err)
 {
     int rv = raft_start(&n->raft);
-    if (rv != 0)
-        return raft_err(err, "raft start", rv, raft_errmsg(&n->raft));
+    if (rv != 0) {
+        raft_err(err, "raft start", rv, raft_errmsg(&n->raft));
+        return sk_err_wrap(err, "Raft store in %s", n->dir);
+    }
     n->started = true;
+    /* From here on, libraft writes io.errmsg only on a storage error. */
+    n->io.errmsg[0] = 0;
     uv_timer_start(&n->poll, poll_cb, 0, POLL_MS);
     return SK_OK;
 }
@@ -195,6 +298,7 @@ static void maybe_closed(struct sk_raft_node *n)
     if (--n->closes_pending > 0)
         return;
     raft_uv_close(&n->io);
+    uv_mutex_destroy(&n->storage_lock);
     sk_raft_transport_release(&n->transport);
     free(n->dir);
     free(n->address);
@@ -254,8 +358,8 @@ enum sk_rc sk_raft_propose(struct sk_raft_node *n, struct sk_raft_propose *req,
                            const char *cmd, size_t len, sk_raft_propose_cb cb,
                            struct sk_err *err)
 {
-    if (n->closing || !n->started)
-        return sk_err_set(err, SK_EUNAVAIL, "raft is not running");
+    if (check_running(n, err) != SK_OK)
+        return err->code;
     if (raft_state(&n->raft) != RAFT_LEADER)
         return sk_err_set(err, SK_ENOTLEADER, "this manager is not the leader");
     /* libraft refuses proposals during a leadership transfer, and whether
@@ -299,8 +403,8 @@ static void barrier_cb(struct raft_barrier *b, int status)
 enum sk_rc sk_raft_barrier(struct sk_raft_node *n, struct sk_raft_barrier *req,
                            sk_raft_barrier_cb cb, struct sk_err *err)
 {
-    if (n->closing || !n->started)
-        return sk_err_set(err, SK_EUNAVAIL, "raft is not running");
+    if (check_running(n, err) != SK_OK)
+        return err->code;
     req->cb = cb;
     req->barrier.data = req;
     int rv = raft_barrier(&n->raft, &req->barrier, barrier_cb);
@@ -335,8 +439,8 @@ enum sk_rc sk_raft_change(struct sk_raft_node *n, struct sk_raft_change *req,
                           const char *address, sk_raft_change_cb cb,
                           struct sk_err *err)
 {
-    if (n->closing || !n->started)
-        return sk_err_set(err, SK_EUNAVAIL, "raft is not running");
+    if (check_running(n, err) != SK_OK)
+        return err->code;
     req->type = type;
     req->id = id;
     req->node = n;
@@ -375,7 +479,7 @@ enum sk_rc sk_raft_change(struct sk_raft_node *n, struct sk_raft_change *req,
 
 bool sk_raft_is_leader(const struct sk_raft_node *n)
 {
-    return n->started && !n->closing &&
+    return n->started && !n->closing && !n->failed &&
            raft_state((struct raft *)&n->raft) == RAFT_LEADER;
 }
 
@@ -383,7 +487,7 @@ uint64_t sk_raft_leader(const struct sk_raft_node *n, const char **address)
 {
     raft_id id = 0;
     const char *addr = NULL;
-    if (n->started && !n->closing)
+    if (n->started && !n->closing && !n->failed)
         raft_leader((struct raft *)&n->raft, &id, &addr);
     if (address)
         *address = addr;
@@ -394,6 +498,8 @@ const char *sk_raft_state_name(const struct sk_raft_node *n)
 {
     if (!n->started)
         return "stopped";
+    if (n->failed)
+        return "failed";
     return raft_state_name(raft_state((struct raft *)&n->raft));
 }
 

@@ -18,6 +18,10 @@
  *   - admin (admin certificate, or a manager forwarding an admin's call):
  *     everything else. A removed node's certificate is refused.
  *
+ * A failure of the Raft store (an I/O error in its directory) is logged and
+ * ends the process at once with status 1 (see raft_node.h): a manager never
+ * serves from a store it can no longer write.
+ *
  * All on the loop thread. */
 #ifndef SKIFF_MANAGER_H
 #define SKIFF_MANAGER_H

@@ -21,6 +21,16 @@
  * state_cb runs on the loop whenever the role, term or leader changed
  * (polled every 25 ms: libraft 0.22 has no state callback).
  *
+ * storage_error_cb runs once, on the loop (within 25 ms), when the Raft
+ * store in `dir` failed: libraft's storage wrote an error to io.errmsg or
+ * traced a failure. libraft 0.22.1 reports neither to its user and goes on
+ * from memory; after a storage error it may crash or leave the directory
+ * unloadable (README, "Notes on libraft"). So the node stops there: it
+ * refuses every request with SK_EIO, and the owner must end the process
+ * without closing the node (raft_close writes to the failed directory).
+ * What is on disk is then what a crash leaves, which libraft loads at the
+ * next start.
+ *
  * All on the loop thread. */
 #ifndef SKIFF_RAFT_NODE_H
 #define SKIFF_RAFT_NODE_H
@@ -56,6 +66,8 @@ struct sk_raft_node_config {
     void *reject_ctx;
     void (*state_cb)(void *ctx);
     void *state_ctx;
+    void (*storage_error_cb)(void *ctx, const struct sk_err *err);
+    void *storage_error_ctx;
     unsigned election_timeout_ms;  /* 0: 750 */
     unsigned heartbeat_timeout_ms; /* 0: 100 */
     unsigned snapshot_threshold;   /* 0: 1024 entries */
@@ -67,6 +79,7 @@ struct sk_raft_node {
     struct raft raft;
     struct raft_io io;
     struct raft_uv_transport transport;
+    struct raft_tracer tracer; /* libraft's storage diagnostics */
     struct sk_raft_node_config cfg;
     char *dir, *address, *listen_host;
     uv_timer_t poll;
@@ -74,6 +87,11 @@ struct sk_raft_node {
     int last_state;
     uint64_t last_term, last_leader;
     bool started, closing;
+    /* The first storage failure libraft traced (on any thread). */
+    uv_mutex_t storage_lock;
+    char storage_failure[256];
+    bool failed;           /* storage_error_cb ran ... */
+    struct sk_err failure; /* ... with this */
     unsigned closes_pending;
     void (*close_cb)(struct sk_raft_node *n);
 };
@@ -158,6 +176,7 @@ enum sk_rc sk_raft_change(struct sk_raft_node *n, struct sk_raft_change *req,
 bool sk_raft_is_leader(const struct sk_raft_node *n);
 /* The leader's raft ID (0 if unknown) and address (NULL if unknown). */
 uint64_t sk_raft_leader(const struct sk_raft_node *n, const char **address);
+/* "stopped", "failed" (storage), else libraft's name of the role. */
 const char *sk_raft_state_name(const struct sk_raft_node *n);
 uint64_t sk_raft_term(const struct sk_raft_node *n);
 uint64_t sk_raft_commit_index(const struct sk_raft_node *n);
