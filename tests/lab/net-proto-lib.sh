@@ -55,14 +55,13 @@ run_task() {
         --network "$net" --ip "$addr" "$IMAGE" "$@" >/dev/null
 }
 
-# in_task HOST NAME CMD: a shell command inside the container. busybox
-# wget crashes (SIGSEGV) when run directly by `docker exec` with -T; under
-# sh it works, so commands go through sh -c.
+# in_task HOST NAME CMD: a shell command inside the container.
 in_task() {
     "$LAB" docker "$1" exec "$2" sh -c "$3"
 }
 
-# fetch HOST NAME URL: the body, or failure after 5 s.
+# fetch HOST NAME URL: the body, or failure after 5 s. Not `wget -T 5`: the
+# test image's busybox wget dies of SIGSEGV with -T; `timeout` works.
 fetch() {
     in_task "$1" "$2" "timeout 5 wget -qO- $3"
 }
