@@ -134,13 +134,50 @@ struct kept {
     size_t n;
 };
 
-static const char *kept_name(const struct kept *k, const struct sk_nl_state *s,
-                             int ifindex)
+static long kept_index(const struct kept *k, int ifindex)
 {
     for (size_t i = 0; i < k->n; i++)
         if (k->ifindex[i] == ifindex)
-            return s->links[i].name;
-    return NULL;
+            return (long)i;
+    return -1;
+}
+
+static const char *kept_name(const struct kept *k, const struct sk_nl_state *s,
+                             int ifindex)
+{
+    long i = kept_index(k, ifindex);
+    return i < 0 ? NULL : s->links[i].name;
+}
+
+/* libnl restarts a dump the kernel flags as interrupted (the table changed
+ * meanwhile) without dropping what it already read, so an entry can come
+ * twice: each reader keeps the first. */
+static bool addr_seen(const struct sk_nl_state *s, const struct sk_nl_addr *a)
+{
+    for (size_t i = 0; i < s->n_addrs; i++)
+        if (strcmp(s->addrs[i].dev, a->dev) == 0 &&
+            s->addrs[i].addr.s_addr == a->addr.s_addr)
+            return true;
+    return false;
+}
+
+static bool fdb_seen(const struct sk_nl_state *s, const struct sk_nl_fdb *f)
+{
+    for (size_t i = 0; i < s->n_fdbs; i++)
+        if (strcmp(s->fdbs[i].dev, f->dev) == 0 &&
+            memcmp(s->fdbs[i].mac, f->mac, 6) == 0 &&
+            s->fdbs[i].dst.s_addr == f->dst.s_addr)
+            return true;
+    return false;
+}
+
+static bool neigh_seen(const struct sk_nl_state *s, const struct sk_nl_neigh *n)
+{
+    for (size_t i = 0; i < s->n_neighs; i++)
+        if (strcmp(s->neighs[i].dev, n->dev) == 0 &&
+            s->neighs[i].ip.s_addr == n->ip.s_addr)
+            return true;
+    return false;
 }
 
 static void copy_name(char dst[IFNAMSIZ], const char *src)
@@ -175,7 +212,8 @@ static void read_links(struct nl_cache *cache, const char *const *prefixes,
          o = nl_cache_get_next(o)) {
         struct rtnl_link *l = (struct rtnl_link *)o;
         const char *name = rtnl_link_get_name(l);
-        if (!name || !name_matches(name, prefixes, n_prefixes))
+        if (!name || !name_matches(name, prefixes, n_prefixes) ||
+            kept_index(kept, rtnl_link_get_ifindex(l)) >= 0)
             continue;
         struct sk_nl_link *d = &out->links[out->n_links];
         copy_name(d->name, name);
@@ -207,9 +245,8 @@ static void read_links(struct nl_cache *cache, const char *const *prefixes,
             d->vxlan.proxy = rtnl_link_vxlan_get_proxy(l) > 0;
         }
         kept->ifindex[out->n_links] = rtnl_link_get_ifindex(l);
-        out->n_links++;
+        kept->n = ++out->n_links;
     }
-    kept->n = out->n_links;
 }
 
 static void read_addrs(struct nl_cache *cache, const struct kept *kept,
@@ -226,11 +263,13 @@ static void read_addrs(struct nl_cache *cache, const struct kept *kept,
         if (!dev)
             continue;
         struct sk_nl_addr *d = &out->addrs[out->n_addrs];
+        memset(d, 0, sizeof *d);
         if (!addr4(rtnl_addr_get_local(a), &d->addr))
             continue;
         copy_name(d->dev, dev);
         d->prefix = (uint8_t)rtnl_addr_get_prefixlen(a);
-        out->n_addrs++;
+        if (!addr_seen(out, d))
+            out->n_addrs++;
     }
 }
 
@@ -251,20 +290,24 @@ static void read_neighs(struct nl_cache *cache, const struct kept *kept,
             /* The VXLAN device's own table (NTF_SELF) with a remote; the
              * bridge's entries for the port carry no destination. */
             struct sk_nl_fdb *d = &out->fdbs[out->n_fdbs];
+            memset(d, 0, sizeof *d);
             if (!(rtnl_neigh_get_flags(n) & NTF_SELF) ||
                 !addr4(rtnl_neigh_get_dst(n), &d->dst) ||
                 !mac_of(rtnl_neigh_get_lladdr(n), d->mac))
                 continue;
             copy_name(d->dev, dev);
-            out->n_fdbs++;
+            if (!fdb_seen(out, d))
+                out->n_fdbs++;
         } else if (family == AF_INET) {
             struct sk_nl_neigh *d = &out->neighs[out->n_neighs];
+            memset(d, 0, sizeof *d);
             if (!addr4(rtnl_neigh_get_dst(n), &d->ip))
                 continue;
             mac_of(rtnl_neigh_get_lladdr(n), d->mac);
             d->permanent = (rtnl_neigh_get_state(n) & NUD_PERMANENT) != 0;
             copy_name(d->dev, dev);
-            out->n_neighs++;
+            if (!neigh_seen(out, d))
+                out->n_neighs++;
         }
     }
 }

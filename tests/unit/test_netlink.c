@@ -58,6 +58,19 @@ static void snapshot(struct sk_netlink *nl, struct sk_nl_state *s)
         fail_msg("snapshot: %s", err.msg);
 }
 
+/* The permanent neighbour entries on dev. (The bridge gets others of the
+ * kernel's own, e.g. 224.0.0.22 once it sends an IGMP report.) */
+static size_t neighs_on(const struct sk_nl_state *s, const char *dev)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_neighs; i++)
+        if (strcmp(s->neighs[i].dev, dev) == 0) {
+            assert_true(s->neighs[i].permanent);
+            n++;
+        }
+    return n;
+}
+
 static const struct sk_nl_link *link_named(const struct sk_nl_state *s,
                                            const char *name)
 {
@@ -121,14 +134,13 @@ static void the_kernel_follows(void **state)
     assert_int_equal(s.addrs[0].addr.s_addr, ip("10.0.1.2").s_addr);
     assert_int_equal(s.addrs[0].prefix, 24);
     assert_int_equal(s.n_fdbs, 2);
-    assert_int_equal(s.n_neighs, 2);
+    assert_int_equal(neighs_on(&s, VX_A), 2);
     for (size_t i = 0; i < 2; i++) {
         assert_string_equal(s.fdbs[i].dev, VX_A);
         const struct sk_overlay_endpoint *e =
             memcmp(s.fdbs[i].mac, r[0].mac, 6) == 0 ? &r[0] : &r[1];
         assert_memory_equal(s.fdbs[i].mac, e->mac, 6);
         assert_int_equal(s.fdbs[i].dst.s_addr, e->vtep.s_addr);
-        assert_true(s.neighs[i].permanent);
     }
     sk_nl_state_free(&s);
 
@@ -143,8 +155,10 @@ static void the_kernel_follows(void **state)
     snapshot(nl, &s);
     assert_int_equal(s.n_fdbs, 1);
     assert_int_equal(s.fdbs[0].dst.s_addr, ip("10.78.0.14").s_addr);
-    assert_int_equal(s.n_neighs, 1);
-    assert_int_equal(s.neighs[0].ip.s_addr, ip("10.0.1.6").s_addr);
+    assert_int_equal(neighs_on(&s, VX_A), 1);
+    for (size_t i = 0; i < s.n_neighs; i++)
+        if (strcmp(s.neighs[i].dev, VX_A) == 0)
+            assert_int_equal(s.neighs[i].ip.s_addr, ip("10.0.1.6").s_addr);
     sk_nl_state_free(&s);
     assert_int_equal(reconcile(nl, &net, 1), 0);
 
