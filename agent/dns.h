@@ -2,15 +2,17 @@
  * networks, over UDP on the agent's libuv loop; messages are parsed and
  * built with ldns. The names come from a table (agent/dns_table.h).
  *
- * How queries reach it (verified with dockerd 20.10 on the lab, see
+ * How queries reach it (verified with dockerd 20.10.24 on the lab, see
  * tests/lab/net-proto-dns.sh): a container on a user-defined Docker network
- * asks Docker's embedded resolver at 127.0.0.11, which answers the names
- * of containers on that Docker network itself and forwards everything else
- * to the servers of the container's HostConfig.Dns. The agent sets Dns to
- * the node's gateway address of the container's network and listens there;
- * the forwarded query leaves the container's own network namespace, so its
- * source address is the container's address on that network, which is how
- * the asker is known.
+ * (also an --internal one) asks Docker's embedded resolver at 127.0.0.11,
+ * which answers the names of containers on that Docker network itself and
+ * forwards everything else to the servers of the container's
+ * HostConfig.Dns. The agent sets Dns to the node's gateway address of the
+ * container's network (`docker run --dns GW`) and listens there; the
+ * forwarded query leaves from the container's own network namespace, with
+ * the container's address on that network as its source (a second
+ * container on the same network, whose address the table does not know,
+ * is refused), which is how the asker is known.
  *
  * Answers (sk_dns_answer): a known name asked with type A (or ANY) gets its
  * addresses as A records, rotated by the caller's counter so that clients
@@ -22,7 +24,10 @@
  * to 1232: addresses beyond that are left out (without TC: no TCP is
  * served). Opcodes other than QUERY get NOTIMP, a query without exactly one
  * question FORMERR; bytes that do not parse as a DNS query, and responses,
- * are dropped without a reply. */
+ * are dropped without a reply.
+ *
+ * The server and everything it owns belong to the loop it was made on;
+ * call it on that loop's thread only. Its one callback is close's. */
 #ifndef SKIFF_AGENT_DNS_H
 #define SKIFF_AGENT_DNS_H
 
