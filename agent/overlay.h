@@ -16,28 +16,35 @@
  * The names are derived from the network ID alone, so a restarted agent
  * finds its devices again, and they fit IFNAMSIZ.
  *
- * The Docker side (verified on Debian 12's docker.io 20.10.24, API 1.41,
- * kernel 6.18; tests/lab/net-proto.sh):
- *   POST /networks/create
- *     {"Name": <any>, "Driver": "bridge", "CheckDuplicate": true,
- *      "IPAM": {"Driver": "default", "Config": [{"Subnet": "10.0.1.0/24",
- *               "Gateway": <this node's gateway, e.g. "10.0.1.2">}]},
- *      "Options": {"com.docker.network.bridge.name": "skb<10 of ID>",
- *                  "com.docker.network.driver.mtu": "1450"}}
- *   (`docker network create -d bridge --subnet S --gateway GW
- *    -o com.docker.network.bridge.name=skbXXXXXXXXXX
- *    -o com.docker.network.driver.mtu=1450 NAME`). dockerd takes the
- *   existing bridge as it is (it does not create or recreate it), puts
- *   GW/prefix on it if missing (brd set), and leaves bridge and address in
- *   place on `docker network rm`. Docker's MTU option sets the containers'
- *   veth MTU (1450 inside the container).
- *   Containers: HostConfig.NetworkMode = the network's name and
- *   NetworkingConfig.EndpointsConfig[NAME].IPAMConfig.IPv4Address = the
- *   task's address (`docker run --network NAME --ip A`): Docker's IPAM
- *   never picks. The container's MAC is derived from its address,
- *   02:42:a:b:c:d for a.b.c.d (sk_overlay_mac_of()); dockerd 20.10 does so
- *   whenever no MAC is given, so every node computes a remote task's MAC
- *   from its address alone.
+ * The Docker side (verified with Debian 12's docker.io 20.10.24, API 1.41,
+ * kernel 6.18, with the docker CLI (tests/lab/net-proto-*.sh) and with
+ * these request bodies sent to /v1.41 directly):
+ *   docker network create -d bridge --subnet 10.0.1.0/24 --gateway GW
+ *     -o com.docker.network.bridge.name=skb<10 of ID>
+ *     -o com.docker.network.driver.mtu=1450 [--internal] NAME
+ *   = POST /networks/create {"Name": NAME, "Driver": "bridge",
+ *     "CheckDuplicate": true, "Internal": false,
+ *     "IPAM": {"Driver": "default",
+ *              "Config": [{"Subnet": "10.0.1.0/24", "Gateway": GW}]},
+ *     "Options": {"com.docker.network.bridge.name": "skb...",
+ *                 "com.docker.network.driver.mtu": "1450"}}
+ *   where GW is this node's own gateway address. dockerd takes the bridge
+ *   that exists as it is, also with GW/prefix already on it (it adds the
+ *   address, with broadcast, when missing), and leaves bridge and address
+ *   in place on `docker network rm`. The MTU option gives the containers'
+ *   veths 1450. Docker's isolation chains (DOCKER-ISOLATION-STAGE-1/2)
+ *   name the bridge like any of its own, so two skiff networks on a node
+ *   cannot reach each other, nor the default bridge them; --internal adds
+ *   its DROP rules for traffic leaving the subnet.
+ *   Containers: `docker run --network NAME --ip A --dns GW` = HostConfig
+ *   {"NetworkMode": NAME, "Dns": [GW]} and NetworkingConfig
+ *   {"EndpointsConfig": {NAME: {"IPAMConfig": {"IPv4Address": A}}}}:
+ *   Docker's IPAM never picks. dockerd gives the container the MAC
+ *   02:42:a:b:c:d for address a.b.c.d (sk_overlay_mac_of()) when none is
+ *   set, so every node computes a remote task's MAC from its address (a
+ *   MAC given in the create body's Config.MacAddress is honoured too).
+ *   Each node's gateway is an address of the subnet that no task may get:
+ *   the allocator reserves one per node on the network.
  *
  * sk_overlay_reconcile() is pure logic over the netlink ops: it reads one
  * snapshot of the devices named "skb*" and "skv*", then adds what is
@@ -45,9 +52,11 @@
  * tasks gone, addresses not wanted, and the devices of networks no longer
  * wanted). What already matches is adopted: a second call with the same
  * desired state makes no change at all. Remove the Docker network of a
- * network before its devices go (dockerd keeps a network whose bridge
- * vanished, and fails on it later). Synchronous; no callbacks; on the
- * agent's loop thread. */
+ * network before its devices go: dockerd keeps a network whose bridge
+ * vanished, and a container then fails to start on it ("could not find
+ * bridge"); a bridge made anew under it works again, but dockerd does not
+ * put the gateway address back (the reconcile does). Synchronous; no
+ * callbacks; on the agent's loop thread. */
 #ifndef SKIFF_AGENT_OVERLAY_H
 #define SKIFF_AGENT_OVERLAY_H
 
