@@ -71,9 +71,9 @@ reach() { fetch "$1" "$2" "http://$3/" >/dev/null 2>&1; }
 expect "a1 -> a2 (same network, across hosts)" reach h1 a1 10.0.1.20
 expect_not "a1 -> b1 (two skiff networks on one host)" reach h1 a1 10.0.2.10
 expect_not "b1 -> a1 (the other way)" reach h1 b1 10.0.1.10
-"$LAB" exec h1 iptables -S DOCKER-ISOLATION-STAGE-1 | grep -q -- "-i $BR_A ! -o $BR_A -j DOCKER-ISOLATION-STAGE-2" ||
+grep -q -- "-i $BR_A ! -o $BR_A -j DOCKER-ISOLATION-STAGE-2" <<<"$("$LAB" exec h1 iptables -S DOCKER-ISOLATION-STAGE-1)" ||
     fail "no isolation rule for $BR_A"
-"$LAB" exec h1 iptables -S DOCKER-ISOLATION-STAGE-2 | grep -q -- "-o $BR_B -j DROP" ||
+grep -q -- "-o $BR_B -j DROP" <<<"$("$LAB" exec h1 iptables -S DOCKER-ISOLATION-STAGE-2)" ||
     fail "no isolation rule for $BR_B"
 pass "Docker's DOCKER-ISOLATION-STAGE-1/2 rules name our bridges"
 d1_ip=$("$LAB" docker h1 inspect -f '{{.NetworkSettings.IPAddress}}' d1)

@@ -37,16 +37,16 @@ expect_changes 5 "$out" "h1: bridge, VXLAN device, gateway address, FDB and neig
 out=$(overlay_apply h2 "$(overlay_json h2 $NET 4097 $SUBNET $GW2 $CLIENT_IP@h1)") ||
     fail "overlay_apply on h2: $out"
 expect_changes 5 "$out" "h2: the same"
-"$LAB" exec h1 ip -d link show $VX | grep -q "vxlan id 4097 local 10.78.0.11 .*dstport 4789 nolearning proxy" ||
+grep -q "vxlan id 4097 local 10.78.0.11 .*dstport 4789 nolearning proxy" <<<"$("$LAB" exec h1 ip -d link show $VX)" ||
     fail "h1's VXLAN device: $("$LAB" exec h1 ip -d link show $VX)"
 pass "VXLAN device: VNI 4097, local 10.78.0.11, port 4789, nolearning, proxy"
-"$LAB" exec h1 ip link show eth1 | grep -q "mtu 1500 " &&
-    "$LAB" exec h1 ip link show $VX | grep -q "mtu 1450 .*master $BR" ||
+grep -q "mtu 1500 " <<<"$("$LAB" exec h1 ip link show eth1)" &&
+    grep -q "mtu 1450 .*master $BR" <<<"$("$LAB" exec h1 ip link show $VX)" ||
     fail "h1's VXLAN device: MTU or master wrong"
 pass "VXLAN device: MTU 1450 (eth1's 1500 - 50), enslaved to $BR"
-"$LAB" exec h1 bridge fdb show dev $VX | grep -q "^02:42:0a:00:09:14 dst 10.78.0.12 self permanent" ||
+grep -q "^02:42:0a:00:09:14 dst 10.78.0.12 self permanent" <<<"$("$LAB" exec h1 bridge fdb show dev $VX)" ||
     fail "h1's FDB: $("$LAB" exec h1 bridge fdb show dev $VX)"
-"$LAB" exec h1 ip neigh show dev $VX | grep -q "^$SERVER_IP lladdr 02:42:0a:00:09:14 PERMANENT" ||
+grep -q "^$SERVER_IP lladdr 02:42:0a:00:09:14 PERMANENT" <<<"$("$LAB" exec h1 ip neigh show dev $VX)" ||
     fail "h1's neighbours: $("$LAB" exec h1 ip neigh show dev $VX)"
 pass "h1: FDB entry and neighbour entry of the remote task"
 
