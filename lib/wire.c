@@ -10,7 +10,7 @@
 const char *const sk_task_health_names[] = {"none", "starting", "healthy",
                                             "unhealthy", NULL};
 static const char *const session_msg_type_names[] = {"assignments", "ping",
-                                                     NULL};
+                                                     "networks", NULL};
 
 /* A CSR or a token is small; a bound keeps a stranger's join body small. */
 static const struct sk_field join_body_fields[] = {
@@ -37,6 +37,41 @@ static const struct sk_field assignment_fields[] = {
 SCHEMA(sk_assignment_schema, struct sk_assignment, "assignment",
        assignment_fields);
 
+static const char *const endpoint_mode_names[] = {"vip", "dnsrr", NULL};
+
+static const struct sk_field net_peer_fields[] = {
+    ID(struct sk_net_peer, node_id),
+    STR(struct sk_net_peer, vtep, .max_len = 15, .flags = SK_FF_REQUIRED),
+    STRS(struct sk_net_peer, addrs, .max_len = 65536),
+};
+static SCHEMA(net_peer_schema, struct sk_net_peer, "network peer",
+              net_peer_fields);
+
+static const struct sk_field net_service_fields[] = {
+    ID(struct sk_net_service, service_id),
+    STR(struct sk_net_service, name, .max_len = 63, .flags = SK_FF_REQUIRED),
+    STRS(struct sk_net_service, aliases, .max_len = 16),
+    ENUM(struct sk_net_service, endpoint_mode, endpoint_mode_names),
+    STR(struct sk_net_service, vip, .max_len = 18),
+    STRS(struct sk_net_service, ready, .max_len = 65536),
+};
+static SCHEMA(net_service_schema, struct sk_net_service, "network service",
+              net_service_fields);
+
+static const struct sk_field net_info_fields[] = {
+    ID(struct sk_net_info, id, .flags = SK_FF_REQUIRED),
+    STR(struct sk_net_info, name, .max_len = 63),
+    INT(struct sk_net_info, vni, .min = 1, .max = 16777215,
+        .flags = SK_FF_REQUIRED),
+    STR(struct sk_net_info, subnet, .max_len = 18, .flags = SK_FF_REQUIRED),
+    STR(struct sk_net_info, gateway, .max_len = 15, .flags = SK_FF_REQUIRED),
+    STR(struct sk_net_info, node_addr, .max_len = 18),
+    BOOL(struct sk_net_info, internal),
+    OBJS(struct sk_net_info, peers, net_peer_schema, .max_len = 10000),
+    OBJS(struct sk_net_info, services, net_service_schema, .max_len = 10000),
+};
+SCHEMA(sk_net_info_schema, struct sk_net_info, "network", net_info_fields);
+
 static const struct sk_field session_msg_fields[] = {
     ENUM(struct sk_session_msg, type, session_msg_type_names,
          .flags = SK_FF_REQUIRED),
@@ -44,6 +79,7 @@ static const struct sk_field session_msg_fields[] = {
     OBJS(struct sk_session_msg, tasks, sk_assignment_schema,
          .max_len = SK_MAX_ASSIGNMENTS),
     STRS(struct sk_session_msg, removed, .max_len = SK_MAX_ASSIGNMENTS),
+    OBJS(struct sk_session_msg, networks, sk_net_info_schema, .max_len = 1024),
 };
 SCHEMA(sk_session_msg_schema, struct sk_session_msg, "session message",
        session_msg_fields);

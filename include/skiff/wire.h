@@ -65,9 +65,48 @@ struct sk_assignment {
     size_t n_ports;
 };
 
+/* ---- the session: the node's view of its overlay networks ---- */
+
+/* Another node's part of a network: where its VXLAN ends (its data-path
+ * address) and the addresses behind it (its tasks' and its own). */
+struct sk_net_peer {
+    char node_id[SK_ID_SIZE];
+    char *vtep;
+    char **addrs; /* "a.b.c.d" */
+    size_t n_addrs;
+};
+
+/* A service attached to a network, as DNS and VIPs need it. */
+struct sk_net_service {
+    char service_id[SK_ID_SIZE];
+    char *name;
+    char **aliases;
+    size_t n_aliases;
+    int endpoint_mode; /* enum sk_endpoint_mode */
+    char *vip;         /* "a.b.c.d", vip mode */
+    char **ready;      /* running (and healthy) tasks' addresses here */
+    size_t n_ready;
+};
+
+/* One overlay network this node runs tasks on. */
+struct sk_net_info {
+    char id[SK_ID_SIZE];
+    char *name;
+    int64_t vni;
+    char *subnet;    /* "10.0.1.0/24" */
+    char *gateway;   /* the network's gateway, on every node's bridge */
+    char *node_addr; /* this node's own address there, once allocated */
+    bool internal;
+    struct sk_net_peer *peers;
+    size_t n_peers;
+    struct sk_net_service *services;
+    size_t n_services;
+};
+
 enum sk_session_msg_type {
     SK_SESSION_ASSIGNMENTS,
-    SK_SESSION_PING, /* the leader is alive; nothing changed */
+    SK_SESSION_PING,     /* the leader is alive; nothing changed */
+    SK_SESSION_NETWORKS, /* `networks` is the whole overlay view */
 };
 
 struct sk_session_msg {
@@ -77,6 +116,8 @@ struct sk_session_msg {
     size_t n_tasks;
     char **removed; /* task IDs the node should forget (not with full) */
     size_t n_removed;
+    struct sk_net_info *networks; /* type networks */
+    size_t n_networks;
 };
 
 /* ---- task reports ---- */
@@ -108,6 +149,7 @@ extern const struct sk_schema sk_join_body_schema;
 extern const struct sk_schema sk_heartbeat_schema;
 extern const struct sk_schema sk_assignment_schema;
 extern const struct sk_schema sk_session_msg_schema;
+extern const struct sk_schema sk_net_info_schema;
 extern const struct sk_schema sk_task_report_schema;
 extern const struct sk_schema sk_task_reports_schema;
 
