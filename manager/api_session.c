@@ -8,6 +8,7 @@
 #include "manager_internal.h"
 #include "skiff/log.h"
 #include "skiff/mem.h"
+#include "skiff/netmap.h"
 #include "skiff/wire.h"
 
 #define SESSION_MAX_QUEUED (4u << 20)
@@ -22,6 +23,7 @@ static void session_end(struct session *s)
     s->ended = true;
     sk_list_remove(&s->link);
     sk_map_clear(&s->sent);
+    free(s->net_sent);
     sk_http_stream_end(s->c->req);
     call_handoff(s->c);
     free(s);
@@ -75,6 +77,26 @@ static void session_write(struct session *s, const struct sk_session_msg *msg)
     free(text);
 }
 
+/* The node's network view, when it differs from what was sent last (the
+ * first time, always: the agent forgets networks it no longer needs). Sent
+ * before the assignments that may need it. */
+static void session_send_networks(struct session *s)
+{
+    s->net_dirty = false;
+    struct sk_session_msg msg = {.type = SK_SESSION_NETWORKS};
+    msg.n_networks = sk_net_map(s->m->store, s->node_id, &msg.networks);
+    size_t len;
+    char *text = sk_wire_encode(&sk_session_msg_schema, &msg, true, &len);
+    sk_net_map_free(msg.networks, msg.n_networks);
+    if (s->net_sent && strcmp(s->net_sent, text) == 0) {
+        free(text);
+        return;
+    }
+    sk_http_stream_write(s->c->req, text, len);
+    free(s->net_sent);
+    s->net_sent = text;
+}
+
 static void session_flush(struct session *s)
 {
     struct sk_manager *m = s->m;
@@ -88,6 +110,8 @@ static void session_flush(struct session *s)
         session_end(s);
         return;
     }
+    if (s->net_dirty)
+        session_send_networks(s);
     uint64_t now = uv_now(m->loop);
     if (!s->dirty) {
         if (now - m->last_ping_ms >= PING_MS) {
@@ -142,6 +166,15 @@ void sessions_mark_node(struct sk_manager *m, const char *node_id)
     }
 }
 
+void sessions_mark_networks(struct sk_manager *m)
+{
+    struct sk_list *it;
+    sk_list_each(it, &m->sessions)
+    {
+        sk_list_entry(it, struct session, link)->net_dirty = true;
+    }
+}
+
 void sessions_end_all(struct sk_manager *m)
 {
     struct session *s;
@@ -164,7 +197,7 @@ void api_self_assignments(struct call *c)
     s->c = c;
     snprintf(s->node_id, sizeof s->node_id, "%.26s", c->who.node_id);
     sk_map_init(&s->sent);
-    s->dirty = true;
+    s->dirty = s->net_dirty = true;
     sk_list_insert_head(&m->sessions, &s->link);
     c->req->data = s;
     c->req->abort_cb = session_abort;

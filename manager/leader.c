@@ -39,6 +39,10 @@ void leader_store_watch(const struct sk_event *ev, void *ctx)
 {
     struct sk_manager *m = ctx;
     sk_events_record(m->events, ev, mgr_now_ms());
+    if (ev->type == SK_EV_RESET || ev->kind == SK_KIND_TASK ||
+        ev->kind == SK_KIND_SERVICE || ev->kind == SK_KIND_NODE ||
+        ev->kind == SK_KIND_NETWORK)
+        sessions_mark_networks(m);
     if (ev->type == SK_EV_RESET) {
         sessions_mark_node(m, NULL);
         m->lead.orch_dirty = m->lead.sched_dirty = true;

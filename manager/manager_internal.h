@@ -191,6 +191,8 @@ struct session {
     char node_id[SK_ID_SIZE];
     struct sk_map sent; /* task id -> version sent (as pointer) */
     bool dirty, ended;
+    bool net_dirty;      /* the network view may have changed */
+    char *net_sent;      /* the last network view sent (encoded) */
     struct sk_list link; /* in m->sessions */
 };
 /* Sends what changed on every dirty session, a ping on the others once a
@@ -198,6 +200,8 @@ struct session {
 void sessions_flush_all(struct sk_manager *m);
 /* The sessions of node_id (NULL: all) have something to send. */
 void sessions_mark_node(struct sk_manager *m, const char *node_id);
+/* Every session's network view may have changed: compare and send. */
+void sessions_mark_networks(struct sk_manager *m);
 /* Ends every session (agents then find the new leader). */
 void sessions_end_all(struct sk_manager *m);
 
