@@ -2,7 +2,9 @@
  * that implements the netlink ops: the exact operations of a first setup,
  * none on a second run, one delete each when a remote task leaves,
  * adoption of what a previous agent made, stale devices and entries
- * removed, and convergence after a failure at every step. */
+ * removed, and convergence after a failure at every step; the node's own
+ * address and the bridge MAC derived from it; networks kept while their
+ * Docker network is there; failures told per network. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -45,6 +47,15 @@ static const char *ip_str(struct in_addr a)
     static int i;
     char *b = bufs[i++ % 4];
     inet_ntop(AF_INET, &a, b, INET_ADDRSTRLEN);
+    return b;
+}
+
+static const char *mac_str(const uint8_t mac[6])
+{
+    static char bufs[4][18];
+    static int i;
+    char *b = bufs[i++ % 4];
+    sk_nl_mac_format(mac, b);
     return b;
 }
 
@@ -137,7 +148,8 @@ static enum sk_rc f_link_add(void *impl, const struct sk_nl_link *l,
               l->vxlan.proxy ? " proxy" : "", l->master, l->mtu,
               l->up ? " up" : "");
     else
-        logf_(f, "link add bridge %s mtu %u%s", l->name, l->mtu,
+        logf_(f, "link add bridge %s mtu %u%s%s%s", l->name, l->mtu,
+              l->has_mac ? " address " : "", l->has_mac ? mac_str(l->mac) : "",
               l->up ? " up" : "");
     return SK_OK;
 }
@@ -156,8 +168,13 @@ static enum sk_rc f_link_set(void *impl, const struct sk_nl_link *l,
     memcpy(cur->master, l->master, sizeof cur->master);
     cur->mtu = l->mtu;
     cur->up = l->up;
-    logf_(f, "link set %s master %s mtu %u%s", l->name,
-          l->master[0] ? l->master : "-", l->mtu, l->up ? " up" : " down");
+    if (l->has_mac) {
+        cur->has_mac = true;
+        memcpy(cur->mac, l->mac, 6);
+    }
+    logf_(f, "link set %s master %s mtu %u%s%s%s", l->name,
+          l->master[0] ? l->master : "-", l->mtu, l->has_mac ? " address " : "",
+          l->has_mac ? mac_str(l->mac) : "", l->up ? " up" : " down");
     return SK_OK;
 }
 
@@ -594,9 +611,20 @@ static void invalid_desired_changes_nothing(void **state)
     struct {
         struct sk_overlay_network net;
         const char *msg;
-    } cases[6];
-    for (size_t i = 0; i < 6; i++)
+    } cases[9];
+    for (size_t i = 0; i < 9; i++)
         cases[i].net = network_a(NULL, 0);
+    struct sk_overlay_endpoint on_gw[] = {remote("10.0.1.2", "10.78.0.12")};
+    cases[6].net.node_addr = ip("10.0.1.255");
+    cases[6].msg = "overlay network \"" NET_A "\": node address 10.0.1.255 "
+                   "is not a host address of 10.0.1.0/24";
+    cases[7].net.node_addr = ip("10.0.1.2");
+    cases[7].msg = "overlay network \"" NET_A "\": node address 10.0.1.2 is "
+                   "the gateway";
+    cases[8].net.remotes = on_gw;
+    cases[8].net.n_remotes = 1;
+    cases[8].msg = "overlay network \"" NET_A "\": remote task 10.0.1.2 has "
+                   "this node's own address (the gateway or the node address)";
     cases[0].net.vni = 0;
     cases[0].msg = "overlay network \"" NET_A "\": VNI 0 out of range "
                    "(1..16777215)";
@@ -616,7 +644,7 @@ static void invalid_desired_changes_nothing(void **state)
     cases[5].net.id = "abcdefghij/../x";
     cases[5].msg = "overlay network \"abcdefghij/../x\": the ID must be at "
                    "least 10 letters and digits";
-    for (size_t i = 0; i < 6; i++) {
+    for (size_t i = 0; i < 9; i++) {
         struct sk_overlay_desired want = {.local_vtep = ip("10.78.0.11"),
                                           .networks = &cases[i].net,
                                           .n_networks = 1};
@@ -684,6 +712,143 @@ static void converges_after_any_failure(void **state)
     free(ref);
 }
 
+static void node_address_and_bridge_mac(void **state)
+{
+    /* With the node's own address: a second address after the gateway,
+     * and the bridge's MAC derived from it. */
+    struct fake *f = sk_calloc(1, sizeof *f);
+    struct sk_overlay_endpoint r[] = {remote("10.0.1.5", "10.78.0.12"),
+                                      remote("10.0.1.251", "10.78.0.12")};
+    struct sk_overlay_network net = network_a(r, 2);
+    net.gateway = ip("10.0.1.1");
+    net.node_addr = ip("10.0.1.250");
+    assert_int_equal(run(f, &net, 1), 8);
+    ASSERT_LOG(
+        f, "link add bridge " BR_A " mtu 1450 address 02:42:0a:00:01:fa up",
+        "link add vxlan " VX_A " vni 4097 local 10.78.0.11 port 4789 "
+        "nolearning proxy master " BR_A " mtu 1450 up",
+        "addr add 10.0.1.1/24 dev " BR_A, "addr add 10.0.1.250/24 dev " BR_A,
+        "fdb add 02:42:0a:00:01:05 dev " VX_A " dst 10.78.0.12",
+        "neigh add 10.0.1.5 lladdr 02:42:0a:00:01:05 dev " VX_A,
+        "fdb add 02:42:0a:00:01:fb dev " VX_A " dst 10.78.0.12",
+        "neigh add 10.0.1.251 lladdr 02:42:0a:00:01:fb dev " VX_A);
+    assert_int_equal(run(f, &net, 1), 0);
+
+    /* The kernel gave the bridge another MAC (a port's): set back. */
+    flink(f, BR_A)->mac[5] = 0x99;
+    assert_int_equal(run(f, &net, 1), 1);
+    ASSERT_LOG(f,
+               "link set " BR_A " master - mtu 1450 address 02:42:0a:00:01:fa "
+               "up");
+
+    /* The gateway gone, the node address left first: both again, in
+     * order. */
+    for (size_t i = 0; i < f->n_addrs; i++)
+        if (f->addrs[i].addr.s_addr == ip("10.0.1.1").s_addr)
+            f->addrs[i] = f->addrs[--f->n_addrs];
+    assert_int_equal(run(f, &net, 1), 3);
+    ASSERT_LOG(f, "addr del 10.0.1.250/24 dev " BR_A,
+               "addr add 10.0.1.1/24 dev " BR_A,
+               "addr add 10.0.1.250/24 dev " BR_A);
+
+    /* Before the leader allocated one, there was none: a bridge adopted
+     * without the node address gets it and its MAC. */
+    struct fake *g = sk_calloc(1, sizeof *g);
+    struct sk_overlay_network bare = network_a(r, 1);
+    bare.gateway = ip("10.0.1.1");
+    run(g, &bare, 1);
+    assert_int_equal(run(g, &net, 1), 4);
+    ASSERT_LOG(g,
+               "link set " BR_A " master - mtu 1450 address 02:42:0a:00:01:fa "
+               "up",
+               "addr add 10.0.1.250/24 dev " BR_A,
+               "fdb add 02:42:0a:00:01:fb dev " VX_A " dst 10.78.0.12",
+               "neigh add 10.0.1.251 lladdr 02:42:0a:00:01:fb dev " VX_A);
+    free(g);
+    free(f);
+}
+
+static void kept_networks_stay(void **state)
+{
+    /* A network no longer wanted whose Docker network is still there:
+     * kept (devices and entries) until it may go. */
+    struct fake *f = sk_calloc(1, sizeof *f);
+    struct sk_overlay_endpoint r[] = {remote("10.0.1.5", "10.78.0.12")};
+    struct sk_overlay_network nets[2] = {network_a(r, 1), network_a(NULL, 0)};
+    nets[1].id = NET_B;
+    nets[1].vni = 4098;
+    nets[1].subnet = ip("10.0.2.0");
+    nets[1].gateway = ip("10.0.2.3");
+    run(f, nets, 2);
+    size_t before = f->n_links;
+    const char *const keep[] = {NET_A};
+    struct sk_overlay_desired want = {.local_vtep = ip("10.78.0.11"),
+                                      .networks = &nets[1],
+                                      .n_networks = 1,
+                                      .keep = keep,
+                                      .n_keep = 1};
+    struct sk_err err = {0};
+    size_t changes = 9;
+    f->n_log = 0;
+    assert_int_equal(sk_overlay_reconcile(&fake_ops, f, &want, &changes, &err),
+                     SK_OK);
+    assert_int_equal(changes, 0);
+    assert_int_equal(f->n_links, before);
+    assert_int_equal(f->n_fdbs, 1);
+    /* keep_all: nothing at all goes (nothing is known yet). */
+    want.n_networks = 0;
+    want.n_keep = 0;
+    want.keep_all = true;
+    assert_int_equal(sk_overlay_reconcile(&fake_ops, f, &want, &changes, &err),
+                     SK_OK);
+    assert_int_equal(changes, 0);
+    /* No longer kept: it goes. */
+    want.keep_all = false;
+    want.networks = &nets[1];
+    want.n_networks = 1;
+    assert_int_equal(sk_overlay_reconcile(&fake_ops, f, &want, &changes, &err),
+                     SK_OK);
+    assert_int_equal(changes, 2);
+    ASSERT_LOG(f, "link del " VX_A, "link del " BR_A);
+    free(f);
+}
+
+static void failures_are_told_per_network(void **state)
+{
+    /* The second network's first change fails: it alone is marked, and
+     * the first is done all the same. */
+    struct fake *f = sk_calloc(1, sizeof *f);
+    struct sk_overlay_network nets[2] = {network_a(NULL, 0),
+                                         network_a(NULL, 0)};
+    nets[1].id = NET_B;
+    nets[1].vni = 4098;
+    nets[1].subnet = ip("10.0.2.0");
+    nets[1].gateway = ip("10.0.2.3");
+    f->fail_countdown = 4; /* A: bridge, VXLAN, address; then B's bridge */
+    bool failed[2] = {true, true};
+    struct sk_overlay_desired want = {.local_vtep = ip("10.78.0.11"),
+                                      .networks = nets,
+                                      .n_networks = 2,
+                                      .out_failed = failed};
+    struct sk_err err = {0};
+    assert_int_equal(sk_overlay_reconcile(&fake_ops, f, &want, NULL, &err),
+                     SK_EIO);
+    assert_false(failed[0]);
+    assert_true(failed[1]);
+    assert_non_null(strstr(err.msg, "overlay network \"" NET_B "\""));
+    assert_int_equal(sk_overlay_reconcile(&fake_ops, f, &want, NULL, &err),
+                     SK_OK);
+    assert_false(failed[0]);
+    assert_false(failed[1]);
+    /* An invalid desired state marks every network. */
+    nets[0].node_addr = nets[0].gateway;
+    assert_int_equal(sk_overlay_reconcile(&fake_ops, f, &want, NULL, &err),
+                     SK_EINVAL);
+    assert_true(failed[0]);
+    assert_true(failed[1]);
+    free(f);
+}
+
 static void names_and_macs(void **state)
 {
     char name[IFNAMSIZ];
@@ -719,6 +884,9 @@ int main(void)
         cmocka_unit_test(stale_network_removed),
         cmocka_unit_test(invalid_desired_changes_nothing),
         cmocka_unit_test(converges_after_any_failure),
+        cmocka_unit_test(node_address_and_bridge_mac),
+        cmocka_unit_test(kept_networks_stay),
+        cmocka_unit_test(failures_are_told_per_network),
         cmocka_unit_test(names_and_macs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
