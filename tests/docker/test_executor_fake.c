@@ -73,7 +73,7 @@ static void fx_start(struct fx *f)
     struct sk_err err;
     f->docker = sk_docker_new(&f->loop, f->dk.sock, &err);
     assert_non_null(f->docker);
-    f->e = executor_new(&f->loop, f->docker, NODE, "h1", on_report, f);
+    f->e = executor_new(&f->loop, f->docker, NULL, NODE, "h1", on_report, f);
     assert_true(
         sk_test_run_until(&f->loop, fake_dockerd_watched, &f->dk, DEADLINE_MS));
 }
