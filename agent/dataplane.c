@@ -173,11 +173,15 @@ static void note_failure(struct dataplane *dp, const char *id,
     SK_WARN("dataplane", "%s (retrying)", err->msg);
 }
 
-static void note_ok(struct dataplane *dp, const char *id)
+static void note_ok(struct dataplane *dp, const struct sk_net_info *n)
 {
-    struct nstat *s = sk_map_get(&dp->status, id);
-    if (s && s->logged) {
-        SK_INFO("dataplane", "network %s: ready again", id);
+    struct nstat *s = sk_map_get(&dp->status, n->id);
+    if (!s)
+        return;
+    sk_err_clear(&s->err);
+    if (s->logged) {
+        SK_INFO("dataplane", "network %s: ready on node %s", net_name(n),
+                dp->node_name);
         free(s->logged);
         s->logged = NULL;
     }
@@ -263,7 +267,7 @@ static void list_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
         return;
     if (rc != SK_OK) {
         /* dockerd away: nothing is known, nothing is touched. */
-        if (dp->listed || dp->round == 0)
+        if (dp->listed || dp->round == 1)
             SK_DEBUG("dataplane", "%s", err->msg);
         dp->round_failed = true;
         schedule_sync(dp);
@@ -314,6 +318,7 @@ static void list_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
 struct create_req {
     struct dataplane *dp;
     char *network_id;
+    char *network_name;
     json_t *body;
 };
 
@@ -344,11 +349,11 @@ static void create_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
                 sk_strdup(json_string_value(json_object_get(cfg, "Gateway")));
             d->internal = json_is_true(json_object_get(b, "Internal"));
             SK_INFO("dataplane", "network %s: Docker network %s made",
-                    q->network_id, d->name);
+                    q->network_name, d->name);
         } else {
             struct sk_err e;
             sk_err_copy(&e, err);
-            sk_err_wrap(&e, "network %s on node %s", q->network_id,
+            sk_err_wrap(&e, "network %s on node %s", q->network_name,
                         dp->node_name);
             note_failure(dp, q->network_id, &e);
             status_of(dp, q->network_id)->failed_round = dp->round;
@@ -357,6 +362,7 @@ static void create_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
         schedule_sync(dp);
     }
     free(q->network_id);
+    free(q->network_name);
     json_decref(q->body);
     free(q);
 }
@@ -377,8 +383,9 @@ static void remove_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
             if (!str_eq(d->docker_id, q->docker_id))
                 continue;
             if (rc == SK_OK || rc == SK_ENOTFOUND) {
-                SK_INFO("dataplane", "network %s: Docker network %s removed",
-                        d->network_id, d->name ? d->name : d->docker_id);
+                SK_INFO("dataplane",
+                        "Docker network %s (of network %s) removed",
+                        d->name ? d->name : d->docker_id, d->network_id);
                 dnet_remove_at(dp, i);
             } else {
                 /* Typically a container still attached: retried once the
@@ -420,6 +427,8 @@ static void docker_step(struct dataplane *dp)
     if (dp->docker_busy || dp->closing)
         return;
     if (!dp->listed || dp->relist) {
+        if (dp->round_failed)
+            return; /* the list failed: again in the next round */
         dp->docker_busy = true;
         dp->inflight++;
         sk_docker_network_list(dp->docker, DATAPLANE_LABEL, list_done, dp);
@@ -445,16 +454,18 @@ static void docker_step(struct dataplane *dp)
         struct create_req *q = sk_calloc(1, sizeof *q);
         q->dp = dp;
         q->network_id = sk_strdup(n->id);
+        q->network_name = sk_strdup(net_name(n));
         q->body = create_body(dp, n);
         if (!q->body) {
             struct sk_err e;
             sk_err_set(&e, SK_EINVAL,
                        "network %s on node %s: its Docker network cannot be "
                        "described in JSON",
-                       n->id, dp->node_name);
+                       net_name(n), dp->node_name);
             note_failure(dp, n->id, &e);
             s->failed_round = dp->round;
             free(q->network_id);
+            free(q->network_name);
             free(q);
             continue;
         }
@@ -523,7 +534,7 @@ static bool build_network(struct dataplane *dp, const struct sk_net_info *n,
     else if (n->vni < 1 || n->vni > 0xffffff)
         sk_err_set(&e, SK_EINVAL, "VNI %lld out of range", (long long)n->vni);
     if (e.code != SK_OK) {
-        sk_err_wrap(&e, "network %s on node %s", n->id, dp->node_name);
+        sk_err_wrap(&e, "network %s on node %s", net_name(n), dp->node_name);
         note_failure(dp, n->id, &e);
         return false;
     }
@@ -649,6 +660,7 @@ static bool sync_overlay(struct dataplane *dp)
         dp->stats.reconciles++;
     for (size_t i = 0; i < w.n; i++) {
         const char *id = w.of[i]->id;
+        const char *name = net_name(w.of[i]);
         status_of(dp, id)->overlay_ok = !failed[i];
         if (!failed[i]) {
             continue;
@@ -658,8 +670,8 @@ static bool sync_overlay(struct dataplane *dp)
         if (rc != SK_OK && strstr(err.msg, id))
             sk_err_copy(&e, &err);
         else
-            sk_err_set(&e, SK_EIO, "overlay network \"%s\": not made", id);
-        sk_err_wrap(&e, "node %s", dp->node_name);
+            sk_err_set(&e, SK_EIO, "its devices were not made");
+        sk_err_wrap(&e, "network %s on node %s", name, dp->node_name);
         note_failure(dp, id, &e);
     }
     if (rc != SK_OK && w.n == 0)
@@ -953,7 +965,7 @@ static void tell_readiness(struct dataplane *dp)
             char *r = sk_printf("%s%s,", ready, dp->view[i].id);
             free(ready);
             ready = r;
-            note_ok(dp, dp->view[i].id);
+            note_ok(dp, &dp->view[i]);
         }
     bool changed = !dp->ready || strcmp(dp->ready, ready) != 0;
     free(dp->ready);
@@ -1049,6 +1061,7 @@ struct dataplane *dataplane_new(const struct dataplane_config *cfg,
     dp->vip_ops = seams && seams->vip ? seams->vip : sk_vip_nft_ops();
     dp->vip_impl = seams && seams->vip ? seams->vip_impl : NULL;
     dp->mtu = seams ? seams->mtu : 0;
+    dp->round = 1; /* 0 is "never failed" */
     dp->dns = sk_dns_server_new(
         cfg->loop, seams && seams->dns_port ? seams->dns_port : DNS_PORT);
     dp->changed_cb = cfg->changed_cb;
