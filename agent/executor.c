@@ -420,10 +420,11 @@ static bool networks_ready(struct etask *t)
             set_state(t, SK_TASK_PREPARING, why, NULL);
         }
         if (now - t->net_wait_since >= e->net_wait_ms) {
+            unsigned long long ms = (unsigned long long)e->net_wait_ms;
             snprintf(why, sizeof why,
-                     "network %s not ready on node %s after %llu s: %s", target,
-                     e->node_name, (unsigned long long)(e->net_wait_ms / 1000),
-                     err.msg);
+                     "network %s not ready on node %s after %llu %s: %s",
+                     target, e->node_name, ms % 1000 ? ms : ms / 1000,
+                     ms % 1000 ? "ms" : "s", err.msg);
             set_state(t, SK_TASK_REJECTED, "rejected", why);
             return false;
         }
