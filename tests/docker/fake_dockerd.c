@@ -497,6 +497,13 @@ static void pull(struct fake_dockerd *f, struct fake_conn *conn,
     fake_stream_go(conn);
 }
 
+/* A borrowed object, or an empty one: for json_pack's "o" (which takes a
+ * reference). */
+static json_t *or_empty(json_t *j)
+{
+    return j ? json_incref(j) : json_object();
+}
+
 /* /containers/{ref}[/action] */
 static void container_call(struct fake_dockerd *f, struct fake_conn *conn,
                            const char *target)
@@ -535,11 +542,11 @@ static void container_call(struct fake_dockerd *f, struct fake_conn *conn,
         fake_reply(conn, 204, "text/plain", NULL, 0);
     } else if (strcmp(action, "json") == 0) {
         json_t *j = json_pack(
-            "{s:s, s:s, s:{s:s, s:b}, s:{s:s, s:O}}", "Id", c->id, "Name",
+            "{s:s, s:s, s:{s:s, s:b}, s:{s:s, s:o}}", "Id", c->id, "Name",
             c->name, "State", "Status", c->state, "Running",
             strcmp(c->state, "running") == 0, "NetworkSettings", "SandboxKey",
             strcmp(c->state, "created") == 0 ? "" : c->sandbox, "Networks",
-            c->networks ? c->networks : json_object());
+            or_empty(c->networks));
         char *text = json_dumps(j, JSON_COMPACT);
         json_decref(j);
         fake_reply_json(conn, 200, text);
@@ -558,15 +565,12 @@ static void container_call(struct fake_dockerd *f, struct fake_conn *conn,
 static json_t *network_json(const struct fake_network *n)
 {
     const json_t *b = n->body;
-    json_t *labels = json_object_get(b, "Labels");
-    json_t *options = json_object_get(b, "Options");
-    json_t *ipam = json_object_get(b, "IPAM");
-    return json_pack("{s:s, s:s, s:s, s:b, s:O, s:O, s:O}", "Id", n->id, "Name",
+    return json_pack("{s:s, s:s, s:s, s:b, s:o, s:o, s:o}", "Id", n->id, "Name",
                      n->name, "Driver", "bridge", "Internal",
                      json_is_true(json_object_get(b, "Internal")), "Labels",
-                     labels ? labels : json_object(), "Options",
-                     options ? options : json_object(), "IPAM",
-                     ipam ? ipam : json_object());
+                     or_empty(json_object_get(b, "Labels")), "Options",
+                     or_empty(json_object_get(b, "Options")), "IPAM",
+                     or_empty(json_object_get(b, "IPAM")));
 }
 
 static void network_list(struct fake_dockerd *f, struct fake_conn *conn,
