@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "skiff/allocator.h"
 #include "skiff/list.h"
 #include "skiff/liveness.h"
 #include "skiff/events.h"
@@ -47,7 +48,10 @@ struct leader_state {
     struct sk_node_change *changes;
     size_t n_changes;
     unsigned next_producer;
-    bool orch_dirty, sched_dirty;
+    bool orch_dirty, sched_dirty, alloc_dirty;
+    /* The overlay networks' addresses, synced from the store by each
+     * producer that hands them out (skiff/allocator.h). */
+    struct sk_allocator *allocator;
     int64_t orch_wake_ms; /* wall clock; 0: none */
 };
 
