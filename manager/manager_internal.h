@@ -152,6 +152,11 @@ bool mgr_propose_cmd(struct sk_manager *m, const char *cmd, size_t len,
 /* Responds to the call with 200 and `reply` once t commits, or with the
  * error. reply may be NULL ({"ok":true}). */
 void call_propose(struct call *c, struct sk_txn *t, json_t *reply);
+/* The same, and logs `committed` (heap, taken over; NULL: nothing) at info
+ * level once t commits -- not before, so the log never tells of a change
+ * that did not happen. */
+void call_propose_logged(struct call *c, struct sk_txn *t, json_t *reply,
+                         char *committed);
 
 int64_t mgr_now_ms(void);
 /* The leader's node object, or NULL. */
@@ -204,7 +209,8 @@ void sessions_mark_node(struct sk_manager *m, const char *node_id);
 /* Ends every session (agents then find the new leader). */
 void sessions_end_all(struct sk_manager *m);
 
-/* ---- the handlers (api.c, api_nodes.c, api_services.c, api_session.c) ---- */
+/* ---- the handlers (api.c, api_nodes.c, api_services.c, api_networks.c,
+ * api_session.c) ---- */
 
 void api_health(struct call *c);
 void api_ca(struct call *c);
@@ -232,6 +238,10 @@ void api_service_remove(struct call *c);
 void api_service_rollback(struct call *c);
 void api_service_logs(struct call *c);
 void api_tasks(struct call *c);
+void api_networks(struct call *c);
+void api_network_create(struct call *c);
+void api_network_get(struct call *c);
+void api_network_remove(struct call *c);
 /* Agent endpoints, served by the local agent (see sk_manager_config). */
 void api_agent(struct call *c);
 void api_events(struct call *c);
