@@ -108,9 +108,11 @@ enum sk_rc sk_allocate_node_address(struct sk_allocator *a, struct sk_node *n,
  *     they name, none for the networks they left or in dnsrr mode;
  *   - nodes: their own address on every network they have a non-terminal
  *     task with an address on, and none on the others;
- *   - pending tasks without all their addresses: another try; the
- *     allocator's error becomes the task's status message (a global
- *     service's task, already on its node, is assigned once it has them).
+ *   - pending tasks without all their addresses (not those the
+ *     orchestrator is about to replace: of a removed service or an older
+ *     spec): another try; the allocator's error becomes the task's status
+ *     message (a global service's task, already on its node, is assigned
+ *     once it has them).
  * A service or node the pool cannot serve now is left as it is (its
  * tasks' messages name the full subnet). Pure. */
 struct sk_txn *sk_allocation_txn(const struct sk_store *s,

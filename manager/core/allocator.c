@@ -873,10 +873,20 @@ static void give_task_addresses(struct pass *p, const struct sk_task *t)
     sk_object_free(SK_KIND_TASK, u);
 }
 
-static bool waits_for_addresses(const struct sk_task *t)
+/* Pending without all its addresses -- unless its service is gone or has
+ * moved on to another spec: the orchestrator replaces such a task, and an
+ * address for it would be wasted. */
+static bool waits_for_addresses(const struct sk_store *s,
+                                const struct sk_task *t)
 {
-    return t->status.state == SK_TASK_PENDING &&
-           t->desired_state == SK_TASK_RUNNING && !sk_task_has_addresses(t);
+    if (t->status.state != SK_TASK_PENDING ||
+        t->desired_state != SK_TASK_RUNNING || sk_task_has_addresses(t))
+        return false;
+    const struct sk_service *svc =
+        sk_store_get(s, SK_KIND_SERVICE, t->service_id);
+    return svc &&
+           (t->spec_version >= svc->spec_version ||
+            sk_schema_equal(&sk_task_spec_schema, &t->spec, &svc->spec.task));
 }
 
 /* Oldest first: they have waited longest. */
@@ -914,7 +924,7 @@ struct sk_txn *sk_allocation_txn(const struct sk_store *s,
     all = sk_store_list(s, SK_KIND_TASK, &n);
     size_t w = 0;
     for (size_t i = 0; i < n; i++)
-        if (waits_for_addresses(all[i]))
+        if (waits_for_addresses(s, all[i]))
             all[w++] = all[i];
     qsort(all, w, sizeof *all, by_age);
     for (size_t i = 0; i < w && room(&p); i++)
