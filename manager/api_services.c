@@ -186,8 +186,16 @@ static enum sk_rc resolve_networks(const struct sk_store *s,
     struct sk_task_spec *t = &spec->task;
     for (size_t i = 0; i < t->n_networks; i++) {
         struct sk_network_ref *r = &t->networks[i];
+        /* An update sends back the ID resolved before: it stands while it
+         * is still what the target names (a prefix may have become
+         * ambiguous since). */
         const struct sk_network *n =
-            sk_store_lookup(s, SK_KIND_NETWORK, r->target, err);
+            *r->id ? sk_store_get(s, SK_KIND_NETWORK, r->id) : NULL;
+        if (n && strcmp(n->spec.name, r->target) != 0 &&
+            strncmp(n->meta.id, r->target, strlen(r->target)) != 0)
+            n = NULL;
+        if (!n)
+            n = sk_store_lookup(s, SK_KIND_NETWORK, r->target, err);
         if (!n) {
             if (err->code == SK_ENOTFOUND)
                 return sk_err_set(err, SK_ENOTFOUND,
