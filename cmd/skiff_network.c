@@ -14,6 +14,7 @@ int cmd_network_create(int argc, char **argv)
         [DRIVER] = {.name = "driver",
                     .short_name = 'd',
                     .type = SK_FLAG_STRING,
+                    .metavar = "DRIVER",
                     .help = "overlay (the only one, and the default)"},
         [SUBNET] = {.name = "subnet",
                     .type = SK_FLAG_STRING,

@@ -256,7 +256,8 @@ static bool read_service(const void *obj, void *ctx)
     return true;
 }
 
-/* A node owes nothing for a task that is not on it or has no address. */
+/* The node is owed its own address on the network, unless it holds or is
+ * owed one already. */
 static void owe_node(struct sk_allocator *a, const char *node_id,
                      const char *network_id)
 {
