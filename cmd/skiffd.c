@@ -49,6 +49,8 @@ enum {
     F_HOSTNAME,
     F_HEARTBEAT,
     F_CERT_EXPIRY,
+    F_ADDR_POOL,
+    F_ADDR_POOL_LEN,
     F_ELECTION,
     F_ADMIN_CONFIG,
     F_DOCKER_HOST,
@@ -117,6 +119,18 @@ static struct sk_flag flags[F_COUNT] = {
                        .type = SK_FLAG_DURATION,
                        .help = "with --init: node certificate life (default "
                                "90 days)"},
+    [F_ADDR_POOL] = {.name = "default-addr-pool",
+                     .type = SK_FLAG_STRING,
+                     .metavar = "CIDR",
+                     .help = "with --init: overlay subnets come from here "
+                             "(default 10.0.0.0/8)"},
+    [F_ADDR_POOL_LEN] = {.name = "default-addr-pool-mask-length",
+                         .type = SK_FLAG_INT,
+                         .min = 16,
+                         .max = 29,
+                         .metavar = "N",
+                         .help = "with --init: ... in subnets of this "
+                                 "prefix length (default 24)"},
     [F_ELECTION] = {.name = "election-timeout",
                     .type = SK_FLAG_DURATION,
                     .help = "Raft election timeout (default 750ms)"},
@@ -265,9 +279,16 @@ static void do_init(struct daemon *d)
         spec.heartbeat_period_ms = flags[F_HEARTBEAT].num;
     if (flags[F_CERT_EXPIRY].set)
         spec.cert_expiry_ms = flags[F_CERT_EXPIRY].num;
+    if (flags[F_ADDR_POOL].set) {
+        free(spec.default_addr_pool);
+        spec.default_addr_pool = sk_strdup(flags[F_ADDR_POOL].str);
+    }
+    if (flags[F_ADDR_POOL_LEN].set)
+        spec.default_addr_pool_mask_len = flags[F_ADDR_POOL_LEN].num;
     struct sk_err err;
-    if (sk_cluster_spec_validate(&spec, &err) != SK_OK ||
-        spec.heartbeat_period_ms < 100 || spec.cert_expiry_ms < 60000)
+    if (sk_cluster_spec_validate(&spec, &err) != SK_OK)
+        die("--init: %s", err.msg);
+    if (spec.heartbeat_period_ms < 100 || spec.cert_expiry_ms < 60000)
         die("--heartbeat-period must be at least 100ms and --cert-expiry at "
             "least 1m");
     unsigned char key[SK_DATA_KEY_SIZE];
