@@ -675,6 +675,11 @@ static void step(struct etask *t)
         switch (t->state) {
         case SK_TASK_NEW:
         case SK_TASK_PENDING:
+            /* On this node but not assigned yet: a global service's task
+             * that waits for its network addresses. */
+            if (t->a.task.status.state < SK_TASK_ASSIGNED)
+                return;
+            __attribute__((fallthrough));
         case SK_TASK_ASSIGNED:
             set_state(t, SK_TASK_ACCEPTED, "accepted", NULL);
             __attribute__((fallthrough));

@@ -49,6 +49,12 @@ static const struct command commands[] = {
      "put a service's previous task spec back"},
     {{"service", "rm"}, cmd_service_rm, "remove services"},
     {{"service", "logs"}, cmd_service_logs, "the logs of a service's tasks"},
+    {{"network", "create"},
+     cmd_network_create,
+     "create an overlay network: [--subnet CIDR] NAME"},
+    {{"network", "ls"}, cmd_network_ls, "list networks"},
+    {{"network", "inspect"}, cmd_network_inspect, "show networks in detail"},
+    {{"network", "rm"}, cmd_network_rm, "remove networks"},
     {{"events", NULL}, cmd_events, "stream cluster events"},
 };
 

@@ -128,5 +128,9 @@ int cmd_service_update(int argc, char **argv);
 int cmd_service_rm(int argc, char **argv);
 int cmd_service_rollback(int argc, char **argv);
 int cmd_service_logs(int argc, char **argv);
+int cmd_network_create(int argc, char **argv);
+int cmd_network_ls(int argc, char **argv);
+int cmd_network_inspect(int argc, char **argv);
+int cmd_network_rm(int argc, char **argv);
 
 #endif

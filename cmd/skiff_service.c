@@ -50,6 +50,7 @@ enum {
     S_HEALTH_TIMEOUT,
     S_HEALTH_RETRIES,
     S_NO_HEALTH,
+    S_ENDPOINT_MODE,
     S_QUIET,
     S_HELP,
     /* update only */
@@ -62,6 +63,10 @@ enum {
     S_LABEL_RM,
     S_FORCE,
     S_ARGS,
+    S_NET_ADD,
+    S_NET_RM,
+    /* create only */
+    S_NETWORK,
     S_COUNT
 };
 
@@ -208,6 +213,11 @@ static void declare(struct sk_flag *f)
         [S_NO_HEALTH] = {.name = "no-healthcheck",
                          .type = SK_FLAG_BOOL,
                          .help = "disable the image's health check"},
+        [S_ENDPOINT_MODE] = {.name = "endpoint-mode",
+                             .type = SK_FLAG_ENUM,
+                             .choices = sk_endpoint_mode_names,
+                             .help = "vip (default: one address, balanced) "
+                                     "or dnsrr (the tasks' addresses)"},
         [S_QUIET] = {.name = "quiet",
                      .short_name = 'q',
                      .type = SK_FLAG_BOOL,
@@ -242,6 +252,20 @@ static void declare(struct sk_flag *f)
         [S_ARGS] = {.name = "args",
                     .type = SK_FLAG_STRING,
                     .help = "new command arguments (space separated)"},
+        [S_NET_ADD] = {.name = "network-add",
+                       .type = SK_FLAG_STRINGS,
+                       .metavar = "NET",
+                       .help = "join a network (NAME or "
+                               "name=NAME,alias=ALIAS)"},
+        [S_NET_RM] = {.name = "network-rm",
+                      .type = SK_FLAG_STRINGS,
+                      .metavar = "NET",
+                      .help = "leave a network"},
+        [S_NETWORK] = {.name = "network",
+                       .type = SK_FLAG_STRINGS,
+                       .metavar = "NET",
+                       .help = "an overlay network to join: NAME, or "
+                               "name=NAME,alias=ALIAS[,alias=...]"},
     };
     memcpy(f, base, sizeof base);
 }
@@ -426,10 +450,53 @@ static void apply_container(struct sk_flag *f, struct sk_container_spec *c)
     apply_health(f, c);
 }
 
+/* --network and --network-add values join the spec's networks;
+ * --network-rm values leave, found by the name or ID given, or by the
+ * network's ID as a manager resolved it (rm_ids, per value; "" if none). */
+static bool apply_networks(struct sk_flag *f, struct sk_task_spec *t,
+                           const char (*rm_ids)[SK_ID_SIZE], struct sk_err *err)
+{
+    for (size_t i = 0; i < f[S_NET_RM].n_strs; i++) {
+        const char *x = f[S_NET_RM].strs[i];
+        const char *id = rm_ids ? rm_ids[i] : "";
+        size_t kept = 0, n = t->n_networks;
+        for (size_t k = 0; k < n; k++) {
+            struct sk_network_ref *r = &t->networks[k];
+            if (strcmp(r->target, x) == 0 || strcmp(r->id, x) == 0 ||
+                (*id && strcmp(r->id, id) == 0))
+                sk_schema_free(&sk_network_ref_schema, r);
+            else
+                t->networks[kept++] = *r;
+        }
+        t->n_networks = kept;
+        if (kept == n) {
+            sk_err_set(err, SK_ENOTFOUND,
+                       "--network-rm \"%s\": the service is not on that "
+                       "network",
+                       x);
+            return false;
+        }
+    }
+    const struct sk_flag *adds[] = {&f[S_NETWORK], &f[S_NET_ADD]};
+    for (size_t a = 0; a < 2; a++) {
+        for (size_t i = 0; i < adds[a]->n_strs; i++) {
+            struct sk_network_ref r;
+            char what[24];
+            snprintf(what, sizeof what, "--%s", adds[a]->name);
+            if (sk_network_ref_parse(what, adds[a]->strs[i], &r, err) != SK_OK)
+                return false;
+            t->networks = sk_realloc(t->networks,
+                                     (t->n_networks + 1) * sizeof *t->networks);
+            t->networks[t->n_networks++] = r;
+        }
+    }
+    return true;
+}
+
 /* Writes the flags given into spec, then checks the whole spec as the
  * managers will (sk_service_spec_validate). */
 static bool apply_flags(struct sk_flag *f, struct sk_service_spec *spec,
-                        struct sk_err *err)
+                        const char (*rm_ids)[SK_ID_SIZE], struct sk_err *err)
 {
     struct sk_task_spec *t = &spec->task;
     struct sk_container_spec *c = &t->container;
@@ -450,8 +517,10 @@ static bool apply_flags(struct sk_flag *f, struct sk_service_spec *spec,
         e->ports[e->n_ports++] = p;
     }
     if (!apply_placement(f, &t->placement, err) || !apply_env(f, c, err) ||
-        !set_kvs(&f[S_CLABEL], &c->labels, &c->n_labels, err))
+        !set_kvs(&f[S_CLABEL], &c->labels, &c->n_labels, err) ||
+        !apply_networks(f, t, rm_ids, err))
         return false;
+    take_enum(&f[S_ENDPOINT_MODE], &spec->endpoint.mode);
     apply_container(f, c);
     take_int(&f[S_RES_CPU], &t->reservations.nano_cpus);
     take_int(&f[S_RES_MEM], &t->reservations.memory_bytes);
@@ -472,11 +541,11 @@ static bool apply_flags(struct sk_flag *f, struct sk_service_spec *spec,
 }
 
 /* Flags create does not take, and flags update does not take. */
-static const int create_only[] = {S_IMAGE,    S_ENV_ADD, S_ENV_RM,
-                                  S_CONS_ADD, S_CONS_RM, S_LABEL_ADD,
-                                  S_LABEL_RM, S_FORCE,   S_ARGS};
-static const int update_only_not[] = {S_NAME, S_MODE, S_CONSTRAINT, S_ENV,
-                                      S_LABEL};
+static const int create_only[] = {
+    S_IMAGE,    S_ENV_ADD, S_ENV_RM, S_CONS_ADD, S_CONS_RM, S_LABEL_ADD,
+    S_LABEL_RM, S_FORCE,   S_ARGS,   S_NET_ADD,  S_NET_RM};
+static const int update_only_not[] = {S_NAME, S_MODE,  S_CONSTRAINT,
+                                      S_ENV,  S_LABEL, S_NETWORK};
 
 /* Create and update share the flag table but each hides some flags (they
  * would mean nothing there). Parses with the rest; results land in f, the
@@ -539,7 +608,7 @@ int cmd_service_create(int argc, char **argv)
         sk_id_new(id);
         spec.name = sk_printf("svc-%.8s", id);
     }
-    if (!apply_flags(f, &spec, &err)) {
+    if (!apply_flags(f, &spec, NULL, &err)) {
         rc = fail_err(&err);
         goto out;
     }
@@ -559,9 +628,15 @@ out:
     return rc;
 }
 
+struct update_ctx {
+    struct sk_flag *f;
+    char (*rm_ids)[SK_ID_SIZE];
+};
+
 static bool update_change(void *spec, void *ctx, struct sk_err *err)
 {
-    return apply_flags(ctx, spec, err);
+    struct update_ctx *u = ctx;
+    return apply_flags(u->f, spec, (const char(*)[SK_ID_SIZE])u->rm_ids, err);
 }
 
 int cmd_service_update(int argc, char **argv)
@@ -576,16 +651,28 @@ int cmd_service_update(int argc, char **argv)
                       argc, argv, false, shown, &n, &res, &code))
         return code;
     int rc = 0;
+    struct update_ctx u = {.f = f};
     if (res.n_positional != 1) {
         rc = fail("usage: %s", usage);
     } else {
+        /* A network to leave may be named otherwise than the spec has it
+         * (name, ID, prefix): its ID, if it still exists, finds it. */
+        size_t n_rm = f[S_NET_RM].n_strs;
+        u.rm_ids = sk_calloc(n_rm ? n_rm : 1, sizeof *u.rm_ids);
+        for (size_t i = 0; i < n_rm; i++) {
+            struct sk_err ignored;
+            json_t *net = cli_get("networks", f[S_NET_RM].strs[i], &ignored);
+            snprintf(u.rm_ids[i], SK_ID_SIZE, "%s", jstr(net, "id"));
+            json_decref(net);
+        }
         struct sk_err err;
         if (cli_modify("services", res.positional[0], &sk_service_spec_schema,
-                       update_change, f, &err) != SK_OK)
+                       update_change, &u, &err) != SK_OK)
             rc = fail_err(&err);
         else if (!cli.quiet)
             printf("%s\n", res.positional[0]);
     }
+    free(u.rm_ids);
     sk_flags_free(shown, n, &res);
     return rc;
 }
@@ -697,6 +784,24 @@ int cmd_service_ls(int argc, char **argv)
     return 0;
 }
 
+/* A task's addresses, "10.0.1.5,10.0.2.7" (without the prefix lengths). */
+static void addresses_text(const json_t *task, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    size_t i, j;
+    json_t *att, *a;
+    json_array_foreach(json_object_get(task, "networks"), i, att)
+    {
+        json_array_foreach(json_object_get(att, "addresses"), j, a)
+        {
+            const char *text = json_string_value(a);
+            size_t len = strlen(buf);
+            snprintf(buf + len, size - len, "%s%.*s", len ? "," : "",
+                     (int)strcspn(text ? text : "", "/"), text ? text : "");
+        }
+    }
+}
+
 int cmd_service_ps(int argc, char **argv)
 {
     struct sk_flag f[] = {{.name = "quiet",
@@ -735,9 +840,17 @@ int cmd_service_ps(int argc, char **argv)
     } else if (quiet) {
         json_array_foreach(tasks, i, t) printf("%s\n", jstr(t, "id"));
     } else {
+        /* The addresses column only for services on networks. */
+        bool nets = false;
+        json_array_foreach(tasks, i, t) nets |=
+            json_array_size(json_object_get(t, "networks")) > 0;
         struct table tb;
-        table_init(&tb, 7, "ID", "NAME", "IMAGE", "NODE", "DESIRED STATE",
-                   "CURRENT STATE", "ERROR");
+        if (nets)
+            table_init(&tb, 8, "ID", "NAME", "IMAGE", "NODE", "DESIRED STATE",
+                       "CURRENT STATE", "ADDRESSES", "ERROR");
+        else
+            table_init(&tb, 7, "ID", "NAME", "IMAGE", "NODE", "DESIRED STATE",
+                       "CURRENT STATE", "ERROR");
         json_array_foreach(tasks, i, t)
         {
             bool live = strcmp(jstr(t, "desired_state"), "running") == 0;
@@ -754,9 +867,17 @@ int cmd_service_ps(int argc, char **argv)
                 error = jstr(t, "status.message");
             char shortid[16];
             snprintf(shortid, sizeof shortid, "%.12s", jstr(t, "id"));
-            table_row(&tb, shortid, jstr(t, "name"),
-                      jstr(t, "spec.container.image"), jstr(t, "node_name"),
-                      desired, state, error);
+            if (nets) {
+                char addrs[256];
+                addresses_text(t, addrs, sizeof addrs);
+                table_row(&tb, shortid, jstr(t, "name"),
+                          jstr(t, "spec.container.image"), jstr(t, "node_name"),
+                          desired, state, addrs, error);
+            } else {
+                table_row(&tb, shortid, jstr(t, "name"),
+                          jstr(t, "spec.container.image"), jstr(t, "node_name"),
+                          desired, state, error);
+            }
         }
         table_print(&tb);
         table_free(&tb);

@@ -44,10 +44,13 @@ enum {
     F_INIT,
     F_JOIN,
     F_TOKEN,
+    F_TOKEN_FILE,
     F_FORCE_NEW,
     F_HOSTNAME,
     F_HEARTBEAT,
     F_CERT_EXPIRY,
+    F_ADDR_POOL,
+    F_ADDR_POOL_LEN,
     F_ELECTION,
     F_ADMIN_CONFIG,
     F_DOCKER_HOST,
@@ -94,7 +97,13 @@ static struct sk_flag flags[F_COUNT] = {
     [F_TOKEN] = {.name = "token",
                  .type = SK_FLAG_STRING,
                  .metavar = "TOKEN",
-                 .help = "join token (SKF1-...)"},
+                 .help = "join token (SKF1-...); visible to every local user "
+                         "in /proc: prefer --token-file or "
+                         "$SKIFF_JOIN_TOKEN"},
+    [F_TOKEN_FILE] = {.name = "token-file",
+                      .type = SK_FLAG_STRING,
+                      .metavar = "FILE",
+                      .help = "read the join token from FILE"},
     [F_FORCE_NEW] = {.name = "force-new-cluster",
                      .type = SK_FLAG_BOOL,
                      .help = "after losing quorum: continue as the only "
@@ -110,6 +119,18 @@ static struct sk_flag flags[F_COUNT] = {
                        .type = SK_FLAG_DURATION,
                        .help = "with --init: node certificate life (default "
                                "90 days)"},
+    [F_ADDR_POOL] = {.name = "default-addr-pool",
+                     .type = SK_FLAG_STRING,
+                     .metavar = "CIDR",
+                     .help = "with --init: overlay subnets come from here "
+                             "(default 10.0.0.0/8)"},
+    [F_ADDR_POOL_LEN] = {.name = "default-addr-pool-mask-length",
+                         .type = SK_FLAG_INT,
+                         .min = 16,
+                         .max = 29,
+                         .metavar = "N",
+                         .help = "with --init: ... in subnets of this "
+                                 "prefix length (default 24)"},
     [F_ELECTION] = {.name = "election-timeout",
                     .type = SK_FLAG_DURATION,
                     .help = "Raft election timeout (default 750ms)"},
@@ -258,9 +279,16 @@ static void do_init(struct daemon *d)
         spec.heartbeat_period_ms = flags[F_HEARTBEAT].num;
     if (flags[F_CERT_EXPIRY].set)
         spec.cert_expiry_ms = flags[F_CERT_EXPIRY].num;
+    if (flags[F_ADDR_POOL].set) {
+        free(spec.default_addr_pool);
+        spec.default_addr_pool = sk_strdup(flags[F_ADDR_POOL].str);
+    }
+    if (flags[F_ADDR_POOL_LEN].set)
+        spec.default_addr_pool_mask_len = flags[F_ADDR_POOL_LEN].num;
     struct sk_err err;
-    if (sk_cluster_spec_validate(&spec, &err) != SK_OK ||
-        spec.heartbeat_period_ms < 100 || spec.cert_expiry_ms < 60000)
+    if (sk_cluster_spec_validate(&spec, &err) != SK_OK)
+        die("--init: %s", err.msg);
+    if (spec.heartbeat_period_ms < 100 || spec.cert_expiry_ms < 60000)
         die("--heartbeat-period must be at least 100ms and --cert-expiry at "
             "least 1m");
     unsigned char key[SK_DATA_KEY_SIZE];
@@ -308,13 +336,14 @@ static void do_init(struct daemon *d)
     if (sk_admin_creds_save(admin_path, &admin, &err) != SK_OK)
         die("admin credentials: %s", err.msg);
     save_state(d);
+    /* The tokens are secrets: they go to no log, only to `skiff
+     * join-token`, which needs the admin credentials. */
     printf("skiffd: cluster %s initialised; this node (%s) is its first "
            "manager.\n"
            "  admin credentials: %s\n"
-           "  join a worker:  skiffd --join %s --token %s ...\n"
-           "  join a manager: skiffd --join %s --token %s ...\n",
-           n->cluster_id, n->node_id, admin_path, api, b.init.worker_token, api,
-           b.init.manager_token);
+           "  to join other nodes: skiff join-token worker (or manager), then\n"
+           "  SKIFF_JOIN_TOKEN=... skiffd --join %s ...\n",
+           n->cluster_id, n->node_id, admin_path, api);
     fflush(stdout);
     free(admin_path);
     free(init_path);
@@ -324,20 +353,57 @@ static void do_init(struct daemon *d)
 
 /* ---- --join ---- */
 
+/* The join token, from --token-file, $SKIFF_JOIN_TOKEN or --token, in that
+ * order (heap; the caller wipes it). A token is never logged. */
+static char *join_token(void)
+{
+    if (flags[F_TOKEN_FILE].set) {
+        char *text = NULL;
+        size_t len;
+        struct sk_err err;
+        if (sk_read_file(flags[F_TOKEN_FILE].str, 1024, &text, &len, &err) !=
+            SK_OK)
+            die("--token-file: %s", err.msg);
+        while (len && (text[len - 1] == '\n' || text[len - 1] == '\r' ||
+                       text[len - 1] == ' ' || text[len - 1] == '\t'))
+            text[--len] = '\0';
+        if (!len)
+            die("--token-file %s: the file is empty", flags[F_TOKEN_FILE].str);
+        return text;
+    }
+    const char *env = getenv("SKIFF_JOIN_TOKEN");
+    if (env && *env) {
+        char *token = sk_strdup(env);
+        unsetenv("SKIFF_JOIN_TOKEN");
+        return token;
+    }
+    if (!flags[F_TOKEN].set)
+        die("--join needs a join token: --token-file FILE, $SKIFF_JOIN_TOKEN "
+            "or --token TOKEN");
+    SK_WARN("skiffd",
+            "--token is visible to every local user in "
+            "/proc/%d/cmdline: prefer --token-file or "
+            "$SKIFF_JOIN_TOKEN",
+            (int)getpid());
+    return sk_strdup(flags[F_TOKEN].str);
+}
+
 static void do_join(struct daemon *d)
 {
     struct sk_local_node *n = &d->node;
-    if (!flags[F_TOKEN].set)
-        die("--join needs --token");
+    char *token = join_token();
     struct sk_join_config cfg = {
         .manager = flags[F_JOIN].str,
-        .token = flags[F_TOKEN].str,
+        .token = token,
         .description = d->description,
         .api_addr = d->api_addr,
         .raft_addr = d->raft_addr,
     };
     struct sk_err err;
-    if (sk_join_cluster(&cfg, n, &err) != SK_OK)
+    enum sk_rc rc = sk_join_cluster(&cfg, n, &err);
+    memset(token, 0, strlen(token));
+    free(token);
+    if (rc != SK_OK)
         die("join %s: %s", flags[F_JOIN].str, err.msg);
     save_state(d);
     SK_INFO("skiffd", "joined cluster %s as %s %s", n->cluster_id,
@@ -524,7 +590,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: skiffd [--data-dir DIR] --advertise-addr IP "
                "[--data-path-addr IP] --init\n"
                "       skiffd [--data-dir DIR] --advertise-addr IP "
-               "[--data-path-addr IP] --join HOST:PORT --token TOKEN\n"
+               "[--data-path-addr IP] --join HOST:PORT --token-file FILE\n"
                "       skiffd [--data-dir DIR]        (resume)\n\n");
     sk_flags_usage(f, flags, F_COUNT);
 }
@@ -533,6 +599,8 @@ int main(int argc, char **argv)
 {
     sk_log_init_from_env();
     signal(SIGPIPE, SIG_IGN);
+    /* What skiffd writes (data dir, credentials) is no one else's to read. */
+    umask(027);
     struct sk_flags_result res;
     struct sk_err err;
     if (sk_flags_parse(flags, F_COUNT, argc - 1, argv + 1, false, &res, &err) !=
@@ -597,7 +665,7 @@ int main(int argc, char **argv)
     } else {
         if (!flags[F_INIT].on && !flags[F_JOIN].set)
             die("%s holds no membership: start with --init (new cluster) "
-                "or --join HOST:PORT --token TOKEN",
+                "or --join HOST:PORT --token-file FILE",
                 d.dir);
         if (flags[F_INIT].on && flags[F_JOIN].set)
             die("--init and --join exclude each other");

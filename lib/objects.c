@@ -32,7 +32,7 @@ const char *const sk_failure_action_names[] = {"pause", "continue", "rollback",
 const char *const sk_update_order_names[] = {"stop-first", "start-first", NULL};
 const char *const sk_port_protocol_names[] = {"tcp", "udp", NULL};
 const char *const sk_port_mode_names[] = {"host", "ingress", NULL};
-static const char *const endpoint_mode_names[] = {"vip", "dnsrr", NULL};
+const char *const sk_endpoint_mode_names[] = {"vip", "dnsrr", NULL};
 static const char *const update_state_names[] = {"none",
                                                  "updating",
                                                  "paused",
@@ -236,8 +236,8 @@ static const struct sk_field network_ref_fields[] = {
     ID(struct sk_network_ref, id),
     STRS(struct sk_network_ref, aliases, .max_len = 16),
 };
-static SCHEMA(network_ref_schema, struct sk_network_ref, "network reference",
-              network_ref_fields);
+SCHEMA(sk_network_ref_schema, struct sk_network_ref, "network reference",
+       network_ref_fields);
 
 static const struct sk_field task_spec_fields[] = {
     OBJ(struct sk_task_spec, container, container_schema,
@@ -246,7 +246,7 @@ static const struct sk_field task_spec_fields[] = {
     OBJ(struct sk_task_spec, reservations, resources_schema),
     OBJ(struct sk_task_spec, restart, restart_schema),
     OBJ(struct sk_task_spec, placement, placement_schema),
-    OBJS(struct sk_task_spec, networks, network_ref_schema, .max_len = 16),
+    OBJS(struct sk_task_spec, networks, sk_network_ref_schema, .max_len = 16),
     INT(struct sk_task_spec, force_update, .min = 0, .max = INT64_MAX),
 };
 SCHEMA(sk_task_spec_schema, struct sk_task_spec, "task spec", task_spec_fields);
@@ -274,7 +274,7 @@ static const struct sk_field port_fields[] = {
 SCHEMA(sk_port_schema, struct sk_port, "port", port_fields);
 
 static const struct sk_field endpoint_fields[] = {
-    ENUM(struct sk_endpoint_spec, mode, endpoint_mode_names),
+    ENUM(struct sk_endpoint_spec, mode, sk_endpoint_mode_names),
     OBJS(struct sk_endpoint_spec, ports, sk_port_schema, .max_len = 64),
 };
 SCHEMA(sk_endpoint_spec_schema, struct sk_endpoint_spec, "endpoint spec",
@@ -591,6 +591,50 @@ enum sk_rc sk_cluster_spec_validate(const struct sk_cluster_spec *spec,
     return SK_OK;
 }
 
+/* Targets are names or IDs (resolved by the manager, which also refuses
+ * one network given twice under two names); aliases are names. */
+static enum sk_rc validate_network_refs(const struct sk_service_spec *spec,
+                                        struct sk_err *err)
+{
+    const struct sk_task_spec *t = &spec->task;
+    for (size_t i = 0; i < t->n_networks; i++) {
+        const struct sk_network_ref *r = &t->networks[i];
+        if (sk_name_validate("network", r->target, err) != SK_OK)
+            return sk_err_wrap(err, "service \"%s\"", spec->name);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(t->networks[j].target, r->target) == 0)
+                return sk_err_set(err, SK_EINVAL,
+                                  "service \"%s\": network \"%s\" is given "
+                                  "twice",
+                                  spec->name, r->target);
+        for (size_t j = 0; j < r->n_aliases; j++)
+            if (sk_name_validate("alias", r->aliases[j], err) != SK_OK)
+                return sk_err_wrap(err, "service \"%s\": network \"%s\"",
+                                   spec->name, r->target);
+    }
+    return SK_OK;
+}
+
+enum sk_rc sk_network_spec_validate(const struct sk_network_spec *spec,
+                                    struct sk_err *err)
+{
+    enum sk_rc rc = sk_name_validate("network", spec->name, err);
+    if (rc != SK_OK)
+        return rc;
+    if (!spec->driver || strcmp(spec->driver, "overlay") != 0)
+        return sk_err_set(err, SK_EINVAL,
+                          "network \"%s\": driver \"%s\" is not supported: "
+                          "skiff's networks are overlays across the nodes "
+                          "(driver \"overlay\")",
+                          spec->name, spec->driver ? spec->driver : "");
+    if (spec->gateway && !spec->subnet)
+        return sk_err_set(err, SK_EINVAL,
+                          "network \"%s\": a gateway needs a subnet (give "
+                          "--subnet too)",
+                          spec->name);
+    return validate_labels("network labels", spec->labels, spec->n_labels, err);
+}
+
 enum sk_rc sk_service_spec_validate(const struct sk_service_spec *spec,
                                     struct sk_err *err)
 {
@@ -647,6 +691,8 @@ enum sk_rc sk_service_spec_validate(const struct sk_service_spec *spec,
     sk_placement_rules_free(&rules);
     if (rc != SK_OK)
         return sk_err_wrap(err, "service \"%s\"", spec->name);
+    if ((rc = validate_network_refs(spec, err)) != SK_OK)
+        return rc;
     for (size_t i = 0; i < c->n_secrets; i++) {
         const char *t = c->secrets[i].target;
         if (t && (strchr(t, '/') || strcmp(t, "..") == 0 || !*t))
@@ -718,6 +764,72 @@ enum sk_rc sk_port_parse(const char *what, const char *text,
                           "[,protocol=tcp|udp] or P:T[/udp], ports 1-65535",
                           what, text);
     *out_port = p;
+    return SK_OK;
+}
+
+/* ---- networks as users name them ---- */
+
+/* "name=N,alias=A,alias=B": the network reference's fields under the
+ * names `docker service create --network` uses, decoded by its schema. */
+static bool network_long(char *text, struct sk_network_ref *r)
+{
+    json_t *obj = json_object(), *aliases = json_array();
+    bool ok = true;
+    char *save = NULL;
+    for (char *kv = strtok_r(text, ",", &save); kv && ok;
+         kv = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(kv, '=');
+        if (!eq) {
+            ok = false;
+            break;
+        }
+        *eq = '\0';
+        /* json_string refuses invalid UTF-8 (NULL): then the set fails. */
+        json_t *v = json_string(eq + 1);
+        const char *key = strcmp(kv, "name") == 0 ? "target" : kv;
+        if (strcmp(kv, "alias") == 0) {
+            ok = json_array_append_new(aliases, v) == 0;
+        } else if (json_object_get(obj, key)) {
+            json_decref(v); /* given twice */
+            ok = false;
+        } else {
+            ok = json_object_set_new(obj, key, v) == 0;
+        }
+    }
+    if (json_array_size(aliases))
+        json_object_set(obj, "aliases", aliases);
+    json_decref(aliases);
+    ok = ok &&
+         sk_schema_decode(&sk_network_ref_schema, obj, r, NULL, NULL) == SK_OK;
+    json_decref(obj);
+    return ok;
+}
+
+enum sk_rc sk_network_ref_parse(const char *what, const char *text,
+                                struct sk_network_ref *out_ref,
+                                struct sk_err *err)
+{
+    struct sk_network_ref r = {0};
+    bool ok;
+    if (strchr(text, '=')) {
+        char *copy = sk_strdup(text);
+        ok = network_long(copy, &r);
+        free(copy);
+    } else {
+        ok = *text != '\0';
+        r.target = ok ? sk_strdup(text) : NULL;
+    }
+    ok = ok && sk_name_validate("network", r.target, NULL) == SK_OK;
+    for (size_t i = 0; ok && i < r.n_aliases; i++)
+        ok = sk_name_validate("alias", r.aliases[i], NULL) == SK_OK;
+    if (!ok || *r.id) {
+        sk_schema_free(&sk_network_ref_schema, &r);
+        return sk_err_set(err, SK_EINVAL,
+                          "%s \"%s\": want NAME or name=NAME[,alias=ALIAS]... "
+                          "(names: letters, digits and _.-)",
+                          what, text);
+    }
+    *out_ref = r;
     return SK_OK;
 }
 

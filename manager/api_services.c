@@ -177,8 +177,46 @@ void api_tasks(struct call *c)
 
 /* ---- writing ---- */
 
+/* The networks a spec names, by name, ID or ID prefix as given: their
+ * IDs filled in; each at most once. */
+static enum sk_rc resolve_networks(const struct sk_store *s,
+                                   struct sk_service_spec *spec,
+                                   struct sk_err *err)
+{
+    struct sk_task_spec *t = &spec->task;
+    for (size_t i = 0; i < t->n_networks; i++) {
+        struct sk_network_ref *r = &t->networks[i];
+        /* An update sends back the ID resolved before: it stands while it
+         * is still what the target names (a prefix may have become
+         * ambiguous since). */
+        const struct sk_network *n =
+            *r->id ? sk_store_get(s, SK_KIND_NETWORK, r->id) : NULL;
+        if (n && strcmp(n->spec.name, r->target) != 0 &&
+            strncmp(n->meta.id, r->target, strlen(r->target)) != 0)
+            n = NULL;
+        if (!n)
+            n = sk_store_lookup(s, SK_KIND_NETWORK, r->target, err);
+        if (!n) {
+            if (err->code == SK_ENOTFOUND)
+                return sk_err_set(err, SK_ENOTFOUND,
+                                  "service \"%s\": network \"%s\" does not "
+                                  "exist",
+                                  spec->name, r->target);
+            return sk_err_wrap(err, "service \"%s\"", spec->name);
+        }
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(t->networks[j].id, n->meta.id) == 0)
+                return sk_err_set(err, SK_EINVAL,
+                                  "service \"%s\": network \"%s\" is given "
+                                  "twice",
+                                  spec->name, n->spec.name);
+        memcpy(r->id, n->meta.id, SK_ID_SIZE);
+    }
+    return SK_OK;
+}
+
 /* Decodes and checks a spec against the schema, its own rules and the
- * cluster's policy. */
+ * cluster's policy; resolves its networks. */
 static bool read_spec(struct call *c, struct sk_service_spec *spec)
 {
     const json_t *j = json_object_get(c->body, "spec");
@@ -191,7 +229,8 @@ static bool read_spec(struct call *c, struct sk_service_spec *spec)
     if (sk_schema_decode(&sk_service_spec_schema, j, spec, "spec", &err) !=
             SK_OK ||
         sk_service_spec_validate(spec, &err) != SK_OK ||
-        (cl && sk_service_spec_check_policy(&cl->spec, spec, &err) != SK_OK)) {
+        (cl && sk_service_spec_check_policy(&cl->spec, spec, &err) != SK_OK) ||
+        resolve_networks(c->m->store, spec, &err) != SK_OK) {
         if (err.code == SK_OK)
             err.code = SK_EINVAL;
         sk_schema_free(&sk_service_spec_schema, spec);
@@ -293,6 +332,15 @@ void api_service_rollback(struct call *c)
                     cur->spec.name);
         return;
     }
+    const struct sk_task_spec *prev = &cur->previous_spec->task;
+    for (size_t i = 0; i < prev->n_networks; i++)
+        if (!sk_store_get(c->m->store, SK_KIND_NETWORK, prev->networks[i].id)) {
+            call_errorf(c, SK_ENOTFOUND,
+                        "service \"%s\": cannot roll back: its previous spec "
+                        "names network \"%s\", which no longer exists",
+                        cur->spec.name, prev->networks[i].target);
+            return;
+        }
     struct sk_service *u = sk_object_dup(SK_KIND_SERVICE, cur);
     sk_service_roll_back(u, mgr_now_ms(), sk_strdup("rollback requested"));
     struct sk_txn *t = sk_txn_new();

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "manager_internal.h"
+#include "skiff/log.h"
 #include "skiff/mem.h"
 
 int64_t mgr_now_ms(void)
@@ -124,6 +125,7 @@ bool mgr_propose(struct sk_manager *m, struct sk_txn *t, propose_done done,
 struct call_reply {
     struct call *c;
     json_t *reply;
+    char *committed; /* logged once the change commits, or NULL */
 };
 
 static void call_propose_done(struct sk_manager *m, void *ctx, enum sk_rc rc,
@@ -131,25 +133,36 @@ static void call_propose_done(struct sk_manager *m, void *ctx, enum sk_rc rc,
 {
     struct call_reply *r = ctx;
     if (rc == SK_OK) {
+        if (r->committed)
+            SK_INFO("api", "%s", r->committed);
         call_json(r->c, 200, r->reply ? r->reply : json_pack("{s:b}", "ok", 1));
     } else {
         json_decref(r->reply);
         call_error(r->c, err);
     }
+    free(r->committed);
     free(r);
 }
 
-void call_propose(struct call *c, struct sk_txn *t, json_t *reply)
+void call_propose_logged(struct call *c, struct sk_txn *t, json_t *reply,
+                         char *committed)
 {
     struct call_reply *r = sk_calloc(1, sizeof *r);
     r->c = c;
     r->reply = reply;
+    r->committed = committed;
     struct sk_err err;
     if (!mgr_propose(c->m, t, call_propose_done, r, &err)) {
         json_decref(reply);
+        free(committed);
         free(r);
         call_error(c, &err);
     }
+}
+
+void call_propose(struct call *c, struct sk_txn *t, json_t *reply)
+{
+    call_propose_logged(c, t, reply, NULL);
 }
 
 /* ---- what handlers ask about the cluster ---- */

@@ -19,6 +19,7 @@ void leader_init(struct sk_manager *m)
 {
     sk_liveness_init(&m->liveness);
     sk_map_init(&m->reports);
+    m->lead.allocator = sk_allocator_new();
 }
 
 void leader_free(struct sk_manager *m)
@@ -31,6 +32,8 @@ void leader_free(struct sk_manager *m)
         sk_pending_report_free(v);
     sk_map_clear(&m->reports);
     free(m->lead.changes);
+    sk_allocator_free(m->lead.allocator);
+    m->lead.allocator = NULL;
 }
 
 /* What changed in the store, for the loops to look at again, the agents'
@@ -45,17 +48,19 @@ void leader_store_watch(const struct sk_event *ev, void *ctx)
         sessions_mark_networks(m);
     if (ev->type == SK_EV_RESET) {
         sessions_mark_node(m, NULL);
-        m->lead.orch_dirty = m->lead.sched_dirty = true;
+        m->lead.orch_dirty = m->lead.sched_dirty = m->lead.alloc_dirty = true;
     } else if (ev->kind == SK_KIND_TASK) {
         const struct sk_task *a = ev->old_obj, *b = ev->new_obj;
         if (a && *a->node_id)
             sessions_mark_node(m, a->node_id);
         if (b && *b->node_id)
             sessions_mark_node(m, b->node_id);
-        m->lead.orch_dirty = m->lead.sched_dirty = true;
+        m->lead.orch_dirty = m->lead.sched_dirty = m->lead.alloc_dirty = true;
     } else if (ev->kind == SK_KIND_SERVICE || ev->kind == SK_KIND_NODE ||
                ev->kind == SK_KIND_CLUSTER) {
-        m->lead.orch_dirty = m->lead.sched_dirty = true;
+        m->lead.orch_dirty = m->lead.sched_dirty = m->lead.alloc_dirty = true;
+    } else if (ev->kind == SK_KIND_NETWORK) {
+        m->lead.alloc_dirty = true;
     }
     mgr_kick(m);
 }
@@ -227,7 +232,7 @@ static struct sk_txn *produce_orchestration(struct sk_manager *m)
         return NULL;
     m->lead.orch_dirty = false;
     struct sk_orchestration o;
-    sk_orchestrate(m->store, now, SK_TXN_MAX_OPS / 2, &o);
+    sk_orchestrate(m->store, m->lead.allocator, now, SK_TXN_MAX_OPS / 2, &o);
     m->lead.orch_wake_ms = o.wake_at_ms;
     if (o.txn)
         m->lead.orch_dirty = true; /* look again once this is committed */
@@ -239,7 +244,8 @@ static struct sk_txn *produce_placements(struct sk_manager *m)
     if (!m->lead.sched_dirty)
         return NULL;
     struct sk_placements p;
-    sk_schedule_txn(m->store, mgr_now_ms(), SK_TXN_MAX_OPS, &p);
+    sk_schedule_txn(m->store, m->lead.allocator, mgr_now_ms(), SK_TXN_MAX_OPS,
+                    &p);
     /* More may wait beyond this batch: look again once it is committed. */
     m->lead.sched_dirty = p.txn != NULL;
     if (p.placed)
@@ -247,11 +253,22 @@ static struct sk_txn *produce_placements(struct sk_manager *m)
     return p.txn;
 }
 
+/* VIPs, the nodes' own addresses, and another try for the tasks that
+ * wait for theirs (the orchestrator gives new tasks theirs). */
+static struct sk_txn *produce_allocation(struct sk_manager *m)
+{
+    if (!m->lead.alloc_dirty)
+        return NULL;
+    struct sk_txn *t = sk_allocation_txn(m->store, m->lead.allocator,
+                                         mgr_now_ms(), SK_TXN_MAX_OPS / 2);
+    /* Look again once this is committed. */
+    m->lead.alloc_dirty = t != NULL;
+    return t;
+}
+
 static const producer producers[] = {
-    produce_reports,
-    produce_liveness,
-    produce_orchestration,
-    produce_placements,
+    produce_reports,    produce_liveness,   produce_orchestration,
+    produce_allocation, produce_placements,
 };
 #define N_PRODUCERS (sizeof producers / sizeof producers[0])
 
@@ -265,7 +282,7 @@ static void pipeline_done(struct sk_manager *m, void *ctx, enum sk_rc rc,
          * again from the new state. */
         if (rc != SK_ECONFLICT)
             SK_WARN("manager", "leader loop change: %s", err->msg);
-        m->lead.orch_dirty = m->lead.sched_dirty = true;
+        m->lead.orch_dirty = m->lead.sched_dirty = m->lead.alloc_dirty = true;
     }
     mgr_kick(m);
 }
@@ -359,7 +376,8 @@ void leader_tick(struct sk_manager *m)
             m->lead.since = mgr_now_ms();
             sk_liveness_reset(&m->liveness, m->lead.since);
             m->lead.last_liveness_ms = uv_now(m->loop);
-            m->lead.orch_dirty = m->lead.sched_dirty = true;
+            m->lead.orch_dirty = m->lead.sched_dirty = m->lead.alloc_dirty =
+                true;
             SK_INFO("manager", "this manager leads now");
         } else {
             /* Agents must find the new leader for their assignments. */

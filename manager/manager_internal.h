@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "skiff/allocator.h"
 #include "skiff/list.h"
 #include "skiff/liveness.h"
 #include "skiff/events.h"
@@ -48,7 +49,10 @@ struct leader_state {
     struct sk_node_change *changes;
     size_t n_changes;
     unsigned next_producer;
-    bool orch_dirty, sched_dirty;
+    bool orch_dirty, sched_dirty, alloc_dirty;
+    /* The overlay networks' addresses, synced from the store by each
+     * producer that hands them out (skiff/allocator.h). */
+    struct sk_allocator *allocator;
     int64_t orch_wake_ms; /* wall clock; 0: none */
 };
 
@@ -149,6 +153,11 @@ bool mgr_propose_cmd(struct sk_manager *m, const char *cmd, size_t len,
 /* Responds to the call with 200 and `reply` once t commits, or with the
  * error. reply may be NULL ({"ok":true}). */
 void call_propose(struct call *c, struct sk_txn *t, json_t *reply);
+/* The same, and logs `committed` (heap, taken over; NULL: nothing) at info
+ * level once t commits -- not before, so the log never tells of a change
+ * that did not happen. */
+void call_propose_logged(struct call *c, struct sk_txn *t, json_t *reply,
+                         char *committed);
 
 int64_t mgr_now_ms(void);
 /* The leader's node object, or NULL. */
@@ -205,7 +214,8 @@ void sessions_mark_networks(struct sk_manager *m);
 /* Ends every session (agents then find the new leader). */
 void sessions_end_all(struct sk_manager *m);
 
-/* ---- the handlers (api.c, api_nodes.c, api_services.c, api_session.c) ---- */
+/* ---- the handlers (api.c, api_nodes.c, api_services.c, api_networks.c,
+ * api_session.c) ---- */
 
 void api_health(struct call *c);
 void api_ca(struct call *c);
@@ -233,6 +243,10 @@ void api_service_remove(struct call *c);
 void api_service_rollback(struct call *c);
 void api_service_logs(struct call *c);
 void api_tasks(struct call *c);
+void api_networks(struct call *c);
+void api_network_create(struct call *c);
+void api_network_get(struct call *c);
+void api_network_remove(struct call *c);
 /* Agent endpoints, served by the local agent (see sk_manager_config). */
 void api_agent(struct call *c);
 void api_events(struct call *c);

@@ -424,6 +424,7 @@ extern const struct sk_schema sk_task_spec_schema;
 extern const struct sk_schema sk_healthcheck_schema;
 extern const struct sk_schema sk_endpoint_spec_schema;
 extern const struct sk_schema sk_port_schema;
+extern const struct sk_schema sk_network_ref_schema;
 extern const struct sk_schema sk_task_schema;
 extern const struct sk_schema sk_network_schema;
 extern const struct sk_schema sk_network_spec_schema;
@@ -441,6 +442,7 @@ extern const char *const sk_failure_action_names[];
 extern const char *const sk_update_order_names[];
 extern const char *const sk_port_protocol_names[];
 extern const char *const sk_port_mode_names[];
+extern const char *const sk_endpoint_mode_names[];
 
 /* "cluster", "node", ...; NULL for an out-of-range kind. */
 const char *sk_kind_name(enum sk_kind kind);
@@ -477,6 +479,12 @@ enum sk_rc sk_node_spec_validate(const struct sk_node_spec *spec,
                                  struct sk_err *err);
 enum sk_rc sk_cluster_spec_validate(const struct sk_cluster_spec *spec,
                                     struct sk_err *err);
+/* A network spec as users send it: a name, driver "overlay" (the only
+ * one), label keys, no gateway without a subnet. The subnet and gateway
+ * themselves are checked when the network is allocated
+ * (skiff/allocator.h). */
+enum sk_rc sk_network_spec_validate(const struct sk_network_spec *spec,
+                                    struct sk_err *err);
 /* The cluster's policy for what tasks may run (DESIGN.md, Security model),
  * checked when a service is created or updated: forbid_privileged refuses
  * privileged containers; require_non_root refuses a spec whose user is
@@ -493,6 +501,13 @@ enum sk_rc sk_service_spec_check_policy(const struct sk_cluster_spec *policy,
  * (e.g. "--publish"). */
 enum sk_rc sk_port_parse(const char *what, const char *text,
                          struct sk_port *out_port, struct sk_err *err);
+/* A service's network as users type it: "NAME" (or ID), or the
+ * reference's fields as "name=NAME,alias=ALIAS[,alias=ALIAS2]" (as docker
+ * service create --network); names and aliases are checked as names. The
+ * error names the text, prefixed with what (e.g. "--network"). */
+enum sk_rc sk_network_ref_parse(const char *what, const char *text,
+                                struct sk_network_ref *out_ref,
+                                struct sk_err *err);
 /* Object names: 1-63 characters, [a-zA-Z0-9][a-zA-Z0-9_.-]*. */
 enum sk_rc sk_name_validate(const char *what, const char *name,
                             struct sk_err *err);

@@ -23,6 +23,11 @@
  * matches the constraints; tasks on drained or no longer matching nodes
  * shut down; a down node keeps its task (it cannot move).
  *
+ * A new task gets its addresses on the networks of its spec from the
+ * allocator as it is created; when a network has none free, it is created
+ * pending without them, the allocator's error as its message, and the
+ * leader's allocation pass (sk_allocation_txn) tries again later.
+ *
  * Tasks of removed services are told to remove themselves and are deleted
  * once stopped. Per slot (or node), finished tasks beyond the cluster's
  * task history limit are deleted.
@@ -34,6 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "skiff/allocator.h"
 #include "skiff/store.h"
 
 struct sk_orchestration {
@@ -42,8 +48,10 @@ struct sk_orchestration {
     int64_t wake_at_ms; /* 0, or when a delay (restart, update) ends */
 };
 
-/* Plans at most max_ops changes (the rest waits for the next pass). */
-void sk_orchestrate(const struct sk_store *s, int64_t now_ms, size_t max_ops,
+/* Plans at most max_ops changes (the rest waits for the next pass). The
+ * allocator is synced from the store first. */
+void sk_orchestrate(const struct sk_store *s, struct sk_allocator *alloc,
+                    int64_t now_ms, size_t max_ops,
                     struct sk_orchestration *out);
 
 #endif

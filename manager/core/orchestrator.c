@@ -11,6 +11,7 @@
 
 struct pass {
     const struct sk_store *s;
+    struct sk_allocator *alloc;
     int64_t now;
     size_t max_ops;
     struct sk_txn *txn;
@@ -63,6 +64,14 @@ static struct sk_task *new_task(struct pass *p, const struct sk_service *svc,
     t->status.message = sk_strdup(why);
     t->restart_attempts = attempts;
     t->restart_window_start = window_start ? window_start : p->now;
+    struct sk_err err;
+    if (t->spec.n_networks && sk_allocate_task(p->alloc, t, &err) != SK_OK) {
+        /* Pending, saying why, never only in a log; a global service's
+         * task keeps its node and is assigned once it has them. */
+        t->status.state = SK_TASK_PENDING;
+        free(t->status.message);
+        t->status.message = sk_strdup(err.msg);
+    }
     return t;
 }
 
@@ -468,6 +477,17 @@ static void tend_slot(struct pass *p, const struct sk_service *svc,
     reap(p, s);
 }
 
+/* The first network of the task spec that no longer exists (as the
+ * user named it), or NULL: a rollback to it could not be stored. */
+static const char *missing_network(const struct pass *p,
+                                   const struct sk_task_spec *spec)
+{
+    for (size_t i = 0; i < spec->n_networks; i++)
+        if (!sk_store_get(p->s, SK_KIND_NETWORK, spec->networks[i].id))
+            return spec->networks[i].target;
+    return NULL;
+}
+
 /* Too many replacements failed (more than max_failure_ratio of the
  * slots): the failure action. Pause stops replacing; rollback puts the
  * previous task spec back, replaced under the rollback settings; a failing
@@ -494,20 +514,30 @@ static bool on_update_failure(struct pass *p, const struct sk_service *svc,
                             : sk_task_state_name(f->status.state);
     bool rolling_back = svc->update_status.state == SK_UPDATE_ROLLBACK_STARTED;
     struct sk_service *upd = sk_object_dup(SK_KIND_SERVICE, svc);
+    const char *gone = upd->previous_spec
+                           ? missing_network(p, &upd->previous_spec->task)
+                           : NULL;
     if (!rolling_back && cfg->failure_action == SK_FAILURE_ROLLBACK &&
-        upd->previous_spec) {
+        upd->previous_spec && !gone) {
         sk_service_roll_back(
             upd, p->now,
             sk_printf("rolling back: %zu of %zu tasks failed; %s failed: %s",
                       u->failed, u->slots, what, cause));
     } else {
+        bool wanted_rollback =
+            !rolling_back && cfg->failure_action == SK_FAILURE_ROLLBACK && gone;
         free(upd->update_status.message);
         upd->update_status.state =
             rolling_back ? SK_UPDATE_ROLLBACK_PAUSED : SK_UPDATE_PAUSED;
-        upd->update_status.message =
-            sk_printf("%s paused: %zu of %zu tasks failed; %s failed: %s",
-                      rolling_back ? "rollback" : "update", u->failed, u->slots,
-                      what, cause);
+        upd->update_status.message = sk_printf(
+            "%s paused: %zu of %zu tasks failed; %s failed: %s%s%s%s",
+            rolling_back ? "rollback" : "update", u->failed, u->slots, what,
+            cause,
+            wanted_rollback ? "; cannot roll back: the previous spec's "
+                              "network \""
+                            : "",
+            wanted_rollback ? gone : "",
+            wanted_rollback ? "\" no longer exists" : "");
     }
     sk_txn_update(p->txn, SK_KIND_SERVICE, upd, svc->meta.version);
     p->changes++;
@@ -637,11 +667,16 @@ static int service_order(const void *a, const void *b)
     return strcmp(x->meta.id, y->meta.id);
 }
 
-void sk_orchestrate(const struct sk_store *s, int64_t now_ms, size_t max_ops,
+void sk_orchestrate(const struct sk_store *s, struct sk_allocator *alloc,
+                    int64_t now_ms, size_t max_ops,
                     struct sk_orchestration *out)
 {
-    struct pass p = {
-        .s = s, .now = now_ms, .max_ops = max_ops, .txn = sk_txn_new()};
+    struct pass p = {.s = s,
+                     .alloc = alloc,
+                     .now = now_ms,
+                     .max_ops = max_ops,
+                     .txn = sk_txn_new()};
+    sk_allocator_sync(alloc, s);
     sk_map_init(&p.touched);
     const struct sk_cluster *c = sk_store_cluster(s);
     p.history = c ? c->spec.task_history_limit : SK_DEFAULT_TASK_HISTORY;

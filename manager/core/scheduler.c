@@ -119,6 +119,7 @@ struct group {
 
 struct plan {
     const struct sk_store *s;
+    struct sk_allocator *alloc;
     struct world w;
     struct sk_map groups; /* service id -> struct group */
     struct sk_sched_decision *out;
@@ -130,7 +131,8 @@ static bool collect_pending(const void *obj, void *ctx)
     const struct sk_task *t = obj;
     struct plan *p = ctx;
     if (t->status.state != SK_TASK_PENDING ||
-        t->desired_state != SK_TASK_RUNNING || *t->node_id)
+        t->desired_state != SK_TASK_RUNNING || *t->node_id ||
+        !sk_task_has_addresses(t))
         return true;
     struct group *g = sk_map_get(&p->groups, t->service_id);
     if (!g) {
@@ -227,7 +229,20 @@ static unsigned bucket_count(const struct svc_state *st, size_t level,
                                           st->bucket_keys[level][node]);
 }
 
+/* Can the node take the task's networks: does it have, or can it get,
+ * its own address on each? */
+static bool networks_fit(const struct plan *p, const struct sk_node *node,
+                         const struct sk_task *task, struct sk_err *err)
+{
+    for (size_t k = 0; k < task->n_networks; k++)
+        if (!sk_allocator_node_fits(p->alloc, node->meta.id,
+                                    task->networks[k].network_id, err))
+            return false;
+    return true;
+}
+
 static void describe_failure(struct plan *p, const struct group *g,
+                             const struct sk_task *task,
                              const struct sk_constraint *cons, size_t n_cons,
                              const struct svc_state *st, char *reason,
                              size_t size)
@@ -267,11 +282,14 @@ static void describe_failure(struct plan *p, const struct group *g,
         return;
     }
     const struct sk_task_spec *spec = &g->svc->spec.task;
-    size_t mem = 0, cpu = 0, port = 0, maxr = 0;
+    size_t mem = 0, cpu = 0, port = 0, maxr = 0, net = 0;
+    struct sk_err net_err = {0};
     for (size_t i = 0; i < w->n; i++) {
         if (!st->candidate[i])
             continue;
         const struct node_info *ni = &w->nodes[i];
+        if (!networks_fit(p, ni->node, task, net ? NULL : &net_err))
+            net++;
         if (ni->mem_known && spec->reservations.memory_bytes > ni->mem_free)
             mem++;
         if (ni->cpu_known && spec->reservations.nano_cpus > ni->cpu_free)
@@ -307,6 +325,9 @@ static void describe_failure(struct plan *p, const struct group *g,
         snprintf(reason, size,
                  "max %lld replicas per node reached on %zu nodes",
                  (long long)spec->placement.max_replicas, maxr);
+    } else if (net) {
+        snprintf(reason, size, "%.160s (%zu nodes have none)", net_err.msg,
+                 net);
     } else {
         snprintf(reason, size, "no suitable node");
     }
@@ -377,6 +398,8 @@ static void place_group(struct plan *p, struct group *g)
             if (spec->placement.max_replicas &&
                 st.count[i] >= (unsigned)spec->placement.max_replicas)
                 continue;
+            if (!networks_fit(p, ni->node, task, NULL))
+                continue;
             if (best == (size_t)-1) {
                 best = i;
                 continue;
@@ -407,12 +430,15 @@ static void place_group(struct plan *p, struct group *g)
                 snprintf(out->reason, sizeof out->reason,
                          "the service has an invalid constraint");
             else
-                describe_failure(p, g, cons, n_cons, &st, out->reason,
+                describe_failure(p, g, task, cons, n_cons, &st, out->reason,
                                  sizeof out->reason);
             continue;
         }
         struct node_info *ni = &w->nodes[best];
         memcpy(out->node_id, ni->node->meta.id, SK_ID_SIZE);
+        for (size_t k = 0; k < task->n_networks; k++)
+            sk_allocator_node_promise(p->alloc, ni->node->meta.id,
+                                      task->networks[k].network_id);
         occupy(ni, spec);
         st.count[best]++;
         for (size_t l = 0; l < st.n_prefs; l++)
@@ -439,10 +465,10 @@ static int group_order(const void *a, const void *b)
     return strcmp(x->svc->meta.id, y->svc->meta.id);
 }
 
-size_t sk_schedule(const struct sk_store *s, size_t max,
-                   struct sk_sched_decision **out)
+size_t sk_schedule(const struct sk_store *s, struct sk_allocator *alloc,
+                   size_t max, struct sk_sched_decision **out)
 {
-    struct plan p = {.s = s, .max = max};
+    struct plan p = {.s = s, .alloc = alloc, .max = max};
     sk_map_init(&p.groups);
     sk_store_each(s, SK_KIND_TASK, collect_pending, &p);
     size_t n_groups = sk_map_count(&p.groups);
@@ -451,6 +477,7 @@ size_t sk_schedule(const struct sk_store *s, size_t max,
         *out = NULL;
         return 0;
     }
+    sk_allocator_sync(alloc, s);
     world_build(&p.w, s);
     struct ports_ctx pc = {.w = &p.w, .s = s};
     sk_store_each(s, SK_KIND_TASK, mark_ports_of_task, &pc);
@@ -481,11 +508,11 @@ size_t sk_schedule(const struct sk_store *s, size_t max,
     return p.n_out;
 }
 
-void sk_schedule_txn(const struct sk_store *s, int64_t now_ms, size_t max,
-                     struct sk_placements *out)
+void sk_schedule_txn(const struct sk_store *s, struct sk_allocator *alloc,
+                     int64_t now_ms, size_t max, struct sk_placements *out)
 {
     struct sk_sched_decision *d;
-    size_t n = sk_schedule(s, max, &d);
+    size_t n = sk_schedule(s, alloc, max, &d);
     struct sk_txn *t = sk_txn_new();
     size_t placed = 0;
     for (size_t i = 0; i < n && sk_txn_size(t) < SK_TXN_MAX_BYTES / 2; i++) {

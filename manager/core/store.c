@@ -376,6 +376,91 @@ static const struct sk_network *network_clash(const struct sk_store *s,
     return c.with;
 }
 
+/* The service of id as it is once this command applies (NULL: deleted or
+ * absent). */
+static const struct sk_service *service_after(const struct sk_store *s,
+                                              const struct op *ops, size_t n,
+                                              const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ops[i].kind == SK_KIND_SERVICE && strcmp(ops[i].id, id) == 0)
+            return ops[i].obj;
+    return sk_store_get(s, SK_KIND_SERVICE, id);
+}
+
+static bool names_network(const struct sk_service *svc, const char *id)
+{
+    for (size_t i = 0; svc && i < svc->spec.task.n_networks; i++)
+        if (strcmp(svc->spec.task.networks[i].id, id) == 0)
+            return true;
+    return false;
+}
+
+struct user {
+    const struct sk_store *s;
+    const struct op *ops;
+    size_t n;
+    const char *network_id;
+    const struct sk_service *found;
+};
+
+static bool find_user(const void *obj, void *ctx)
+{
+    struct user *u = ctx;
+    const struct sk_service *svc =
+        service_after(u->s, u->ops, u->n, ((const struct sk_meta *)obj)->id);
+    if (names_network(svc, u->network_id)) {
+        u->found = svc;
+        return false;
+    }
+    return true;
+}
+
+/* A service that names the network once this command applies, or NULL. */
+static const struct sk_service *network_user(const struct sk_store *s,
+                                             const struct op *ops, size_t n,
+                                             const char *network_id)
+{
+    struct user u = {.s = s, .ops = ops, .n = n, .network_id = network_id};
+    for (size_t i = 0; i < n; i++)
+        if (ops[i].kind == SK_KIND_SERVICE && ops[i].type == OP_CREATE &&
+            names_network(ops[i].obj, network_id))
+            return ops[i].obj;
+    sk_store_each(s, SK_KIND_SERVICE, find_user, &u);
+    return u.found;
+}
+
+/* A service names only networks that exist, and a network goes only once
+ * no service names it: proposers check against what is committed, so a
+ * removal racing a create would otherwise leave a service on no network. */
+static enum sk_rc check_network_refs(const struct sk_store *s,
+                                     const struct op *ops, size_t n,
+                                     const struct op *op, struct sk_err *err)
+{
+    if (op->kind == SK_KIND_SERVICE && op->obj) {
+        const struct sk_service *svc = op->obj;
+        for (size_t i = 0; i < svc->spec.task.n_networks; i++) {
+            const struct sk_network_ref *r = &svc->spec.task.networks[i];
+            if (!network_after(s, ops, n, r->id))
+                return sk_err_set(err, SK_ENOTFOUND,
+                                  "service \"%s\": network \"%s\" does not "
+                                  "exist",
+                                  svc->spec.name ? svc->spec.name : op->id,
+                                  r->target ? r->target : r->id);
+        }
+    }
+    if (op->kind == SK_KIND_NETWORK && op->type == OP_DELETE && op->entry) {
+        const struct sk_network *net = op->entry->obj;
+        const struct sk_service *user = network_user(s, ops, n, op->id);
+        if (user)
+            return sk_err_set(err, SK_ECONFLICT,
+                              "network \"%s\" is in use by service \"%s\"",
+                              net->spec.name ? net->spec.name : op->id,
+                              user->spec.name ? user->spec.name : "");
+    }
+    return SK_OK;
+}
+
 static enum sk_rc check_op(const struct sk_store *s, struct op *ops, size_t n,
                            size_t i, struct sk_err *err)
 {
@@ -425,6 +510,9 @@ static enum sk_rc check_op(const struct sk_store *s, struct op *ops, size_t n,
                           "network \"%s\" would share its VNI or subnet with "
                           "network \"%s\"",
                           label, clash->spec.name ? clash->spec.name : "");
+    enum sk_rc rc = check_network_refs(s, ops, n, op, err);
+    if (rc != SK_OK)
+        return rc;
     if (op->kind == SK_KIND_CLUSTER && op->type == OP_CREATE &&
         sk_map_count(&s->by_id[SK_KIND_CLUSTER]) > 0)
         return sk_err_set(err, SK_EEXIST, "the cluster is already initialised");

@@ -95,11 +95,12 @@ int main(int argc, char **argv)
     }
     commit(s, t, NULL, NULL);
 
+    struct sk_allocator *alloc = sk_allocator_new();
     double t0 = now_s(), enc = 0, app = 0;
     size_t created = 0;
     for (;;) {
         struct sk_orchestration o;
-        sk_orchestrate(s, 1000, SK_TXN_MAX_OPS / 2, &o);
+        sk_orchestrate(s, alloc, 1000, SK_TXN_MAX_OPS / 2, &o);
         if (!o.txn)
             break;
         created += o.changes;
@@ -117,7 +118,7 @@ int main(int argc, char **argv)
     for (;;) {
         double a = now_s();
         struct sk_placements p;
-        sk_schedule_txn(s, 1000, SK_TXN_MAX_OPS, &p);
+        sk_schedule_txn(s, alloc, 1000, SK_TXN_MAX_OPS, &p);
         sched += now_s() - a;
         if (!p.txn)
             break;
@@ -134,6 +135,7 @@ int main(int argc, char **argv)
            "%.3f s, applying %.3f s\n",
            placed, nodes, batches, t1 - t0, (double)placed / (t1 - t0), sched,
            (double)placed / sched, enc, app);
+    sk_allocator_free(alloc);
     sk_store_free(s);
     return 0;
 }

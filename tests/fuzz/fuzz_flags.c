@@ -1,11 +1,14 @@
-/* Fuzz target: the command-line flag parser (lib/flags.c) and the parser
- * of --publish values (sk_port_parse). The input is an argv, one argument
- * per NUL-terminated piece, parsed against a table with every flag type,
- * once in each stop_at_positional mode; each piece is also parsed as a
- * port. Any argv must be accepted or rejected without crashing or leaking;
- * a rejection must say why, and what is accepted must hold together: values
- * in range, enum results naming a choice, every result string pointing into
- * argv, and a port that the port schema encodes and decodes unchanged. */
+/* Fuzz target: the command-line flag parser (lib/flags.c) and the parsers
+ * of --publish values (sk_port_parse) and --network values
+ * (sk_network_ref_parse). The input is an argv, one argument per
+ * NUL-terminated piece, parsed against a table with every flag type, once
+ * in each stop_at_positional mode; each piece is also parsed as a port and
+ * as a network. Any argv must be accepted or rejected without crashing or
+ * leaking; a rejection must say why, and what is accepted must hold
+ * together: values in range, enum results naming a choice, every result
+ * string pointing into argv, a port that the port schema encodes and
+ * decodes unchanged, and a network whose name and aliases are valid names
+ * and that its schema encodes and decodes unchanged. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -132,6 +135,32 @@ static void check_port(const char *text)
     json_decref(j);
 }
 
+static void check_network(const char *text)
+{
+    struct sk_network_ref r, back;
+    struct sk_err err = {0};
+    enum sk_rc rc = sk_network_ref_parse("--network", text, &r, &err);
+    if (rc != SK_OK) {
+        if (rc != SK_EINVAL || err.code != SK_EINVAL ||
+            strncmp(err.msg, "--network \"", 11) != 0)
+            abort();
+        return;
+    }
+    if (sk_name_validate("network", r.target, NULL) != SK_OK || r.id[0])
+        abort();
+    for (size_t i = 0; i < r.n_aliases; i++)
+        if (sk_name_validate("alias", r.aliases[i], NULL) != SK_OK)
+            abort();
+    json_t *j = sk_schema_encode(&sk_network_ref_schema, &r, SK_VIEW_FULL);
+    if (sk_schema_decode(&sk_network_ref_schema, j, &back, NULL, &err) !=
+            SK_OK ||
+        !sk_schema_equal(&sk_network_ref_schema, &r, &back))
+        abort();
+    json_decref(j);
+    sk_schema_free(&sk_network_ref_schema, &r);
+    sk_schema_free(&sk_network_ref_schema, &back);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *argv[MAX_ARGS];
@@ -167,6 +196,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     for (int i = 0; i < argc; i++) {
         check_port(argv[i]);
+        check_network(argv[i]);
         free(argv[i]);
     }
     return 0;

@@ -161,3 +161,31 @@ eq "$(nodes_json | jq '[.[] | select(.spec.name | test("^(x[0-9]|intruder)$"))] 
 eq "$(voters)" 2 "voters after the refused attempts"
 must 5 "w1 still ready" node_is w1 ready
 ok "no trace: still the same 3 nodes (m1, m2, w1), 2 voters, w1 a worker and ready"
+
+# ---- join tokens stay out of logs, command lines and world-readable files ----
+worker_token=$(sk join-token -q worker)
+manager_token=$(sk join-token -q manager)
+printf '%s\n' "$worker_token" >"$TEST_DIR/w2.token"
+chmod 600 "$TEST_DIR/w2.token"
+assign w2
+run_daemon w2 --advertise-addr "$(addr w2)" --join "$(api m1)" \
+    --token-file "$TEST_DIR/w2.token" --hostname w2
+must 15 "w2 joined with --token-file and is ready" node_is w2 ready
+w1_pid=${NODE_PID[w1]}
+if tr '\0' ' ' <"/proc/$w1_pid/cmdline" | grep -q SKF1; then
+    fail "w1's command line shows its join token"
+fi
+# No token at all, not even the first ones --init made (rotated since).
+if grep -lE -- "SKF1-[a-z2-7]{20,}" "$TEST_DIR"/*.log; then
+    fail "a join token is in a daemon log (files above)"
+fi
+# The deprecated --token still works, and says why it is unwise.
+assign x9
+expect_fail "a join with a bad --token" "$SKIFFD" --data-dir "$(dir x9)" \
+    --docker-host "$TEST_DIR/no-dockerd.sock" --advertise-addr "$(addr x9)" \
+    --join "$(api m1)" --token "${worker_token%-*}-aaaaaaaaaaaaaaaaaaaaaaaaaa" --hostname x9
+contains "$OUT" "--token is visible to every local user" "a join with --token"
+# What skiffd writes is not world-readable.
+bad=$(find "$(dir m1)" "$(dir w2)" -perm -o=r -type f | head -3)
+[ -z "$bad" ] || fail "world-readable files in a data dir: $bad"
+ok "join tokens: --token-file and \$SKIFF_JOIN_TOKEN work, no token in any log or command line, --token warns, no world-readable file in data dirs"

@@ -170,8 +170,11 @@ join() {
     local token t0
     token=$(sk join-token -q "$role")
     t0=$(now_ms)
+    # From the environment: a token on the command line shows in /proc.
+    export SKIFF_JOIN_TOKEN=$token
     run_daemon "$name" --advertise-addr "$(addr "$name")" --join "${JOIN_VIA:-$(api m1)}" \
-        --token "$token" --hostname "$name" "$@"
+        --hostname "$name" "$@"
+    unset SKIFF_JOIN_TOKEN
     [ "$role" != manager ] || MANAGERS+=("$name")
     must 15 "$name joined and is ready" node_is "$name" ready
     JOIN_MS=$(elapsed_ms "$t0")

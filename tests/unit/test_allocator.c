@@ -181,12 +181,13 @@ static void addresses_unique_freed_late_and_exhaustion_named(void **state)
     sk_allocator_sync(a, store);
     char id[SK_ID_SIZE];
     struct sk_err err;
-    /* A /29: 8 addresses, 6 hosts, one the gateway: 5 for the rest. */
+    /* A /29: 8 addresses, 6 hosts, one the gateway: 5 for the rest, and
+     * tasks not yet on a node leave the last one for a node. */
     assert_int_equal(add_network(a, "back", "10.5.0.0/29", NULL, id, &err),
                      SK_OK);
     sk_allocator_sync(a, store);
-    struct sk_task *t[6];
-    for (int i = 0; i < 5; i++) {
+    struct sk_task *t[5];
+    for (int i = 0; i < 4; i++) {
         t[i] = task_on(id);
         assert_int_equal(sk_allocate_task(a, t[i], &err), SK_OK);
         assert_int_equal(t[i]->n_networks, 1);
@@ -199,11 +200,11 @@ static void addresses_unique_freed_late_and_exhaustion_named(void **state)
         assert_string_equal(t[i]->networks[0].addresses[0], want);
         store_task(t[i]);
     }
-    t[5] = task_on(id);
-    assert_int_equal(sk_allocate_task(a, t[5], &err), SK_ENOSPC);
+    t[4] = task_on(id);
+    assert_int_equal(sk_allocate_task(a, t[4], &err), SK_ENOSPC);
     assert_string_equal(err.msg,
                         "network \"back\": no free address in 10.5.0.0/29");
-    assert_int_equal(t[5]->n_networks, 0);
+    assert_int_equal(t[4]->n_networks, 0);
 
     /* The second task finishes: its address is free, and it is the one
      * the next task gets (the only one); a new leader agrees. */
@@ -213,10 +214,10 @@ static void addresses_unique_freed_late_and_exhaustion_named(void **state)
     commit(tx);
     struct sk_allocator *b = sk_allocator_new();
     sk_allocator_sync(b, store);
-    assert_int_equal(sk_allocate_task(b, t[5], &err), SK_OK);
-    assert_string_equal(t[5]->networks[0].addresses[0], "10.5.0.3/29");
+    assert_int_equal(sk_allocate_task(b, t[4], &err), SK_OK);
+    assert_string_equal(t[4]->networks[0].addresses[0], "10.5.0.3/29");
     sk_allocator_free(b);
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 5; i++)
         sk_object_free(SK_KIND_TASK, t[i]);
     sk_allocator_free(a);
 }
@@ -310,6 +311,101 @@ static void vips_and_node_addresses(void **state)
     sk_allocator_free(b);
 }
 
+static struct sk_node *node_named(const char *name)
+{
+    struct sk_node *n = sk_object_new(SK_KIND_NODE);
+    sk_id_new(n->meta.id);
+    n->spec.name = sk_strdup(name);
+    return n;
+}
+
+/* VIPs and nodes' own addresses are owed before tasks take any: a /29
+ * (5 free) with a vip-mode service and tasks on two nodes. */
+static void vips_and_nodes_come_before_tasks(void **state)
+{
+    struct sk_allocator *a = sk_allocator_new();
+    sk_allocator_sync(a, store);
+    char id[SK_ID_SIZE];
+    struct sk_err err;
+    assert_int_equal(add_network(a, "back", "10.7.0.0/29", NULL, id, &err),
+                     SK_OK);
+    struct sk_service *s = sk_object_new(SK_KIND_SERVICE);
+    sk_id_new(s->meta.id);
+    sk_schema_defaults(&sk_service_spec_schema, &s->spec);
+    s->spec.name = sk_strdup("api");
+    s->spec.task.container.image = sk_strdup("bb");
+    s->spec.task.networks = sk_calloc(1, sizeof *s->spec.task.networks);
+    s->spec.task.n_networks = 1;
+    s->spec.task.networks[0].target = sk_strdup("back");
+    memcpy(s->spec.task.networks[0].id, id, SK_ID_SIZE);
+    struct sk_txn *tx = sk_txn_new();
+    sk_txn_create(tx, SK_KIND_SERVICE, s);
+    commit(tx);
+    struct sk_node *h1 = node_named("h1"), *h2 = node_named("h2");
+    tx = sk_txn_new();
+    sk_txn_create(tx, SK_KIND_NODE, h1);
+    sk_txn_create(tx, SK_KIND_NODE, h2);
+    commit(tx);
+
+    /* Owed: the VIP (1); kept for a first node (1): 3 for tasks. */
+    sk_allocator_sync(a, store);
+    struct sk_task *t[4];
+    for (int i = 0; i < 4; i++) {
+        t[i] = task_on(id);
+        assert_int_equal(sk_allocate_task(a, t[i], &err),
+                         i < 3 ? SK_OK : SK_ENOSPC);
+    }
+    assert_true(sk_allocator_node_fits(a, h1->meta.id, id, &err));
+    /* Two tasks go to h1: h1 is owed its address, h2 cannot have one. */
+    memcpy(t[0]->node_id, h1->meta.id, SK_ID_SIZE);
+    memcpy(t[1]->node_id, h1->meta.id, SK_ID_SIZE);
+    memcpy(t[2]->node_id, h1->meta.id, SK_ID_SIZE);
+    for (int i = 0; i < 3; i++)
+        store_task(t[i]);
+    sk_allocator_sync(a, store);
+    assert_true(sk_allocator_node_fits(a, h1->meta.id, id, &err));
+    assert_false(sk_allocator_node_fits(a, h2->meta.id, id, &err));
+    assert_string_equal(err.msg, "network \"back\": no free address in "
+                                 "10.7.0.0/29 for the node's own address");
+    /* The debts are paid in any order; then nothing is left. */
+    assert_int_equal(sk_allocate_node_address(a, h1, id, &err), SK_OK);
+    assert_int_equal(sk_allocate_vips(a, s, &err), SK_OK);
+    assert_int_equal(s->n_vips, 1);
+    assert_int_equal(sk_allocate_node_address(a, h2, id, &err), SK_ENOSPC);
+    assert_string_equal(err.msg, "network \"back\": no free address in "
+                                 "10.7.0.0/29 for node h2's own address");
+    /* Unique, all five. */
+    const char *got[5] = {t[0]->networks[0].addresses[0],
+                          t[1]->networks[0].addresses[0],
+                          t[2]->networks[0].addresses[0],
+                          h1->networks[0].addresses[0], s->vips[0].addr};
+    for (int i = 0; i < 5; i++)
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(got[i], got[j]);
+
+    /* A task on a node that must join needs room for the node too. */
+    tx = sk_txn_new();
+    sk_txn_update(tx, SK_KIND_SERVICE, s, 0);
+    sk_txn_update(tx, SK_KIND_NODE, h1, 0);
+    commit(tx);
+    t[2]->status.state = SK_TASK_COMPLETE; /* one free address */
+    tx = sk_txn_new();
+    sk_txn_update(tx, SK_KIND_TASK, t[2], 0);
+    commit(tx);
+    sk_allocator_sync(a, store);
+    memcpy(t[3]->node_id, h2->meta.id, SK_ID_SIZE);
+    assert_int_equal(sk_allocate_task(a, t[3], &err), SK_ENOSPC);
+    assert_true(sk_allocator_node_fits(a, h2->meta.id, id, &err));
+    memcpy(t[3]->node_id, h1->meta.id, SK_ID_SIZE);
+    assert_int_equal(sk_allocate_task(a, t[3], &err), SK_OK);
+    for (int i = 0; i < 4; i++)
+        sk_object_free(SK_KIND_TASK, t[i]);
+    sk_object_free(SK_KIND_NODE, h1);
+    sk_object_free(SK_KIND_NODE, h2);
+    sk_object_free(SK_KIND_SERVICE, s);
+    sk_allocator_free(a);
+}
+
 static enum sk_rc apply(struct sk_txn *t, struct sk_err *err)
 {
     size_t len;
@@ -374,6 +470,58 @@ static void store_refuses_clashing_networks(void **state)
     sk_object_free(SK_KIND_NETWORK, e);
 }
 
+/* A service names only networks that exist, and a network in use by a
+ * service cannot go -- also when the two race in one command. */
+static void store_keeps_network_references(void **state)
+{
+    struct sk_network *n = raw_network("back", 5000, "10.1.0.0/24");
+    struct sk_err err;
+    struct sk_txn *t = sk_txn_new();
+    sk_txn_create(t, SK_KIND_NETWORK, n);
+    assert_int_equal(apply(t, &err), SK_OK);
+    struct sk_service *s = sk_object_new(SK_KIND_SERVICE);
+    sk_id_new(s->meta.id);
+    sk_schema_defaults(&sk_service_spec_schema, &s->spec);
+    s->spec.name = sk_strdup("api");
+    s->spec.task.container.image = sk_strdup("bb");
+    s->spec.task.networks = sk_calloc(1, sizeof *s->spec.task.networks);
+    s->spec.task.n_networks = 1;
+    s->spec.task.networks[0].target = sk_strdup("nope");
+    sk_id_new(s->spec.task.networks[0].id);
+    t = sk_txn_new();
+    sk_txn_create(t, SK_KIND_SERVICE, s);
+    assert_int_equal(apply(t, &err), SK_ENOTFOUND);
+    assert_string_equal(err.msg,
+                        "service \"api\": network \"nope\" does not exist");
+    /* Deleted in the same command: refused too. */
+    memcpy(s->spec.task.networks[0].id, n->meta.id, SK_ID_SIZE);
+    t = sk_txn_new();
+    sk_txn_delete(t, SK_KIND_NETWORK, n->meta.id, 0);
+    sk_txn_create(t, SK_KIND_SERVICE, s);
+    assert_int_equal(apply(t, &err), SK_ECONFLICT);
+    t = sk_txn_new();
+    sk_txn_create(t, SK_KIND_SERVICE, s);
+    sk_txn_delete(t, SK_KIND_NETWORK, n->meta.id, 0);
+    assert_int_equal(apply(t, &err), SK_ENOTFOUND);
+    t = sk_txn_new();
+    sk_txn_create(t, SK_KIND_SERVICE, s);
+    assert_int_equal(apply(t, &err), SK_OK);
+    t = sk_txn_new();
+    sk_txn_delete(t, SK_KIND_NETWORK, n->meta.id, 0);
+    assert_int_equal(apply(t, &err), SK_ECONFLICT);
+    assert_string_equal(err.msg,
+                        "network \"back\" is in use by service \"api\"");
+    /* The service leaves it (or goes) in the same command: it may go. */
+    s->spec.task.n_networks = 0;
+    t = sk_txn_new();
+    sk_txn_update(t, SK_KIND_SERVICE, s, 0);
+    sk_txn_delete(t, SK_KIND_NETWORK, n->meta.id, 0);
+    assert_int_equal(apply(t, &err), SK_OK);
+    s->spec.task.n_networks = 1;
+    sk_object_free(SK_KIND_SERVICE, s);
+    sk_object_free(SK_KIND_NETWORK, n);
+}
+
 static void ipv4_helpers(void **state)
 {
     uint32_t a;
@@ -408,7 +556,11 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(vips_and_node_addresses, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(vips_and_nodes_come_before_tasks, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(store_refuses_clashing_networks, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(store_keeps_network_references, setup,
                                         teardown),
         cmocka_unit_test(ipv4_helpers),
     };

@@ -584,6 +584,108 @@ static void ports_as_typed(void **state)
     }
 }
 
+/* ---- networks as users name them ---- */
+
+static void network_refs_as_typed(void **state)
+{
+    struct sk_network_ref r;
+    struct sk_err err;
+    assert_int_equal(sk_network_ref_parse("--network", "back", &r, &err),
+                     SK_OK);
+    assert_string_equal(r.target, "back");
+    assert_int_equal(r.n_aliases, 0);
+    sk_schema_free(&sk_network_ref_schema, &r);
+    assert_int_equal(sk_network_ref_parse(
+                         "--network", "name=back,alias=db,alias=db2", &r, &err),
+                     SK_OK);
+    assert_string_equal(r.target, "back");
+    assert_int_equal(r.n_aliases, 2);
+    assert_string_equal(r.aliases[0], "db");
+    assert_string_equal(r.aliases[1], "db2");
+    assert_string_equal(r.id, "");
+    sk_schema_free(&sk_network_ref_schema, &r);
+
+    static const char *const bad[] = {
+        "",
+        "name=",
+        "alias=db",
+        "name=back,name=front",
+        "name=back,target=front",
+        "name=back,alias=",
+        "name=back,alias=a b",
+        "name=back,driver-opt=x",
+        "name=back,id=aaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "name=back,alias",
+        "-back",
+        "ba ck",
+        "name=\xff",
+        "name=back,\xff=1",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(&r, 0x5a, sizeof r);
+        struct sk_network_ref untouched = r;
+        if (sk_network_ref_parse("--network", bad[i], &r, &err) != SK_EINVAL)
+            fail_msg("network \"%s\" accepted", bad[i]);
+        char want[96];
+        snprintf(want, sizeof want, "--network \"%s\": want NAME or ", bad[i]);
+        if (!strstr(err.msg, want))
+            fail_msg("\"%s\" does not name \"%s\"", err.msg, bad[i]);
+        assert_memory_equal(&r, &untouched, sizeof r);
+    }
+}
+
+static void network_specs_and_service_networks(void **state)
+{
+    struct sk_network_spec n = {0};
+    struct sk_err err;
+    sk_schema_defaults(&sk_network_spec_schema, &n);
+    n.name = sk_strdup("back");
+    assert_string_equal(n.driver, "overlay");
+    assert_int_equal(sk_network_spec_validate(&n, &err), SK_OK);
+    free(n.driver);
+    n.driver = sk_strdup("bridge");
+    assert_int_equal(sk_network_spec_validate(&n, &err), SK_EINVAL);
+    assert_non_null(strstr(err.msg, "network \"back\": driver \"bridge\" is "
+                                    "not supported"));
+    free(n.driver);
+    n.driver = sk_strdup("overlay");
+    n.gateway = sk_strdup("10.0.9.1");
+    assert_int_equal(sk_network_spec_validate(&n, &err), SK_EINVAL);
+    assert_non_null(strstr(err.msg, "a gateway needs a subnet"));
+    n.subnet = sk_strdup("10.0.9.0/24");
+    assert_int_equal(sk_network_spec_validate(&n, &err), SK_OK);
+    sk_kv_set(&n.labels, &n.n_labels, "a b", "c");
+    assert_int_equal(sk_network_spec_validate(&n, &err), SK_EINVAL);
+    free(n.name);
+    n.name = sk_strdup("-x");
+    assert_int_equal(sk_network_spec_validate(&n, &err), SK_EINVAL);
+    sk_schema_free(&sk_network_spec_schema, &n);
+
+    /* A service names a network once, and its aliases are names. */
+    struct sk_service_spec s = {0};
+    sk_schema_defaults(&sk_service_spec_schema, &s);
+    s.name = sk_strdup("api");
+    s.task.container.image = sk_strdup("bb");
+    s.task.networks = sk_calloc(2, sizeof *s.task.networks);
+    s.task.n_networks = 2;
+    s.task.networks[0].target = sk_strdup("back");
+    s.task.networks[1].target = sk_strdup("front");
+    assert_int_equal(sk_service_spec_validate(&s, &err), SK_OK);
+    free(s.task.networks[1].target);
+    s.task.networks[1].target = sk_strdup("back");
+    assert_int_equal(sk_service_spec_validate(&s, &err), SK_EINVAL);
+    assert_string_equal(err.msg,
+                        "service \"api\": network \"back\" is given twice");
+    free(s.task.networks[1].target);
+    s.task.networks[1].target = sk_strdup("front");
+    sk_strs_push(&s.task.networks[1].aliases, &s.task.networks[1].n_aliases,
+                 "no good");
+    assert_int_equal(sk_service_spec_validate(&s, &err), SK_EINVAL);
+    assert_non_null(strstr(err.msg, "service \"api\": network \"front\": "
+                                    "alias: invalid name \"no good\""));
+    sk_schema_free(&sk_service_spec_schema, &s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -603,6 +705,8 @@ int main(void)
         cmocka_unit_test(policy_require_image_digest),
         cmocka_unit_test(policy_names_the_first_rule_broken),
         cmocka_unit_test(ports_as_typed),
+        cmocka_unit_test(network_refs_as_typed),
+        cmocka_unit_test(network_specs_and_service_networks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,19 +10,23 @@
 
 #include <cmocka.h>
 
+#include "skiff/allocator.h"
 #include "skiff/constraint.h"
+#include "skiff/ipv4.h"
 #include "skiff/mem.h"
 #include "skiff/orchestrator.h"
 #include "skiff/scheduler.h"
 #include "skiff/store.h"
 
 static struct sk_store *store;
+static struct sk_allocator *alloc;
 static uint64_t idx;
 static int64_t now;
 
 static int setup(void **state)
 {
     store = sk_store_new();
+    alloc = sk_allocator_new();
     idx = 0;
     now = 1000000;
     struct sk_cluster *c = sk_object_new(SK_KIND_CLUSTER);
@@ -42,6 +46,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     sk_store_free(store);
+    sk_allocator_free(alloc);
     return 0;
 }
 
@@ -112,18 +117,24 @@ static const struct sk_service *add_service(const char *name, int mode,
     return sk_store_get(store, SK_KIND_SERVICE, id);
 }
 
-/* One leader round: orchestrate, then schedule; returns changes made. */
+/* One leader round: orchestrate, allocate, then schedule; returns changes
+ * made. */
 static size_t round_once(void)
 {
     size_t changes = 0;
     struct sk_orchestration o;
-    sk_orchestrate(store, now, 5000, &o);
+    sk_orchestrate(store, alloc, now, 5000, &o);
     if (o.txn) {
         changes += o.changes;
         commit(o.txn);
     }
+    struct sk_txn *a = sk_allocation_txn(store, alloc, now, 5000);
+    if (a) {
+        changes += sk_txn_count(a);
+        commit(a);
+    }
     struct sk_placements p;
-    sk_schedule_txn(store, now, SK_TXN_MAX_OPS, &p);
+    sk_schedule_txn(store, alloc, now, SK_TXN_MAX_OPS, &p);
     if (p.txn) {
         changes += sk_txn_count(p.txn);
         commit(p.txn);
@@ -297,7 +308,7 @@ static void impossible_constraint_stays_pending(void **state)
     settle();
     assert_int_equal(count(id, NULL, SK_TASK_PENDING, SK_TASK_RUNNING), 3);
     struct sk_sched_decision *d;
-    size_t n = sk_schedule(store, 100, &d);
+    size_t n = sk_schedule(store, alloc, 100, &d);
     assert_int_equal(n, 3);
     assert_string_equal(d[0].reason,
                         "no node satisfies constraint node.labels.zone==eu: "
@@ -410,7 +421,7 @@ static void reservations_and_ports(void **state)
     settle();
     assert_int_equal(count(id, NULL, SK_TASK_RUNNING, -1), 10);
     struct sk_sched_decision *d;
-    size_t n = sk_schedule(store, 100, &d);
+    size_t n = sk_schedule(store, alloc, 100, &d);
     assert_int_equal(n, 2);
     assert_string_equal(d[0].reason,
                         "insufficient memory on 5 nodes (needs 400 MiB)");
@@ -438,7 +449,7 @@ static void host_ports_conflict(void **state)
     for (int i = 0; i < 5; i++)
         assert_int_equal(running_on(id, NODES[i]), 1);
     struct sk_sched_decision *d;
-    size_t n = sk_schedule(store, 100, &d);
+    size_t n = sk_schedule(store, alloc, 100, &d);
     assert_int_equal(n, 1);
     assert_string_equal(d[0].reason, "host port 8080/tcp is in use on 5 nodes");
     free(d);
@@ -486,7 +497,7 @@ static void restart_policy(void **state)
     /* Fails: nothing before the delay, a new task after it. */
     finish_all(id, SK_TASK_FAILED);
     struct sk_orchestration o;
-    sk_orchestrate(store, now, 100, &o);
+    sk_orchestrate(store, alloc, now, 100, &o);
     assert_null(o.txn);
     assert_int_equal(o.wake_at_ms, now + 2000);
     now += 2000;
@@ -780,6 +791,324 @@ static void failed_update_rolls_back(void **state)
     missing_image = NULL;
 }
 
+/* ---- overlay networks ---- */
+
+static char net_back[SK_ID_SIZE], net_front[SK_ID_SIZE];
+
+/* A network as the API creates it (VNI, subnet and gateway allocated). */
+static void add_network(const char *name, const char *subnet, char *out_id)
+{
+    struct sk_network *n = sk_object_new(SK_KIND_NETWORK);
+    sk_id_new(n->meta.id);
+    sk_schema_defaults(&sk_network_spec_schema, &n->spec);
+    n->spec.name = sk_strdup(name);
+    n->spec.subnet = subnet ? sk_strdup(subnet) : NULL;
+    struct sk_allocator *a = sk_allocator_new();
+    sk_allocator_sync(a, store);
+    struct sk_err err;
+    if (sk_allocate_network(a, &sk_store_cluster(store)->spec, n, &err) !=
+        SK_OK)
+        fail_msg("network %s: %s", name, err.msg);
+    sk_allocator_free(a);
+    memcpy(out_id, n->meta.id, SK_ID_SIZE);
+    struct sk_txn *t = sk_txn_new();
+    sk_txn_create(t, SK_KIND_NETWORK, n);
+    commit(t);
+    sk_object_free(SK_KIND_NETWORK, n);
+}
+
+static void set_networks(struct sk_task_spec *t, const char *id,
+                         const char *name)
+{
+    for (size_t i = 0; i < t->n_networks; i++)
+        sk_schema_free(&sk_network_ref_schema, &t->networks[i]);
+    free(t->networks);
+    t->networks = sk_calloc(1, sizeof *t->networks);
+    t->n_networks = 1;
+    t->networks[0].target = sk_strdup(name);
+    memcpy(t->networks[0].id, id, SK_ID_SIZE);
+}
+
+static void on_back(struct sk_service *s)
+{
+    set_networks(&s->spec.task, net_back, "back");
+}
+
+static void on_back_dnsrr_once(struct sk_service *s)
+{
+    on_back(s);
+    s->spec.endpoint.mode = SK_ENDPOINT_DNSRR;
+    s->spec.task.restart.condition = SK_RESTART_NONE;
+}
+
+static void on_back_dnsrr(struct sk_service *s)
+{
+    on_back(s);
+    s->spec.endpoint.mode = SK_ENDPOINT_DNSRR;
+}
+
+/* The address of a task (or node) on a network, or NULL. */
+static const char *address_on(const struct sk_net_attachment *att, size_t n,
+                              const char *network_id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(att[i].network_id, network_id) == 0 && att[i].n_addresses)
+            return att[i].addresses[0];
+    return NULL;
+}
+
+/* Every address held -- live tasks', VIPs, nodes' -- is in the subnet
+ * and held once; returns how many are held. */
+static int check_addresses_unique(const char *network_id)
+{
+    const struct sk_network *net =
+        sk_store_get(store, SK_KIND_NETWORK, network_id);
+    uint32_t base, ip;
+    int prefix;
+    assert_true(sk_cidr_parse(net->subnet, &base, &prefix));
+    const char *held[512];
+    int n_held = 0;
+    size_t n;
+    const void **all = sk_store_list(store, SK_KIND_TASK, &n);
+    for (size_t i = 0; i < n; i++) {
+        const struct sk_task *t = all[i];
+        const char *a = address_on(t->networks, t->n_networks, network_id);
+        if (a && !sk_task_state_terminal(t->status.state))
+            held[n_held++] = a;
+    }
+    free(all);
+    all = sk_store_list(store, SK_KIND_SERVICE, &n);
+    for (size_t i = 0; i < n; i++) {
+        const struct sk_service *svc = all[i];
+        for (size_t k = 0; k < svc->n_vips; k++)
+            if (strcmp(svc->vips[k].network_id, network_id) == 0)
+                held[n_held++] = svc->vips[k].addr;
+    }
+    free(all);
+    all = sk_store_list(store, SK_KIND_NODE, &n);
+    for (size_t i = 0; i < n; i++) {
+        const struct sk_node *node = all[i];
+        const char *a =
+            address_on(node->networks, node->n_networks, network_id);
+        if (a)
+            held[n_held++] = a;
+    }
+    free(all);
+    for (int i = 0; i < n_held; i++) {
+        assert_true(sk_ipv4_parse(held[i], &ip, NULL));
+        assert_true(ip - base < (1u << (32 - prefix)));
+        assert_string_not_equal(held[i], net->gateway);
+        for (int j = 0; j < i; j++)
+            if (strcmp(held[i], held[j]) == 0)
+                fail_msg("address %s is held twice", held[i]);
+    }
+    return n_held;
+}
+
+struct net_tasks {
+    const char *service_id, *network_id;
+    int state; /* -1: any live one */
+    int with_address, without;
+    const char *message; /* of the last one without */
+};
+
+static bool visit_net_task(const void *obj, void *ctx)
+{
+    const struct sk_task *t = obj;
+    struct net_tasks *c = ctx;
+    if (strcmp(t->service_id, c->service_id) != 0 ||
+        t->desired_state != SK_TASK_RUNNING ||
+        (c->state >= 0 && t->status.state != c->state))
+        return true;
+    if (address_on(t->networks, t->n_networks, c->network_id)) {
+        c->with_address++;
+    } else {
+        c->without++;
+        c->message = t->status.message;
+    }
+    return true;
+}
+
+static struct net_tasks net_tasks(const char *svc, const char *network_id,
+                                  int state)
+{
+    struct net_tasks c = {svc, network_id, state, 0, 0, NULL};
+    sk_store_each(store, SK_KIND_TASK, visit_net_task, &c);
+    return c;
+}
+
+static const char *node_address(const char *name, const char *network_id)
+{
+    const struct sk_node *n = sk_store_get_by_name(store, SK_KIND_NODE, name);
+    return address_on(n->networks, n->n_networks, network_id);
+}
+
+/* A /29 holds 5 addresses besides the gateway. Tasks that cannot have one
+ * wait, pending with the allocator's reason, and get one once others
+ * finish; a node's own address comes first, so every task with an address
+ * can run, on the node that has one. */
+static void exhausted_network_leaves_tasks_pending(void **state)
+{
+    add_node("h1", NULL, 1LL << 30);
+    add_node("h2", NULL, 1LL << 30);
+    add_network("back", "10.0.3.0/29", net_back);
+    const struct sk_service *s =
+        add_service("a", SK_MODE_REPLICATED, 4, on_back_dnsrr_once);
+    char a[SK_ID_SIZE], b[SK_ID_SIZE];
+    memcpy(a, s->meta.id, SK_ID_SIZE);
+    settle();
+    /* 4 tasks and the own address of one node; the other can have none,
+     * so none go there. */
+    struct net_tasks c = net_tasks(a, net_back, SK_TASK_RUNNING);
+    assert_int_equal(c.with_address, 4);
+    const char *full = running_on(a, "h1") ? "h1" : "h2";
+    const char *other = running_on(a, "h1") ? "h2" : "h1";
+    assert_int_equal(running_on(a, full), 4);
+    assert_non_null(node_address(full, net_back));
+    assert_null(node_address(other, net_back));
+    assert_int_equal(check_addresses_unique(net_back), 5);
+
+    s = add_service("b", SK_MODE_REPLICATED, 2, on_back_dnsrr);
+    memcpy(b, s->meta.id, SK_ID_SIZE);
+    settle();
+    c = net_tasks(b, net_back, SK_TASK_PENDING);
+    assert_int_equal(c.without, 2);
+    assert_string_equal(c.message,
+                        "network \"back\": no free address in 10.0.3.0/29");
+
+    /* a's tasks finish: b's get their addresses and run. */
+    finish_all(a, SK_TASK_COMPLETE);
+    settle();
+    c = net_tasks(b, net_back, SK_TASK_RUNNING);
+    assert_int_equal(c.with_address, 2);
+    assert_int_equal(c.without, 0);
+    check_addresses_unique(net_back);
+}
+
+/* A new leader's allocator, built from the store alone, hands out no
+ * address twice: scale up and restart tasks after the "failover". */
+static void failover_gives_no_duplicate(void **state)
+{
+    five_nodes();
+    add_network("back", NULL, net_back);
+    const struct sk_service *s =
+        add_service("web", SK_MODE_REPLICATED, 6, on_back);
+    char id[SK_ID_SIZE];
+    memcpy(id, s->meta.id, SK_ID_SIZE);
+    settle();
+    s = sk_store_get(store, SK_KIND_SERVICE, id);
+    assert_int_equal(s->n_vips, 1);
+    assert_string_equal(s->vips[0].network_id, net_back);
+    /* 6 tasks, the VIP, 5 nodes' own addresses. */
+    assert_int_equal(check_addresses_unique(net_back), 12);
+
+    sk_allocator_free(alloc);
+    alloc = sk_allocator_new();
+    finish_all(id, SK_TASK_FAILED);
+    struct sk_service *u = sk_object_dup(SK_KIND_SERVICE, s);
+    u->spec.replicas = 9;
+    struct sk_txn *t = sk_txn_new();
+    sk_txn_update(t, SK_KIND_SERVICE, u, 0);
+    commit(t);
+    sk_object_free(SK_KIND_SERVICE, u);
+    now += 5000;
+    settle();
+    struct net_tasks c = net_tasks(id, net_back, SK_TASK_RUNNING);
+    assert_int_equal(c.with_address, 9);
+    assert_int_equal(check_addresses_unique(net_back), 15);
+}
+
+/* `service update --network-rm back --network-add front`: replacements
+ * get addresses on front only, the VIP moves, and the nodes let their
+ * addresses on back go once no task of theirs is on it. */
+static void network_change_replaces_tasks(void **state)
+{
+    five_nodes();
+    add_network("back", NULL, net_back);
+    add_network("front", NULL, net_front);
+    const struct sk_service *s =
+        add_service("api", SK_MODE_REPLICATED, 3, on_back);
+    char id[SK_ID_SIZE];
+    memcpy(id, s->meta.id, SK_ID_SIZE);
+    settle();
+    assert_int_equal(net_tasks(id, net_back, SK_TASK_RUNNING).with_address, 3);
+
+    struct sk_service *u = sk_object_dup(
+        SK_KIND_SERVICE, sk_store_get(store, SK_KIND_SERVICE, id));
+    set_networks(&u->spec.task, net_front, "front");
+    u->spec.update.parallelism = 0;
+    u->spec_version++;
+    u->update_status.state = SK_UPDATE_UPDATING;
+    u->update_status.started_at = now;
+    struct sk_txn *t = sk_txn_new();
+    sk_txn_update(t, SK_KIND_SERVICE, u, 0);
+    commit(t);
+    sk_object_free(SK_KIND_SERVICE, u);
+    settle();
+    struct net_tasks c = net_tasks(id, net_front, SK_TASK_RUNNING);
+    assert_int_equal(c.with_address, 3);
+    assert_int_equal(c.without, 0);
+    assert_int_equal(net_tasks(id, net_back, SK_TASK_RUNNING).with_address, 0);
+    s = sk_store_get(store, SK_KIND_SERVICE, id);
+    assert_int_equal(s->n_vips, 1);
+    assert_string_equal(s->vips[0].network_id, net_front);
+    for (int i = 0; i < 5; i++)
+        assert_null(node_address(NODES[i], net_back));
+    /* The nodes that run a replacement have an address on front. */
+    int with_front = 0;
+    for (int i = 0; i < 5; i++)
+        with_front += node_address(NODES[i], net_front) != NULL;
+    assert_int_equal(with_front, 3);
+    assert_int_equal(check_addresses_unique(net_back), 0);
+    assert_int_equal(check_addresses_unique(net_front), 7);
+
+    /* dnsrr: the VIP goes. */
+    u = sk_object_dup(SK_KIND_SERVICE, s);
+    u->spec.endpoint.mode = SK_ENDPOINT_DNSRR;
+    t = sk_txn_new();
+    sk_txn_update(t, SK_KIND_SERVICE, u, 0);
+    commit(t);
+    sk_object_free(SK_KIND_SERVICE, u);
+    settle();
+    s = sk_store_get(store, SK_KIND_SERVICE, id);
+    assert_int_equal(s->n_vips, 0);
+}
+
+/* A global service's task is created on its node; without room for its
+ * address and the node's own, it waits there, pending (the agents leave
+ * it alone), and is assigned once room is made. */
+static void global_tasks_wait_for_addresses(void **state)
+{
+    five_nodes();
+    add_network("back", "10.0.3.0/29", net_back);
+    const struct sk_service *s =
+        add_service("agent", SK_MODE_GLOBAL, 0, on_back_dnsrr);
+    char id[SK_ID_SIZE];
+    memcpy(id, s->meta.id, SK_ID_SIZE);
+    settle();
+    /* Each node needs two: its task's and its own. */
+    struct net_tasks c = net_tasks(id, net_back, SK_TASK_RUNNING);
+    assert_int_equal(c.with_address, 2);
+    c = net_tasks(id, net_back, SK_TASK_PENDING);
+    assert_int_equal(c.without, 3);
+    assert_string_equal(c.message,
+                        "network \"back\": no free address in 10.0.3.0/29");
+    assert_int_equal(check_addresses_unique(net_back), 4);
+
+    /* Drain a node that runs one: two addresses come free, one waiting
+     * task takes them. */
+    const char *drained = NULL;
+    for (int i = 0; i < 5 && !drained; i++)
+        if (running_on(id, NODES[i]))
+            drained = NODES[i];
+    set_node(drained, SK_NODE_READY, SK_AVAIL_DRAIN);
+    settle();
+    assert_null(node_address(drained, net_back));
+    assert_int_equal(net_tasks(id, net_back, SK_TASK_RUNNING).with_address, 2);
+    assert_int_equal(net_tasks(id, net_back, SK_TASK_PENDING).without, 2);
+    assert_int_equal(check_addresses_unique(net_back), 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -803,6 +1132,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(failed_update_rolls_back, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(failure_while_monitored_pauses, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(exhausted_network_leaves_tasks_pending,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(failover_gives_no_duplicate, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(network_change_replaces_tasks, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(global_tasks_wait_for_addresses, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(failure_after_monitor_does_not_count,
                                         setup, teardown),
