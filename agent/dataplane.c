@@ -86,6 +86,7 @@ struct dataplane {
     struct dnet *dnets;
     size_t n_dnets;
 
+    bool have_view;    /* the leader sent the node's view once */
     bool listed;       /* dockerd answered a network list once */
     bool relist;       /* list again before the next change */
     bool docker_busy;  /* a call of the chain is in flight */
@@ -989,14 +990,18 @@ static void sync_now(struct dataplane *dp)
 {
     dp->stats.syncs++;
     bool ok = true;
-    if (dp->listed) {
+    /* Before both the view and dockerd's networks are known, nothing can
+     * be told stale: a restarted agent must not remove what it is about
+     * to adopt. */
+    if (dp->listed && dp->have_view) {
         /* Each on its own: a failure of one stops none of the others. */
         ok = sync_overlay(dp) && ok;
         ok = sync_dns(dp) && ok;
         ok = sync_host_rules(dp) && ok;
         ok = sync_vips(dp) && ok;
     }
-    docker_step(dp);
+    if (dp->have_view || !dp->listed)
+        docker_step(dp);
     if ((!ok || dp->round_failed) &&
         !uv_is_active((uv_handle_t *)&dp->retry_timer))
         uv_timer_start(&dp->retry_timer, retry_cb, RETRY_MS, 0);
@@ -1166,6 +1171,7 @@ void dataplane_set_view(struct dataplane *dp, struct sk_session_msg *msg)
     view_free(dp->view, dp->n_view);
     dp->view = msg->networks;
     dp->n_view = msg->n_networks;
+    dp->have_view = true;
     msg->networks = NULL;
     msg->n_networks = 0;
     schedule_sync(dp);

@@ -32,9 +32,10 @@
  *       but DNS to the gateway and replies: Docker's --internal stops only
  *       forwarded traffic, and containers would still reach every address
  *       of their own host.
- * Nothing touches the kernel before dockerd answered a network list once:
- * without it nothing is known of what to keep, and a node without dockerd
- * runs no container that needs a network.
+ * Nothing is changed before the leader sent the view once and dockerd
+ * answered a network list once: before that nothing can be told stale (a
+ * restarted agent adopts what it finds), and a node without dockerd runs
+ * no container that needs a network.
  *
  * Changes are applied from the loop (a zero timer gathers a burst into one
  * pass), never inside the call that made them; what fails is retried every

@@ -569,6 +569,11 @@ static void restart_adopts(void **state)
     int creates = f.dk.net_creates;
 
     dp_start(&f);
+    /* Before the leader's view comes, nothing is taken for stale. */
+    sk_test_run_for(&f.loop, 300);
+    assert_int_equal(f.dk.n_networks, 2);
+    assert_int_equal(f.dk.net_removes, 0);
+    assert_int_equal(f.kernel->n_log, 0);
     view(&f, a);
     wait_ready(&f, NET_A);
     settle(&f);
