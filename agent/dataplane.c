@@ -801,10 +801,10 @@ static bool sync_dns(struct dataplane *dp)
     return ok;
 }
 
-/* ---- host rules for internal networks ---- */
+/* ---- host rules ---- */
 
-char *dataplane_render_host_rules(const char *const *bridges,
-                                  const char *const *gateways, size_t n)
+char *dataplane_render_host_rules(const struct dataplane_host_net *nets,
+                                  size_t n)
 {
     char *text = NULL;
     size_t len = 0;
@@ -813,23 +813,44 @@ char *dataplane_render_host_rules(const char *const *bridges,
         sk_oom(BUFSIZ);
     fprintf(f, "table ip %s\ndelete table ip %s\n", DATAPLANE_HOST_TABLE,
             DATAPLANE_HOST_TABLE);
+    size_t n_internal = 0;
+    for (size_t i = 0; i < n; i++)
+        n_internal += nets[i].internal;
     if (n > 0) {
-        fprintf(f,
-                "table ip %s {\n"
-                "\tchain input {\n"
-                "\t\ttype filter hook input priority 0; policy accept;\n",
-                DATAPLANE_HOST_TABLE);
-        fprintf(f, "\t\tiifname { ");
-        for (size_t i = 0; i < n; i++)
-            fprintf(f, "%s\"%s\"", i ? ", " : "", bridges[i]);
-        fprintf(f, " } ct state established,related accept\n");
-        for (size_t i = 0; i < n; i++)
-            fprintf(f, "\t\tiifname \"%s\" ip daddr %s udp dport 53 accept\n",
-                    bridges[i], gateways[i]);
-        fprintf(f, "\t\tiifname { ");
-        for (size_t i = 0; i < n; i++)
-            fprintf(f, "%s\"%s\"", i ? ", " : "", bridges[i]);
-        fprintf(f, " } drop\n\t}\n}\n");
+        fprintf(f, "table ip %s {\n", DATAPLANE_HOST_TABLE);
+        static const char *const hooks[] = {"prerouting", "output"};
+        for (size_t h = 0; h < 2; h++) {
+            fprintf(f,
+                    "\tchain %s {\n"
+                    "\t\ttype filter hook %s priority raw; policy accept;\n",
+                    hooks[h], hooks[h]);
+            for (size_t i = 0; i < n; i++)
+                fprintf(f, "\t\tip saddr %s ip daddr %s notrack\n",
+                        nets[i].subnet, nets[i].subnet);
+            fprintf(f, "\t}\n");
+        }
+        if (n_internal) {
+            fprintf(f, "\tchain input {\n"
+                       "\t\ttype filter hook input priority 0; policy "
+                       "accept;\n");
+            fprintf(f, "\t\tiifname { ");
+            for (size_t i = 0, k = 0; i < n; i++)
+                if (nets[i].internal)
+                    fprintf(f, "%s\"%s\"", k++ ? ", " : "", nets[i].bridge);
+            fprintf(f, " } ct state established,related accept\n");
+            for (size_t i = 0; i < n; i++)
+                if (nets[i].internal)
+                    fprintf(f,
+                            "\t\tiifname \"%s\" ip daddr %s udp dport 53 "
+                            "accept\n",
+                            nets[i].bridge, nets[i].gateway);
+            fprintf(f, "\t\tiifname { ");
+            for (size_t i = 0, k = 0; i < n; i++)
+                if (nets[i].internal)
+                    fprintf(f, "%s\"%s\"", k++ ? ", " : "", nets[i].bridge);
+            fprintf(f, " } drop\n\t}\n");
+        }
+        fprintf(f, "}\n");
     }
     if (fclose(f) != 0 || !text)
         sk_oom(len);
@@ -838,23 +859,27 @@ char *dataplane_render_host_rules(const char *const *bridges,
 
 static bool sync_host_rules(struct dataplane *dp)
 {
-    const char **bridges = sk_calloc(dp->n_view + 1, sizeof *bridges);
-    const char **gws = sk_calloc(dp->n_view + 1, sizeof *gws);
+    struct dataplane_host_net *nets = sk_calloc(dp->n_view + 1, sizeof *nets);
     char(*names)[IFNAMSIZ] = sk_calloc(dp->n_view + 1, sizeof *names);
     size_t n = 0;
     struct in_addr gw;
+    uint32_t subnet;
+    int prefix;
     for (size_t i = 0; i < dp->n_view; i++) {
         const struct sk_net_info *v = &dp->view[i];
-        if (!v->internal || !addr_parse(v->gateway, &gw))
+        /* Only what parses: the text goes into an nft script. */
+        if (!addr_parse(v->gateway, &gw) || !v->subnet ||
+            !sk_cidr_parse(v->subnet, &subnet, &prefix))
             continue;
         sk_overlay_bridge_name(v->id, names[n]);
-        bridges[n] = names[n];
-        gws[n] = v->gateway;
+        nets[n] = (struct dataplane_host_net){.bridge = names[n],
+                                              .subnet = v->subnet,
+                                              .gateway = v->gateway,
+                                              .internal = v->internal};
         n++;
     }
-    char *script = dataplane_render_host_rules(bridges, gws, n);
-    free(bridges);
-    free(gws);
+    char *script = dataplane_render_host_rules(nets, n);
+    free(nets);
     free(names);
     bool ok = true;
     /* Applied at the first pass whatever it says: an agent before this one
@@ -868,10 +893,7 @@ static bool sync_host_rules(struct dataplane *dp)
             dp->host_applied = script;
             script = NULL;
         } else {
-            SK_WARN("dataplane",
-                    "host rules for internal networks: %s "
-                    "(retrying)",
-                    err.msg);
+            SK_WARN("dataplane", "host rules: %s (retrying)", err.msg);
             ok = false;
         }
         dp->host_tried = true;

@@ -27,11 +27,15 @@
  *       start: the executor says when a container started, and the rules
  *       follow within a docker inspect (a connection the container opens
  *       before that, in its first milliseconds, misses the VIP);
- *   (e) for internal networks, drops what containers send to the host's
- *       own addresses (a table "ip skiff_host" in the host's namespace),
- *       but DNS to the gateway and replies: Docker's --internal stops only
- *       forwarded traffic, and containers would still reach every address
- *       of their own host.
+ *   (e) keeps the host's own rules (one table "ip skiff_host" in the
+ *       host's namespace): traffic inside a network's subnet is not
+ *       tracked by conntrack (containers' packets to each other cross the
+ *       host's netfilter on the bridge, br_netfilter; Swarm's overlay
+ *       bridge sits in a namespace of its own and pays nothing there), and
+ *       for internal networks what containers send to the host's own
+ *       addresses is dropped, but DNS to the gateway: Docker's --internal
+ *       stops only forwarded traffic, and containers would still reach
+ *       every address of their own host.
  * Nothing is changed before the leader sent the view once and dockerd
  * answered a network list once: before that nothing can be told stale (a
  * restarted agent adopts what it finds), and a node without dockerd runs
@@ -121,11 +125,19 @@ struct dataplane_net {
 enum sk_rc dataplane_network(const struct dataplane *dp, const char *network_id,
                              struct dataplane_net *out, struct sk_err *err);
 
-/* The host rules for internal networks on these bridges (pure): the nft
- * script that makes table ip skiff_host exactly that (no bridge: the table
- * is removed). gateways[i] is bridges[i]'s gateway. The caller frees it. */
-char *dataplane_render_host_rules(const char *const *bridges,
-                                  const char *const *gateways, size_t n);
+/* A network as the host rules see it. Borrowed. */
+struct dataplane_host_net {
+    const char *bridge;  /* "skb..." */
+    const char *subnet;  /* "10.0.1.0/24" */
+    const char *gateway; /* "10.0.1.1" */
+    bool internal;
+};
+
+/* The host rules for these networks (pure): the nft script that makes
+ * table ip skiff_host exactly that (no network: the table is removed).
+ * The caller frees it. */
+char *dataplane_render_host_rules(const struct dataplane_host_net *nets,
+                                  size_t n);
 
 /* For tests and status. */
 struct dataplane_stats {

@@ -447,8 +447,14 @@ static void view_becomes_network(void **state)
     assert_string_equal(json_string_value(json_object_get(
                             json_object_get(b, "Labels"), "skiff.network.id")),
                         NET_A);
-    /* Host rules: applied once, empty (no internal network). */
-    assert_int_equal(applies_to(&f.nft, DATAPLANE_HOST_NETNS), 1);
+    /* Host rules: applied once the network is there (traffic inside its
+     * subnet untracked), and not again for the same networks. */
+    const char *hs = last_script(&f.nft, DATAPLANE_HOST_NETNS);
+    assert_non_null(hs);
+    assert_non_null(
+        strstr(hs, "ip saddr 127.1.0.0/24 ip daddr 127.1.0.0/24 notrack"));
+    int host_applies = applies_to(&f.nft, DATAPLANE_HOST_NETNS);
+    assert_true(host_applies <= 2);
 
     /* DNS on the gateway, for the local task's address only. */
     expect_answer(&f, "127.1.0.5", "api", "127.1.0.100");
@@ -503,6 +509,7 @@ static void view_becomes_network(void **state)
     assert_int_equal(st1.vip_applies, st0.vip_applies);
     assert_int_equal(f.kernel->n_log, 0);
     assert_int_equal(f.dk.net_creates, 1);
+    assert_int_equal(applies_to(&f.nft, DATAPLANE_HOST_NETNS), host_applies);
     free(b2);
     free(a);
     fx_stop(&f);
@@ -619,9 +626,11 @@ static void internal_networks_and_failures(void **state)
     /* Its bridge is made all the same, and its host rules. */
     assert_non_null(fake_kernel_link(f.kernel, BR_I));
     const char *s = last_script(&f.nft, DATAPLANE_HOST_NETNS);
-    const char *const bridges[] = {BR_I};
-    const char *const gws[] = {"127.3.0.1"};
-    char *want = dataplane_render_host_rules(bridges, gws, 1);
+    const struct dataplane_host_net hn = {.bridge = BR_I,
+                                          .subnet = "127.3.0.0/24",
+                                          .gateway = "127.3.0.1",
+                                          .internal = true};
+    char *want = dataplane_render_host_rules(&hn, 1);
     assert_string_equal(s, want);
     free(want);
     /* dockerd works again: ready at the next try. */
@@ -642,13 +651,28 @@ static void internal_networks_and_failures(void **state)
 static void host_rules_text(void **state)
 {
     (void)state;
-    const char *const bridges[] = {"skbaaaaaaaaaa", "skbbbbbbbbbbb"};
-    const char *const gws[] = {"10.0.1.1", "10.0.2.1"};
-    char *s = dataplane_render_host_rules(bridges, gws, 2);
+    const struct dataplane_host_net nets[] = {
+        {"skbaaaaaaaaaa", "10.0.1.0/24", "10.0.1.1", true},
+        {"skbcccccccccc", "10.0.3.0/24", "10.0.3.1", false},
+        {"skbbbbbbbbbbb", "10.0.2.0/24", "10.0.2.1", true},
+    };
+    char *s = dataplane_render_host_rules(nets, 3);
     assert_string_equal(
         s, "table ip skiff_host\n"
            "delete table ip skiff_host\n"
            "table ip skiff_host {\n"
+           "\tchain prerouting {\n"
+           "\t\ttype filter hook prerouting priority raw; policy accept;\n"
+           "\t\tip saddr 10.0.1.0/24 ip daddr 10.0.1.0/24 notrack\n"
+           "\t\tip saddr 10.0.3.0/24 ip daddr 10.0.3.0/24 notrack\n"
+           "\t\tip saddr 10.0.2.0/24 ip daddr 10.0.2.0/24 notrack\n"
+           "\t}\n"
+           "\tchain output {\n"
+           "\t\ttype filter hook output priority raw; policy accept;\n"
+           "\t\tip saddr 10.0.1.0/24 ip daddr 10.0.1.0/24 notrack\n"
+           "\t\tip saddr 10.0.3.0/24 ip daddr 10.0.3.0/24 notrack\n"
+           "\t\tip saddr 10.0.2.0/24 ip daddr 10.0.2.0/24 notrack\n"
+           "\t}\n"
            "\tchain input {\n"
            "\t\ttype filter hook input priority 0; policy accept;\n"
            "\t\tiifname { \"skbaaaaaaaaaa\", \"skbbbbbbbbbbb\" } ct state "
@@ -661,7 +685,13 @@ static void host_rules_text(void **state)
            "\t}\n"
            "}\n");
     free(s);
-    s = dataplane_render_host_rules(NULL, NULL, 0);
+    /* No internal network: no input chain. */
+    s = dataplane_render_host_rules(&nets[1], 1);
+    assert_null(strstr(s, "input"));
+    assert_non_null(strstr(s, "ip saddr 10.0.3.0/24 ip daddr 10.0.3.0/24 "
+                              "notrack"));
+    free(s);
+    s = dataplane_render_host_rules(NULL, 0);
     assert_string_equal(s, "table ip skiff_host\ndelete table ip skiff_host\n");
     free(s);
 }

@@ -53,6 +53,15 @@ tasks_of() {
         while read -r a n; do echo "$a $(awk -v n="$n" '$1 == n {print $2}' <<<"$nodes")"; done
 }
 host_of_addr() { tasks_of api | awk -v a="$1" '$1 == a {print $2}'; }
+# The container of SERVICE on HOST that has ADDRESS.
+container_with() {
+    local c
+    for c in $("$LAB" docker "$1" ps -q --filter "label=skiff.service.name=$2"); do
+        if [ "$("$LAB" docker "$1" inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$c")" = "$3" ]; then
+            echo "$c"
+        fi
+    done
+}
 node_status() { sk node ls | awk -v h="$1" '$2 == h {print $3}'; }
 # check 'SHELL-EXPR' OP VALUE, evaluated anew each time wait_for polls.
 check() { [ "$(eval "$1")" "$2" "$3" ]; }
@@ -68,7 +77,7 @@ sk service create --name client --network back --constraint node.hostname==h4 \
     --init "$IMG" sleep 100000 >/dev/null
 wait_for 60 check 'tasks_of api | wc -l' = 1 || fail "api did not run"
 wait_for 60 check 'tasks_of client | wc -l' = 1 || fail "client did not run"
-read -r API1 HX < <(tasks_of api)
+read -r API1 HX < <(tasks_of api) || true
 CLIENT=$(cid h4 client)
 [ -n "$CLIENT" ] || fail "no client container on h4"
 log "api.1 at $API1 on $HX; client on h4"
@@ -131,12 +140,10 @@ log "30 connections through the VIP reached $n_tasks tasks on $n_hosts hosts"
 pass "30 connections through the VIP reach $n_tasks tasks on $n_hosts hosts"
 
 # --- a killed task leaves DNS and the VIP ---------------------------------
-read -r KA KH < <(tasks_of api | awk -v a="$API1" -v x="$HX" '$1 != a && $2 != x' | head -1)
-[ -n "$KA" ] || read -r KA KH < <(tasks_of api | awk -v a="$API1" '$1 != a' | head -1)
-kc=$("$LAB" docker "$KH" ps -q --filter "label=skiff.service.name=api" |
-    while read -r c; do
-        [ "$("$LAB" docker "$KH" inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$c")" = "$KA" ] && echo "$c"
-    done)
+read -r KA KH < <(tasks_of api | awk -v a="$API1" -v x="$HX" '$1 != a && $2 != x' | head -1) || true
+[ -n "${KA:-}" ] || read -r KA KH < <(tasks_of api | awk -v a="$API1" '$1 != a' | head -1) || true
+[ -n "${KA:-}" ] || fail "no api task to kill besides api.1"
+kc=$(container_with "$KH" api "$KA")
 [ -n "$kc" ] || fail "no container with $KA on $KH"
 gone() { ! resolve h4 "$CLIENT" tasks.api | grep -qx "$KA"; }
 t0=$(now_ms)
@@ -186,8 +193,8 @@ sk network create --internal priv >/dev/null
 sk service create --name vault --replicas 2 --network priv --constraint 'node.hostname!=h4' \
     --init "$IMG" sh -c "$WEB" >/dev/null
 wait_for 60 check 'tasks_of vault | wc -l' = 2 || fail "vault did not run"
-read -r V1 VH1 < <(tasks_of vault | head -1)
-read -r V2 VH2 < <(tasks_of vault | tail -1)
+read -r V1 VH1 < <(tasks_of vault | head -1) || true
+read -r V2 VH2 < <(tasks_of vault | tail -1) || true
 VC=$(cid "$VH1" vault)
 log "vault tasks: $V1 on $VH1, $V2 on $VH2"
 own_ctl=$("$LAB" addr "$VH1") own_data=$("$LAB" addr "$VH1" --data)
@@ -220,10 +227,7 @@ dataplane_of() {
     "$LAB" docker "$1" network ls -q --filter label=skiff.network.id | sort | sed 's/^/docker-network /'
 }
 before=$(dataplane_of "$HX")
-api1_container=$("$LAB" docker "$HX" ps -q --filter label=skiff.service.name=api |
-    while read -r c; do
-        [ "$("$LAB" docker "$HX" inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$c")" = "$API1" ] && echo "$c"
-    done)
+api1_container=$(container_with "$HX" api "$API1")
 [ -n "$api1_container" ] || fail "no container of api.1 on $HX"
 log "$HX before: $(grep -E '^(bridges|vxlans)' <<<"$before" | tr '\n' ' ') $(grep -c ' dst ' <<<"$before") FDB entries, $(grep -c '^docker-network' <<<"$before") Docker networks"
 "$LAB" stop "$HX" --kill >/dev/null
