@@ -132,9 +132,9 @@ static bool accept_forwarded(struct call *c, enum sk_cert_standing forwarder,
 /* Fills c->who from the connection's certificate, or from the principal
  * a manager forwarded the call for; responds and returns false if it is
  * refused. *manager: the connection is a current manager's own call.
- * to_leader: the call goes on to the leader, whose store has the last word
- * on who is a member. */
-static bool identify(struct call *c, bool to_leader, bool *manager)
+ * leader_decides: a node's call that goes on to the leader, whose store has
+ * the last word on who is a member. */
+static bool identify(struct call *c, bool leader_decides, bool *manager)
 {
     struct sk_manager *m = c->m;
     const struct sk_peer *peer = c->req->peer;
@@ -159,7 +159,8 @@ static bool identify(struct call *c, bool to_leader, bool *manager)
      * a follower may not have applied a node's join yet (the node
      * heartbeats a few ms after it): the leader answers for them, from the
      * certificate the forwarded principal carries. */
-    if (st == SK_CERT_NOT_MEMBER && (to_leader || !sk_store_cluster(m->store)))
+    if (st == SK_CERT_NOT_MEMBER &&
+        (leader_decides || !sk_store_cluster(m->store)))
         st = SK_CERT_NODE;
     if (st == SK_CERT_NOT_MEMBER || st == SK_CERT_REVOKED) {
         refuse(c, &why);
@@ -179,7 +180,7 @@ static bool authorise(struct call *c, enum auth need, bool to_leader)
 {
     struct sk_manager *m = c->m;
     bool manager;
-    if (!identify(c, to_leader, &manager))
+    if (!identify(c, to_leader && need == AUTH_NODE, &manager))
         return false;
     switch (need) {
     case AUTH_NONE:
