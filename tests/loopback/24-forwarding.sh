@@ -104,7 +104,7 @@ r=$(https POST "https://$(api "$follower")/v1/node/status" "$TEST_DIR/w1" '{"tas
 eq "${r%% *}" 200 "w1's status report through $follower before its removal: HTTP status"
 stop w1
 sk node rm w1 >/dev/null
-must 10 "w1 gone, seen by $follower" eval '[ "$(SK_HOSTS=$(api "$follower") node_count)" = 4 ]'
+must 10 "w1 gone, seen by $follower" eval '[ "$(SK_HOSTS=$(api "$follower") node_count)" = 3 ]'
 for n in "$follower" "$leader"; do
     r=$(https GET "https://$(api "$n")/v1/node/assignments?consistent=1" "$TEST_DIR/w1")
     eq "${r%% *}" 403 "removed w1's GET /v1/node/assignments?consistent=1 on $n: HTTP status"
