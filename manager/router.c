@@ -111,7 +111,7 @@ static bool accept_forwarded(struct call *c, enum sk_cert_standing forwarder,
                              mgr_now_ms(), &err) != SK_OK ||
         sk_principal_parse(principal, &p, &err) != SK_OK) {
         err.code = SK_EPERM;
-        sk_err_wrap(&err, "from node %s", c->req->peer->node_id);
+        sk_err_wrap(&err, "node %s", c->req->peer->node_id);
         refuse(c, &err);
         return false;
     }
