@@ -580,21 +580,35 @@ void sk_principal_format(const struct sk_principal *p,
     snprintf(out, SK_PRINCIPAL_MAX, "anonymous");
 }
 
-/* Copies the next space-separated word of *s (letters and digits only)
- * into buf; false if there is none or it does not fit. */
+static bool word_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9');
+}
+
+/* Copies the next word of *s (letters and digits only) into buf; false if
+ * there is none, it does not fit, or it is not followed by the end or by
+ * one space and another word. */
 static bool next_word(const char **s, char *buf, size_t size)
 {
     const char *p = *s;
     size_t n = 0;
-    while ((p[n] >= 'a' && p[n] <= 'z') || (p[n] >= 'A' && p[n] <= 'Z') ||
-           (p[n] >= '0' && p[n] <= '9'))
+    while (word_char(p[n]))
         n++;
-    if (n == 0 || n >= size || (p[n] != ' ' && p[n] != '\0'))
+    if (n == 0 || n >= size || (p[n] != ' ' && p[n] != '\0') ||
+        (p[n] == ' ' && !word_char(p[n + 1])))
         return false;
     memcpy(buf, p, n);
     buf[n] = '\0';
     *s = p[n] == ' ' ? p + n + 1 : p + n;
     return true;
+}
+
+/* A time in ms as its one decimal spelling (no sign, no leading zero). */
+static bool parse_time(const char *s, int64_t *out)
+{
+    return (s[0] != '0' || s[1] == '\0') &&
+           sk_parse_int(s, 0, INT64_MAX, out, NULL);
 }
 
 enum sk_rc sk_principal_parse(const char *text, struct sk_principal *out,
@@ -617,7 +631,7 @@ enum sk_rc sk_principal_parse(const char *text, struct sk_principal *out,
             !next_word(&s, p.role, sizeof p.role) ||
             !next_word(&s, p.serial, sizeof p.serial) ||
             !next_word(&s, time, sizeof time) || *s != '\0' ||
-            !sk_parse_int(time, 0, INT64_MAX, &nb, NULL))
+            !parse_time(time, &nb))
             return sk_err_set(err, SK_EINVAL,
                               "forwarded principal: \"%.80s\" is not "
                               "anonymous, admin or node ID ROLE SERIAL TIME",
@@ -689,8 +703,7 @@ enum sk_rc sk_ca_forward_verify(const unsigned char key[SK_FORWARD_KEY_SIZE],
     unsigned char got[SK_DIGEST_SIZE], want[SK_DIGEST_SIZE];
     bool ok = next_word(&s, time, sizeof time) &&
               next_word(&s, mac_hex, sizeof mac_hex) && *s == '\0' &&
-              strlen(mac_hex) == 2 * SK_DIGEST_SIZE &&
-              sk_parse_int(time, 0, INT64_MAX, &made, NULL);
+              strlen(mac_hex) == 2 * SK_DIGEST_SIZE && parse_time(time, &made);
     for (size_t i = 0; ok && i < SK_DIGEST_SIZE; i++) {
         int hi = sk_hex_digit(mac_hex[2 * i]);
         int lo = sk_hex_digit(mac_hex[2 * i + 1]);

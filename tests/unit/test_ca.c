@@ -507,6 +507,8 @@ static void principals_round_trip(void **state)
         "node abc worker 01 12 extra",
         "node abc worker 01 -12",
         "node abc worker 01 12x",
+        "node abc worker 01 012",
+        "node abc worker 01 12 ",
         "node abc  worker 01 12",
         "node a/b worker 01 12",
         "node abc worker 01 99999999999999999999999",
