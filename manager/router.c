@@ -94,8 +94,13 @@ static bool accept_forwarded(struct call *c, enum sk_cert_standing forwarder,
     struct sk_manager *m = c->m;
     struct sk_err err;
     if (forwarder != SK_CERT_MANAGER) {
-        sk_err_set(&err, SK_EPERM,
-                   "a forwarded call must come from a manager: %s", why->msg);
+        /* Refused, but the caller is not to blame: typically a manager
+         * demoted a moment ago, still forwarding until it restarts as a
+         * worker. 503: the caller tries another manager. */
+        sk_err_set(&err, SK_EUNAVAIL,
+                   "node %s forwarded this call but is not a current "
+                   "manager (%s): retry with another manager",
+                   c->req->peer->node_id, why->msg);
         refuse(c, &err);
         return false;
     }
@@ -275,6 +280,16 @@ static void forward(struct call *c)
         /* Already forwarded once: the leader moved meanwhile. */
         call_errorf(c, SK_ENOTLEADER,
                     "this manager is no longer the leader; retry");
+        return;
+    }
+    const struct sk_node *self =
+        sk_store_get(m->store, SK_KIND_NODE, m->node_id);
+    if (self && self->spec.role != SK_ROLE_MANAGER) {
+        /* Demoted: the leader would refuse what it forwards. */
+        call_errorf(c, SK_EUNAVAIL,
+                    "node %s is no longer a manager (it restarts as a worker): "
+                    "retry with another manager",
+                    self->spec.name);
         return;
     }
     const struct sk_node *leader = mgr_leader_node(m);

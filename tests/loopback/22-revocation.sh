@@ -148,3 +148,23 @@ every_call_refused "$TEST_DIR/b2" "removed $b's certificate" "node $b_id is not 
     "$leader" "$a"
 for n in "$leader" "$a"; do raft_refused "$n" "is not a member of this cluster" "$TEST_DIR/b2"; done
 ok "stopped, demoted, removed: $b's last manager certificate is refused for Raft once demoted, and for everything once removed"
+
+# ---- the leader demoted: it hands over and goes on as a worker ----
+# Until it restarts as a worker, the agents that talk to it (its own among
+# them) must be sent elsewhere, not refused: they still need a manager to
+# fetch their certificates and heartbeat.
+join m4 manager
+must 20 "3 voters with m4" voters_are 3
+old_leader=$(leader_name)
+t0=$(now_ms)
+sk node demote "$old_leader" >/dev/null
+must 15 "$old_leader's node.json says worker" \
+    eval "[ \"\$(jq -r .role '$(dir "$old_leader")/node.json')\" = worker ]"
+must 15 "$old_leader ready as a worker" eval "role_is $old_leader worker && node_is $old_leader ready"
+new_leader=$(leader_name)
+[ -n "$new_leader" ] && [ "$new_leader" != "$old_leader" ] || fail "no new leader after demoting $old_leader"
+for n in w1 "$old_leader"; do
+    grep -q "refused this node" "$TEST_DIR/$n.log" && fail "$n's agent was refused while $old_leader handed over"
+    node_is "$n" ready || fail "$n not ready after $old_leader's demotion"
+done
+ok "leader $old_leader demoted: $new_leader leads, $old_leader is a ready worker after $(elapsed_ms "$t0") ms; no agent was refused meanwhile"
