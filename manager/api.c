@@ -382,15 +382,19 @@ void api_self_certificate(struct call *c)
         call_error(c, &err);
         return;
     }
-    struct sk_cert_info info;
-    int64_t not_after = 0;
-    if (sk_pki_cert_info(cc->cert, &info, NULL) == SK_OK)
-        not_after = info.not_after_ms;
-
-    /* Record the node's manager identity (promotion), clear it (demotion),
-     * and the new expiry. */
+    /* Record the new certificate (from now on the node's only one, but
+     * for the renewal grace), the node's manager identity (promotion), or
+     * clear it (demotion). */
     struct sk_node *u = sk_object_dup(SK_KIND_NODE, n);
-    u->status.cert_not_after = not_after;
+    struct sk_cert_ident presented = sk_principal_cert(&c->who);
+    if (sk_ca_record_cert(u, cc->cert, &presented, mgr_now_ms(), &err) !=
+        SK_OK) {
+        sk_object_free(SK_KIND_NODE, u);
+        free(cc->cert);
+        free(cc);
+        call_error(c, &err);
+        return;
+    }
     if (n->spec.role == SK_ROLE_MANAGER) {
         if (api_addr && raft_addr) {
             u->manager.raft_id = sk_raft_id_of(n->meta.id);
