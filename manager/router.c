@@ -56,7 +56,7 @@ static const struct route routes[] = {
     {"POST", "/v1/networks", AUTH_ADMIN, true, api_network_create},
     {"GET", "/v1/networks/*", AUTH_ADMIN, false, api_network_get},
     {"DELETE", "/v1/networks/*", AUTH_ADMIN, true, api_network_remove},
-        {"GET", "/v1/agent/*", AUTH_MANAGER, false, api_agent},
+    {"GET", "/v1/agent/*", AUTH_MANAGER, false, api_agent},
     {"GET", "/v1/events", AUTH_ADMIN, false, api_events},
     {"GET", "/metrics", AUTH_ADMIN, false, api_metrics},
 };
