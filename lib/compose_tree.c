@@ -79,6 +79,10 @@ void arena_release(struct cctx *c)
 
 static void add_note(struct sk_compose_note **list, size_t *n, size_t cap,
                      const char *file, int64_t line, const char *fmt,
+                     va_list ap) __attribute__((format(printf, 6, 0)));
+
+static void add_note(struct sk_compose_note **list, size_t *n, size_t cap,
+                     const char *file, int64_t line, const char *fmt,
                      va_list ap)
 {
     char *msg = sk_vprintf(fmt, ap);
