@@ -268,11 +268,12 @@ enum action { KEEP, CREATE, UPDATE, REMOVE };
 
 struct plan {
     const struct sk_stack *st;
-    json_t *services, *networks; /* the cluster's, all of them */
-    enum action *net_action;     /* per stack network */
-    enum action *svc_action;     /* per stack service */
-    json_t **svc_current;        /* per stack service: the existing one */
-    json_t *prune;               /* the stack's services to remove */
+    json_t *services, *networks;   /* the cluster's, all of them */
+    enum action *net_action;       /* per stack network */
+    enum action *svc_action;       /* per stack service */
+    json_t **svc_current;          /* per stack service: the existing one */
+    long long *svc_update_started; /* ... its update's start before ours */
+    json_t *prune;                 /* the stack's services to remove */
 };
 
 static void plan_free(struct plan *p)
@@ -283,6 +284,7 @@ static void plan_free(struct plan *p)
     free(p->net_action);
     free(p->svc_action);
     free(p->svc_current);
+    free(p->svc_update_started);
 }
 
 /* Whether the spec the stack would send equals the service's, through the
@@ -414,6 +416,7 @@ static bool plan_services(struct plan *p, bool prune)
             continue;
         }
         p->svc_action[i] = spec_changed(cur, &s->spec) ? UPDATE : KEEP;
+        p->svc_update_started[i] = jint(cur, "update_status.started_at");
     }
     p->prune = json_array();
     size_t k;
@@ -429,6 +432,37 @@ static bool plan_services(struct plan *p, bool prune)
         if (!named)
             json_array_append(p->prune, o);
     }
+    return ok;
+}
+
+/* The cluster's policy (privileged containers, non-root users, images
+ * pinned by digest), as a manager will check it on each service. */
+static bool plan_policy(struct plan *p)
+{
+    struct sk_err err;
+    json_t *cl = NULL;
+    if (cli_call("GET", "/v1/cluster", NULL, &cl, &err) != SK_OK) {
+        fail_err(&err);
+        return false;
+    }
+    struct sk_cluster_spec policy;
+    bool ok =
+        sk_schema_decode(&sk_cluster_spec_schema, json_object_get(cl, "spec"),
+                         &policy, "spec", &err) == SK_OK;
+    json_decref(cl);
+    if (!ok) {
+        fail("the cluster's spec as the manager sent it: %s", err.msg);
+        return false;
+    }
+    for (size_t i = 0; i < p->st->n_services; i++) {
+        const struct sk_stack_service *s = &p->st->services[i];
+        if (sk_service_spec_check_policy(&policy, &s->spec, &err) != SK_OK) {
+            fail("%s:%lld: services.%s: %s", s->file, (long long)s->line,
+                 s->key, err.msg);
+            ok = false;
+        }
+    }
+    sk_schema_free(&sk_cluster_spec_schema, &policy);
     return ok;
 }
 
@@ -598,13 +632,19 @@ static int wait_converged(const struct plan *p)
                 rc = fail_err(&err);
                 break;
             }
+            /* A failed update counts if it is ours: a service whose task
+             * spec did not change keeps the status of an earlier one. */
             const char *state = jstr(s, "update_status.state");
-            if (strcmp(state, "paused") == 0 ||
-                strncmp(state, "rollback", 8) == 0) {
+            bool ours =
+                p->svc_action[i] == CREATE ||
+                jint(s, "update_status.started_at") != p->svc_update_started[i];
+            bool failed = strcmp(state, "paused") == 0 ||
+                          strncmp(state, "rollback", 8) == 0;
+            if (ours && failed) {
                 rc =
                     fail("service %s: update %s: %s", st->services[i].spec.name,
                          state, jstr(s, "update_status.message"));
-            } else if (strcmp(state, "updating") != 0 &&
+            } else if (!(ours && strcmp(state, "updating") == 0) &&
                        jint(s, "tasks.running") == jint(s, "tasks.desired")) {
                 done[i] = true;
                 left--;
@@ -684,7 +724,10 @@ int cmd_stack_deploy(int argc, char **argv)
     p.net_action = sk_calloc(st->n_networks + 1, sizeof *p.net_action);
     p.svc_action = sk_calloc(st->n_services + 1, sizeof *p.svc_action);
     p.svc_current = sk_calloc(st->n_services + 1, sizeof *p.svc_current);
-    bool ok = plan_networks(&p);
+    p.svc_update_started =
+        sk_calloc(st->n_services + 1, sizeof *p.svc_update_started);
+    bool ok = plan_policy(&p);
+    ok &= plan_networks(&p);
     ok &= plan_services(&p, f[PRUNE].on);
     ok &= plan_blobs(&p);
     if (!ok) {
