@@ -1847,6 +1847,15 @@ static void read_filerefs(struct cctx *c, const struct ynode *n,
                 path_key(q, p, key);
                 if (strcmp(key, "target") == 0) {
                     ok &= get_str(c, v, q, &r.target);
+                    const char *t = r.target;
+                    if (!config && t &&
+                        (!*t || strchr(t, '/') || strcmp(t, "..") == 0)) {
+                        node_error(c, v,
+                                   "%s: \"%.64s\": a secret's target is a "
+                                   "file name (under /run/secrets)",
+                                   q, t);
+                        ok = false;
+                    }
                 } else if (strcmp(key, "mode") == 0) {
                     ok &= get_mode(c, v, q, &r.mode);
                 } else if (strcmp(key, "uid") == 0 || strcmp(key, "gid") == 0) {
@@ -2207,9 +2216,9 @@ static void read_stack(struct cctx *c, const struct ynode *root)
         }
         if (strcmp(d.nets[i].key, "default") != 0)
             note_warn(c, d.nets[i].file, d.nets[i].line,
-                      "networks.%s: no service uses this network: it is not "
-                      "created",
-                      d.nets[i].key);
+                      "networks.%s: no service uses this network%s",
+                      d.nets[i].key,
+                      d.nets[i].external ? "" : ": it is not created");
         free(d.nets[i].key);
         sk_schema_free(&sk_network_spec_schema, &d.nets[i].spec);
     }

@@ -463,7 +463,8 @@ static void every_key(void **state)
         sk_kv_get(dflt->spec.labels, dflt->spec.n_labels, SK_STACK_LABEL),
         "app");
     assert_warning(st, "compose.yml", 112, "networks.unused: no service uses");
-    assert_warning(st, "compose.yml", 110, "networks.outside: no service uses");
+    assert_warning(st, "compose.yml", 110,
+                   "networks.outside: no service uses this network");
 
     assert_int_equal(st->n_volumes, 2);
     assert_string_equal(st->volumes[0].name, "app_data");
@@ -876,6 +877,11 @@ static void bad_inputs(void **state)
     bad("services:\n  a:\n    image: x\n    secrets: [{source: s, mode: "
         "0999}]\nsecrets: {s: {file: db_password.txt}}\n",
         NULL, "compose.yml", 4, "want a file mode up to 07777");
+    bad("services:\n  a:\n    image: x\n    secrets:\n      - source: s\n"
+        "        target: /etc/s\nsecrets: {s: {file: db_password.txt}}\n",
+        NULL, "compose.yml", 6,
+        "services.a.secrets[0].target: \"/etc/s\": a secret's target is a "
+        "file name");
     /* Definitions. */
     bad("services:\n  a: {image: x}\nsecrets:\n  s: {file: ./nope.txt}\n", NULL,
         "compose.yml", 4,
