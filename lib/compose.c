@@ -1033,8 +1033,7 @@ static void read_blob(struct cctx *c, const struct ynode *key,
                               config ? "a config" : "a secret", &len, false);
         if (!data)
             return;
-        char *full = host_path(c, name);
-        out->source = full;
+        out->source = host_path(c, name);
     } else {
         const struct ynode *n = env ? env : content;
         path_key(p, path, env ? "environment" : "content");
