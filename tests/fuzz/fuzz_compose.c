@@ -1,7 +1,8 @@
-/* Fuzz target: the Compose loader (skiff/compose.h) over one file, with a
- * fixed environment and two files on a fake disk. Whatever the bytes, it
- * must not crash or leak, notes must say where they are, and a stack
- * without errors must hold only specs a manager would take. */
+/* Fuzz target: the Compose loader (skiff/compose.h) over one file -- or
+ * two, merged, when the bytes hold a line "#--8<--" -- with a fixed
+ * environment and two files on a fake disk. Whatever the bytes, it must
+ * not crash or leak, notes must say where they are, and a stack without
+ * errors must hold only specs a manager would take. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,8 +48,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     static const struct sk_compose_host host = {
         .getenv = fuzz_getenv, .read_file = fuzz_read, .project_dir = "/p"};
-    struct sk_compose_file f = {"fuzz.yml", (const char *)data, size};
-    struct sk_stack *st = sk_compose_load("stack", &f, 1, &host);
+    static const char cut[] = "\n#--8<--\n";
+    const char *text = (const char *)data;
+    const char *second = memmem(text, size, cut, sizeof cut - 1);
+    size_t first_len = second ? (size_t)(second - text) : size;
+    struct sk_compose_file f[2] = {{"fuzz.yml", text, first_len}};
+    if (second) {
+        second += sizeof cut - 1;
+        f[1] = (struct sk_compose_file){"override.yml", second,
+                                        size - (size_t)(second - text)};
+    }
+    struct sk_stack *st = sk_compose_load("stack", f, second ? 2 : 1, &host);
     if (st->n_errors > SK_COMPOSE_MAX_ERRORS + 1)
         abort();
     char line[1024];
