@@ -264,7 +264,7 @@ static bool check_unsupported(const struct sk_stack *st)
 
 /* ---- deploy: the plan, all checked before the first write ---- */
 
-enum action { KEEP, CREATE, UPDATE, REMOVE };
+enum action { KEEP, CREATE, UPDATE };
 
 struct plan {
     const struct sk_stack *st;
