@@ -55,6 +55,13 @@ static const struct command commands[] = {
     {{"network", "ls"}, cmd_network_ls, "list networks"},
     {{"network", "inspect"}, cmd_network_inspect, "show networks in detail"},
     {{"network", "rm"}, cmd_network_rm, "remove networks"},
+    {{"stack", "deploy"},
+     cmd_stack_deploy,
+     "create or update a stack: -c COMPOSE-FILE... STACK"},
+    {{"stack", "ls"}, cmd_stack_ls, "list stacks"},
+    {{"stack", "services"}, cmd_stack_services, "list a stack's services"},
+    {{"stack", "ps"}, cmd_stack_ps, "list a stack's tasks"},
+    {{"stack", "rm"}, cmd_stack_rm, "remove stacks and all they made"},
     {{"events", NULL}, cmd_events, "stream cluster events"},
 };
 

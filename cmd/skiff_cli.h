@@ -132,5 +132,10 @@ int cmd_network_create(int argc, char **argv);
 int cmd_network_ls(int argc, char **argv);
 int cmd_network_inspect(int argc, char **argv);
 int cmd_network_rm(int argc, char **argv);
+int cmd_stack_deploy(int argc, char **argv);
+int cmd_stack_ls(int argc, char **argv);
+int cmd_stack_services(int argc, char **argv);
+int cmd_stack_ps(int argc, char **argv);
+int cmd_stack_rm(int argc, char **argv);
 
 #endif

@@ -125,6 +125,10 @@ static const struct sk_field node_status_fields[] = {
     STR(struct sk_node_status, message),
     INT(struct sk_node_status, state_changed_at),
     INT(struct sk_node_status, cert_not_after),
+    STR(struct sk_node_status, cert_serial, .max_len = 64),
+    INT(struct sk_node_status, cert_not_before),
+    STR(struct sk_node_status, prev_cert_serial, .max_len = 64),
+    INT(struct sk_node_status, prev_cert_until),
 };
 static SCHEMA(node_status_schema, struct sk_node_status, "node status",
               node_status_fields);

@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
@@ -940,6 +941,25 @@ void sk_token_secret_hash(const struct sk_token *t, char out_hex[65])
         out_hex[2 * i + 1] = hex[md[i] & 15];
     }
     out_hex[64] = '\0';
+}
+
+void sk_sha256(const void *data, size_t len, unsigned char out[SK_DIGEST_SIZE])
+{
+    sha256(data, len, out);
+}
+
+void sk_hmac_sha256(const unsigned char *key, size_t key_len, const void *data,
+                    size_t len, unsigned char out[SK_DIGEST_SIZE])
+{
+    unsigned int n = 0;
+    if (!HMAC(EVP_sha256(), key, (int)key_len, data, len, out, &n) ||
+        n != SK_DIGEST_SIZE)
+        crypto_abort("HMAC-SHA256");
+}
+
+bool sk_mem_equal_ct(const void *a, const void *b, size_t n)
+{
+    return CRYPTO_memcmp(a, b, n) == 0;
 }
 
 bool sk_token_secret_matches(const struct sk_token *t,

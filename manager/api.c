@@ -231,8 +231,9 @@ void api_tokens_rotate(struct call *c)
     struct sk_txn *t = sk_txn_new();
     sk_txn_update(t, SK_KIND_CLUSTER, copy, cl->meta.version);
     sk_object_free(SK_KIND_CLUSTER, copy);
-    SK_INFO("api", "%s join token rotated", role);
-    call_propose(c, t, json_pack("{s:s, s:s}", "role", role, "token", token));
+    call_propose_logged(c, t,
+                        json_pack("{s:s, s:s}", "role", role, "token", token),
+                        sk_printf("%s join token rotated", role));
     free(token);
 }
 
@@ -346,6 +347,10 @@ static void cert_done(struct sk_manager *m, void *ctx, enum sk_rc rc,
         free(cc);
         return;
     }
+    const struct sk_node *n =
+        sk_store_get(m->store, SK_KIND_NODE, cc->c->who.node_id);
+    SK_INFO("api", "node %s: new %s certificate", n ? n->spec.name : "?",
+            sk_node_role_names[cc->role]);
     cert_reply(m, cc);
 }
 
@@ -382,15 +387,19 @@ void api_self_certificate(struct call *c)
         call_error(c, &err);
         return;
     }
-    struct sk_cert_info info;
-    int64_t not_after = 0;
-    if (sk_pki_cert_info(cc->cert, &info, NULL) == SK_OK)
-        not_after = info.not_after_ms;
-
-    /* Record the node's manager identity (promotion), clear it (demotion),
-     * and the new expiry. */
+    /* Record the new certificate (from now on the node's only one, but
+     * for the renewal grace), the node's manager identity (promotion), or
+     * clear it (demotion). */
     struct sk_node *u = sk_object_dup(SK_KIND_NODE, n);
-    u->status.cert_not_after = not_after;
+    struct sk_cert_ident presented = sk_principal_cert(&c->who);
+    if (sk_ca_record_cert(u, cc->cert, &presented, mgr_now_ms(), &err) !=
+        SK_OK) {
+        sk_object_free(SK_KIND_NODE, u);
+        free(cc->cert);
+        free(cc);
+        call_error(c, &err);
+        return;
+    }
     if (n->spec.role == SK_ROLE_MANAGER) {
         if (api_addr && raft_addr) {
             u->manager.raft_id = sk_raft_id_of(n->meta.id);
@@ -404,8 +413,6 @@ void api_self_certificate(struct call *c)
     }
     struct sk_txn *t = sk_txn_new();
     sk_txn_update(t, SK_KIND_NODE, u, n->meta.version);
-    SK_INFO("api", "node %s: new %s certificate", u->spec.name,
-            sk_node_role_names[cc->role]);
     sk_object_free(SK_KIND_NODE, u);
     if (!mgr_propose(m, t, cert_done, cc, &err)) {
         free(cc->cert);

@@ -76,6 +76,14 @@ static bool demotion_safe(struct call *c, const struct sk_node *n)
 
 /* The update of node n to spec (role changes included), or NULL when it is
  * refused -- then the call has been answered with why. */
+/* Logged once the update commits. */
+static char *node_update_log(const struct sk_node_spec *spec)
+{
+    return sk_printf("node %s updated (role %s, availability %s)", spec->name,
+                     sk_node_role_names[spec->role],
+                     sk_availability_names[spec->availability]);
+}
+
 static struct sk_txn *node_update_txn(struct call *c, const struct sk_node *n,
                                       const struct sk_node_spec *spec,
                                       uint64_t expect)
@@ -93,9 +101,6 @@ static struct sk_txn *node_update_txn(struct call *c, const struct sk_node *n,
     sk_schema_copy(&sk_node_spec_schema, &u->spec, spec);
     struct sk_txn *t = sk_txn_new();
     sk_txn_update(t, SK_KIND_NODE, u, expect);
-    SK_INFO("api", "node %s updated (role %s, availability %s)", u->spec.name,
-            sk_node_role_names[u->spec.role],
-            sk_availability_names[u->spec.availability]);
     sk_object_free(SK_KIND_NODE, u);
     return t;
 }
@@ -127,7 +132,7 @@ void api_node_update(struct call *c)
     struct sk_txn *t = node_update_txn(
         c, n, &spec, jver ? (uint64_t)json_integer_value(jver) : 0);
     if (t)
-        call_propose(c, t, NULL);
+        call_propose_logged(c, t, NULL, node_update_log(&spec));
     sk_schema_free(&sk_node_spec_schema, &spec);
 }
 
@@ -147,15 +152,21 @@ static void role_try(struct role_change *r);
 static void role_done(struct sk_manager *m, void *ctx, enum sk_rc rc,
                       const struct sk_err *err)
 {
-    (void)m;
     struct role_change *r = ctx;
     if (rc == SK_ECONFLICT && r->attempts < ROLE_ATTEMPTS) {
         role_try(r);
         return;
     }
-    if (rc == SK_OK)
+    if (rc == SK_OK) {
+        const struct sk_node *n =
+            sk_store_lookup(m->store, SK_KIND_NODE, r->c->param[0], NULL);
+        if (n) {
+            char *log = node_update_log(&n->spec);
+            SK_INFO("api", "%s", log);
+            free(log);
+        }
         call_json(r->c, 200, json_pack("{s:b}", "ok", 1));
-    else
+    } else
         call_error(r->c, err);
     free(r);
 }
@@ -238,6 +249,5 @@ void api_node_remove(struct call *c)
     }
     struct sk_txn *t = sk_txn_new();
     sk_txn_delete(t, SK_KIND_NODE, n->meta.id, n->meta.version);
-    SK_INFO("api", "node %s removed", n->spec.name);
-    call_propose(c, t, NULL);
+    call_propose_logged(c, t, NULL, sk_printf("node %s removed", n->spec.name));
 }

@@ -259,11 +259,11 @@ void api_service_create(struct call *c)
     s->spec_version = 1;
     struct sk_txn *t = sk_txn_new();
     sk_txn_create(t, SK_KIND_SERVICE, s);
-    SK_INFO("api", "service %s created (%s)", spec.name, s->meta.id);
+    char *log = sk_printf("service %s created (%s)", spec.name, s->meta.id);
     json_t *reply =
         json_pack("{s:s, s:s}", "id", s->meta.id, "name", spec.name);
     sk_object_free(SK_KIND_SERVICE, s);
-    call_propose(c, t, reply);
+    call_propose_logged(c, t, reply, log);
 }
 
 void api_service_update(struct call *c)
@@ -310,12 +310,12 @@ void api_service_update(struct call *c)
     struct sk_txn *t = sk_txn_new();
     sk_txn_update(t, SK_KIND_SERVICE, u,
                   jver ? (uint64_t)json_integer_value(jver) : 0);
-    SK_INFO("api", "service %s updated%s", u->spec.name,
-            task_changed ? " (tasks will be replaced)" : "");
+    char *log = sk_printf("service %s updated%s", u->spec.name,
+                          task_changed ? " (tasks will be replaced)" : "");
     json_t *reply = json_pack("{s:s, s:b}", "id", u->meta.id, "tasks_replaced",
                               task_changed);
     sk_object_free(SK_KIND_SERVICE, u);
-    call_propose(c, t, reply);
+    call_propose_logged(c, t, reply, log);
 }
 
 /* `service rollback`: the previous task spec back, like the failure
@@ -345,10 +345,10 @@ void api_service_rollback(struct call *c)
     sk_service_roll_back(u, mgr_now_ms(), sk_strdup("rollback requested"));
     struct sk_txn *t = sk_txn_new();
     sk_txn_update(t, SK_KIND_SERVICE, u, cur->meta.version);
-    SK_INFO("api", "service %s: rolling back", u->spec.name);
+    char *log = sk_printf("service %s: rolling back", u->spec.name);
     json_t *reply = json_pack("{s:s}", "id", u->meta.id);
     sk_object_free(SK_KIND_SERVICE, u);
-    call_propose(c, t, reply);
+    call_propose_logged(c, t, reply, log);
 }
 
 void api_service_remove(struct call *c)
@@ -358,8 +358,8 @@ void api_service_remove(struct call *c)
         return;
     struct sk_txn *t = sk_txn_new();
     sk_txn_delete(t, SK_KIND_SERVICE, s->meta.id, s->meta.version);
-    SK_INFO("api", "service %s removed", s->spec.name);
-    call_propose(c, t, json_pack("{s:s}", "id", s->meta.id));
+    call_propose_logged(c, t, json_pack("{s:s}", "id", s->meta.id),
+                        sk_printf("service %s removed", s->spec.name));
 }
 
 /* ---- logs: one stream per task, from its node's agent ---- */

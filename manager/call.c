@@ -18,6 +18,14 @@ int64_t mgr_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+struct sk_cert_ident mgr_peer_cert(const struct sk_peer *peer)
+{
+    return (struct sk_cert_ident){.node_id = peer->node_id,
+                                  .role = peer->role,
+                                  .serial = peer->serial,
+                                  .not_before_ms = peer->not_before_ms};
+}
+
 /* ---- responding ---- */
 
 static void call_free(struct call *c)

@@ -16,16 +16,44 @@
 
 /* ---- raft hooks ---- */
 
+/* A peer on Raft must hold a current manager's certificate: the node's
+ * current one (a demotion or removal revokes the one before), with OU
+ * manager, of a node that is a manager in the store. */
 static bool raft_authorize(void *ctx, const struct sk_peer *peer, uint64_t id)
 {
+    (void)id; /* the transport checked it belongs to peer->node_id */
     struct sk_manager *m = ctx;
     /* Until this manager has the log, it cannot know the others: the CA
      * chain and the manager role (checked already) must do. */
     if (!sk_store_cluster(m->store))
         return true;
-    const struct sk_node *n =
-        sk_store_get(m->store, SK_KIND_NODE, peer->node_id);
-    return n && n->spec.role == SK_ROLE_MANAGER;
+    struct sk_cert_ident cert = mgr_peer_cert(peer);
+    struct sk_err err;
+    if (sk_ca_cert_standing(m->store, &cert, mgr_now_ms(), &err) ==
+        SK_CERT_MANAGER)
+        return true;
+    SK_INFO("raft", "refusing %s: %s", peer->addr, err.msg);
+    return false;
+}
+
+/* Raft connections are authorised once, when they open: after a node
+ * changed, those whose certificate no longer is a manager's are closed
+ * (from the next turn of the loop, outside the FSM's apply). */
+static void note_node_change(const struct sk_event *ev, void *ctx)
+{
+    struct sk_manager *m = ctx;
+    if (ev->type == SK_EV_RESET || ev->kind == SK_KIND_NODE) {
+        m->recheck_peers = true;
+        mgr_kick(m);
+    }
+}
+
+static void recheck_raft_peers(struct sk_manager *m)
+{
+    if (!m->recheck_peers || !m->raft_inited || m->stopping)
+        return;
+    m->recheck_peers = false;
+    sk_raft_transport_recheck(&m->raft.transport);
 }
 
 static void raft_reject(void *ctx, const struct sk_err *err)
@@ -63,11 +91,13 @@ static void raft_storage_error(void *ctx, const struct sk_err *err)
  * (mgr_kick). */
 static void tick_cb(uv_timer_t *t)
 {
+    recheck_raft_peers(t->data);
     leader_tick(t->data);
 }
 
 static void kick_cb(uv_async_t *a)
 {
+    recheck_raft_peers(a->data);
     leader_tick(a->data);
 }
 
@@ -120,6 +150,8 @@ static void free_manager(struct sk_manager *m)
     sk_tls_ctx_unref(m->client_tls);
     if (m->store && m->watch_id)
         sk_store_unwatch(m->store, m->watch_id);
+    if (m->store && m->peers_watch_id)
+        sk_store_unwatch(m->store, m->peers_watch_id);
     sk_store_free(m->store);
     sk_events_free(m->events);
     leader_free(m);
@@ -137,6 +169,7 @@ static void free_manager(struct sk_manager *m)
     }
     free(m->init_command);
     memset(m->data_key, 0, sizeof m->data_key);
+    memset(m->forward_key, 0, sizeof m->forward_key);
     free(m);
 }
 
@@ -231,6 +264,7 @@ struct sk_manager *sk_manager_start(const struct sk_manager_config *cfg,
     m->key_pem = sk_strdup(cfg->key_pem);
     m->init_command = cfg->init_command ? sk_strdup(cfg->init_command) : NULL;
     memcpy(m->data_key, cfg->data_key, sizeof m->data_key);
+    sk_ca_forward_key(m->data_key, m->forward_key);
     m->creds = (struct sk_tls_creds){.ca_pem = m->ca_pem,
                                      .cert_pem = m->cert_pem,
                                      .key_pem = m->key_pem,
@@ -241,6 +275,7 @@ struct sk_manager *sk_manager_start(const struct sk_manager_config *cfg,
     m->events = sk_events_new(EVENT_HISTORY);
     leader_init(m);
     m->watch_id = sk_store_watch(m->store, leader_store_watch, m);
+    m->peers_watch_id = sk_store_watch(m->store, note_node_change, m);
 
     if (make_tls(m, m->cert_pem, m->key_pem, err) != SK_OK)
         goto fail;

@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "skiff/allocator.h"
+#include "skiff/ca.h"
 #include "skiff/list.h"
 #include "skiff/liveness.h"
 #include "skiff/events.h"
@@ -63,9 +64,11 @@ struct sk_manager {
     char *raft_dir, *node_id, *cluster_id, *listen_addr, *api_addr, *raft_addr,
         *ca_pem, *cert_pem, *key_pem, *init_command;
     unsigned char data_key[SK_DATA_KEY_SIZE];
+    unsigned char forward_key[SK_FORWARD_KEY_SIZE]; /* from data_key */
     struct sk_store *store;
     struct sk_events *events;
-    unsigned watch_id;
+    unsigned watch_id, peers_watch_id;
+    bool recheck_peers;      /* a node changed: recheck Raft connections */
     struct sk_store_fsm fsm; /* the store under raft */
     struct sk_raft_node raft;
     bool raft_inited;
@@ -107,21 +110,16 @@ struct sk_manager {
 
 /* ---- call.c ---- */
 
-enum principal_kind { WHO_NONE, WHO_NODE, WHO_ADMIN };
-
-struct principal {
-    enum principal_kind kind;
-    char node_id[64]; /* WHO_NODE */
-    char role[16];    /* certificate role, or "forwarded" */
-};
-
 /* One API call in progress: the request, who made it, path parameters.
  * Every call ends in exactly one of call_json / call_error / call_raw,
  * which respond and free it. */
 struct call {
     struct sk_manager *m;
     struct sk_http_req *req;
-    struct principal who;
+    /* Whom the call speaks for (router.c): the caller's certificate, or
+     * the principal a manager forwarded it for. */
+    struct sk_principal who;
+    bool forwarded;
     char param[2][128];
     json_t *body; /* parsed JSON body, or NULL */
 };
@@ -160,6 +158,8 @@ void call_propose_logged(struct call *c, struct sk_txn *t, json_t *reply,
                          char *committed);
 
 int64_t mgr_now_ms(void);
+/* The certificate a TLS peer presented (pointing into peer). */
+struct sk_cert_ident mgr_peer_cert(const struct sk_peer *peer);
 /* The leader's node object, or NULL. */
 const struct sk_node *mgr_leader_node(const struct sk_manager *m);
 /* The node a user refers to (ID, name or ID prefix); on failure responds

@@ -12,7 +12,10 @@
 
 /* ---- authorisation and routing ---- */
 
-enum auth { AUTH_NONE, AUTH_NODE, AUTH_ADMIN };
+/* AUTH_NODE: a node's own calls. AUTH_MANAGER: a current manager, on its
+ * own connection (the agent API a manager serves). AUTH_ADMIN: the control
+ * API, for an admin certificate or a call a manager forwarded for one. */
+enum auth { AUTH_NONE, AUTH_NODE, AUTH_MANAGER, AUTH_ADMIN };
 
 struct route {
     const char *method;
@@ -53,7 +56,7 @@ static const struct route routes[] = {
     {"POST", "/v1/networks", AUTH_ADMIN, true, api_network_create},
     {"GET", "/v1/networks/*", AUTH_ADMIN, false, api_network_get},
     {"DELETE", "/v1/networks/*", AUTH_ADMIN, true, api_network_remove},
-    {"GET", "/v1/agent/*", AUTH_NONE, false, api_agent},
+    {"GET", "/v1/agent/*", AUTH_MANAGER, false, api_agent},
     {"GET", "/v1/events", AUTH_ADMIN, false, api_events},
     {"GET", "/metrics", AUTH_ADMIN, false, api_metrics},
 };
@@ -80,88 +83,145 @@ static bool match(const char *pattern, const char *path, struct call *c)
     return *pattern == '\0' && *path == '\0';
 }
 
-/* A known node's certificate: which node, and is it still in the
- * cluster? */
-static bool known_node(const struct sk_manager *m, const struct sk_peer *p,
-                       const struct sk_node **out)
+static void refuse(struct call *c, const struct sk_err *err)
 {
-    const struct sk_node *n = sk_store_get(m->store, SK_KIND_NODE, p->node_id);
-    if (out)
-        *out = n;
-    return n != NULL;
+    c->m->refused++;
+    call_error(c, err);
 }
 
-/* Works out who is calling; responds and returns false if they may not.
- * leader_decides: the call goes on to the leader, whose store has the last
- * word on who is a member. */
-static bool authorise(struct call *c, enum auth need, bool leader_decides)
+/* A call forwarded by another manager (it sent X-Skiff-Principal): made by
+ * a current manager's code for the principal it names, who must be a
+ * member in good standing here too. Responds and returns false if not. */
+static bool accept_forwarded(struct call *c, enum sk_cert_standing forwarder,
+                             const struct sk_err *why, const char *principal)
+{
+    struct sk_manager *m = c->m;
+    struct sk_err err;
+    if (forwarder != SK_CERT_MANAGER) {
+        /* Refused, but the caller is not to blame: typically a manager
+         * demoted a moment ago, still forwarding until it restarts as a
+         * worker. 503: the caller tries another manager. */
+        sk_err_set(&err, SK_EUNAVAIL,
+                   "node %s forwarded this call but is not a current "
+                   "manager (%s): retry with another manager",
+                   c->req->peer->node_id, why->msg);
+        refuse(c, &err);
+        return false;
+    }
+    struct sk_forwarded f = {.principal = principal,
+                             .method = c->req->method,
+                             .path = c->req->path,
+                             .query = c->req->query,
+                             .body = c->req->body,
+                             .body_len = c->req->body_len};
+    struct sk_principal p;
+    if (sk_ca_forward_verify(m->forward_key, &f,
+                             sk_http_header(c->req, "x-skiff-forward"),
+                             mgr_now_ms(), &err) != SK_OK ||
+        sk_principal_parse(principal, &p, &err) != SK_OK) {
+        err.code = SK_EPERM;
+        sk_err_wrap(&err, "node %s", c->req->peer->node_id);
+        refuse(c, &err);
+        return false;
+    }
+    if (p.kind == SK_PRINCIPAL_NODE) {
+        struct sk_cert_ident cert = sk_principal_cert(&p);
+        enum sk_cert_standing st =
+            sk_ca_cert_standing(m->store, &cert, mgr_now_ms(), &err);
+        if (st == SK_CERT_NOT_MEMBER || st == SK_CERT_REVOKED) {
+            refuse(c, &err);
+            return false;
+        }
+    }
+    c->who = p;
+    c->forwarded = true;
+    return true;
+}
+
+/* Fills c->who from the connection's certificate, or from the principal
+ * a manager forwarded the call for; responds and returns false if it is
+ * refused. *manager: the connection is a current manager's own call.
+ * leader_decides: a node's call that goes on to the leader, whose store has
+ * the last word on who is a member. */
+static bool identify(struct call *c, bool leader_decides, bool *manager)
 {
     struct sk_manager *m = c->m;
     const struct sk_peer *peer = c->req->peer;
-    const char *fwd = sk_http_header(c->req, "x-skiff-principal");
-    c->who.kind = WHO_NONE;
-
-    if (peer->authenticated) {
-        snprintf(c->who.role, sizeof c->who.role, "%s", peer->role);
-        const struct sk_node *n = NULL;
-        /* A fresh manager that has not received the log yet knows no one,
-         * and a follower may not have applied a node's join yet (the node
-         * heartbeats a few ms after it): the leader answers for them. */
-        bool defer = !sk_store_cluster(m->store) || leader_decides;
-        if (strcmp(peer->role, "admin") == 0) {
-            c->who.kind = WHO_ADMIN;
-        } else if (!known_node(m, peer, &n) && !defer) {
-            m->refused++;
-            call_errorf(c, SK_EPERM,
-                        "node %s is not a member of this cluster (removed?)",
-                        peer->node_id);
-            return false;
-        }
-        if (n || (defer && strcmp(peer->role, "admin") != 0)) {
-            c->who.kind = WHO_NODE;
-            snprintf(c->who.node_id, sizeof c->who.node_id, "%s",
-                     peer->node_id);
-        }
-        /* A manager forwarding someone else's call speaks for them. */
-        if (fwd && strcmp(peer->role, "manager") == 0) {
-            if (strcmp(fwd, "admin") == 0) {
-                c->who.kind = WHO_ADMIN;
-            } else if (strncmp(fwd, "node ", 5) == 0) {
-                c->who.kind = WHO_NODE;
-                snprintf(c->who.node_id, sizeof c->who.node_id, "%s", fwd + 5);
-            } else {
-                c->who.kind = WHO_NONE;
-            }
-            snprintf(c->who.role, sizeof c->who.role, "forwarded");
-        }
+    memset(&c->who, 0, sizeof c->who);
+    c->forwarded = false;
+    *manager = false;
+    if (!peer->authenticated)
+        return true;
+    if (strcmp(peer->role, "admin") == 0) {
+        c->who.kind = SK_PRINCIPAL_ADMIN;
+        return true;
     }
+    struct sk_cert_ident cert = mgr_peer_cert(peer);
+    struct sk_err why;
+    enum sk_cert_standing st =
+        sk_ca_cert_standing(m->store, &cert, mgr_now_ms(), &why);
+    /* Only a manager forwards; anyone else's header is ignored. */
+    const char *fwd = sk_http_header(c->req, "x-skiff-principal");
+    if (fwd && strcmp(peer->role, "manager") == 0)
+        return accept_forwarded(c, st, &why, fwd);
+    /* A fresh manager that has not received the log yet knows no one, and
+     * a follower may not have applied a node's join yet (the node
+     * heartbeats a few ms after it): the leader answers for them, from the
+     * certificate the forwarded principal carries. */
+    if (st == SK_CERT_NOT_MEMBER &&
+        (leader_decides || !sk_store_cluster(m->store)))
+        st = SK_CERT_NODE;
+    if (st == SK_CERT_NOT_MEMBER || st == SK_CERT_REVOKED) {
+        refuse(c, &why);
+        return false;
+    }
+    c->who.kind = SK_PRINCIPAL_NODE;
+    snprintf(c->who.node_id, sizeof c->who.node_id, "%s", peer->node_id);
+    snprintf(c->who.role, sizeof c->who.role, "%s", peer->role);
+    snprintf(c->who.serial, sizeof c->who.serial, "%s", peer->serial);
+    c->who.not_before_ms = peer->not_before_ms;
+    *manager = st == SK_CERT_MANAGER;
+    return true;
+}
 
+/* Works out who is calling; responds and returns false if they may not. */
+static bool authorise(struct call *c, enum auth need, bool to_leader)
+{
+    struct sk_manager *m = c->m;
+    bool manager;
+    if (!identify(c, to_leader && need == AUTH_NODE, &manager))
+        return false;
     switch (need) {
     case AUTH_NONE:
         return true;
     case AUTH_NODE:
-        if (c->who.kind == WHO_NODE)
+        if (c->who.kind == SK_PRINCIPAL_NODE)
             return true;
         m->refused++;
-        call_errorf(c, c->who.kind == WHO_NONE ? SK_EAUTH : SK_EPERM, "%s",
-                    c->who.kind == WHO_NONE ? "a node certificate is required"
-                                            : "only a node may call this");
+        call_errorf(
+            c, c->who.kind == SK_PRINCIPAL_NONE ? SK_EAUTH : SK_EPERM, "%s",
+            c->who.kind == SK_PRINCIPAL_NONE ? "a node certificate is required"
+                                             : "only a node may call this");
+        return false;
+    case AUTH_MANAGER:
+        if (manager)
+            return true;
+        m->refused++;
+        call_errorf(c, c->who.kind == SK_PRINCIPAL_NONE ? SK_EAUTH : SK_EPERM,
+                    "only a manager of this cluster may call this");
         return false;
     case AUTH_ADMIN:
-        if (c->who.kind == WHO_ADMIN)
+        if (c->who.kind == SK_PRINCIPAL_ADMIN)
             return true;
-        if (c->who.kind == WHO_NODE && !fwd &&
-            strcmp(peer->role, "manager") == 0)
-            return true; /* managers may read and forward */
         m->refused++;
-        if (c->who.kind == WHO_NONE)
+        if (c->who.kind == SK_PRINCIPAL_NONE)
             call_errorf(c, SK_EAUTH,
                         "a client certificate of this cluster is required "
                         "(use the admin credentials from `skiffd --init`)");
         else
             call_errorf(c, SK_EPERM,
                         "role %s may not use the control API (admin only)",
-                        peer->role);
+                        c->who.role);
         return false;
     }
     return false;
@@ -173,8 +233,9 @@ struct forward {
     struct sk_http_call http;
     struct call *c;
     char *url;
-    char principal[128];
-    const char *headers[2];
+    char principal[sizeof "X-Skiff-Principal: " + SK_PRINCIPAL_MAX];
+    char tag[sizeof "X-Skiff-Forward: " + SK_FORWARD_TAG_MAX];
+    const char *headers[3];
     uint64_t leader;     /* Raft ID of the manager it went to */
     bool leader_changed; /* cancelled: another one leads now */
     struct sk_list link; /* in m->forwards */
@@ -219,11 +280,20 @@ static bool safe_chars(const char *s, const char *extra)
 static void forward(struct call *c)
 {
     struct sk_manager *m = c->m;
-    if (c->req->peer->authenticated &&
-        sk_http_header(c->req, "x-skiff-principal")) {
+    if (c->forwarded) {
         /* Already forwarded once: the leader moved meanwhile. */
         call_errorf(c, SK_ENOTLEADER,
                     "this manager is no longer the leader; retry");
+        return;
+    }
+    const struct sk_node *self =
+        sk_store_get(m->store, SK_KIND_NODE, m->node_id);
+    if (self && self->spec.role != SK_ROLE_MANAGER) {
+        /* Demoted: the leader would refuse what it forwards. */
+        call_errorf(c, SK_EUNAVAIL,
+                    "node %s is no longer a manager (it restarts as a worker): "
+                    "retry with another manager",
+                    self->spec.name);
         return;
     }
     const struct sk_node *leader = mgr_leader_node(m);
@@ -242,16 +312,22 @@ static void forward(struct call *c)
     f->c = c;
     f->url = sk_printf("https://%s%s%s%s", leader->manager.api_addr,
                        c->req->path, *c->req->query ? "?" : "", c->req->query);
-    if (c->who.kind == WHO_ADMIN)
-        snprintf(f->principal, sizeof f->principal, "X-Skiff-Principal: admin");
-    else if (c->who.kind == WHO_NODE)
-        snprintf(f->principal, sizeof f->principal,
-                 "X-Skiff-Principal: node %s", c->who.node_id);
-    else
-        snprintf(f->principal, sizeof f->principal,
-                 "X-Skiff-Principal: anonymous");
+    /* For whom, and proof that manager code says so (skiff/ca.h). */
+    char principal[SK_PRINCIPAL_MAX], tag[SK_FORWARD_TAG_MAX];
+    sk_principal_format(&c->who, principal);
+    struct sk_forwarded fw = {.principal = principal,
+                              .method = c->req->method,
+                              .path = c->req->path,
+                              .query = c->req->query,
+                              .body = c->req->body,
+                              .body_len = c->req->body_len};
+    sk_ca_forward_sign(m->forward_key, &fw, mgr_now_ms(), tag);
+    snprintf(f->principal, sizeof f->principal, "X-Skiff-Principal: %s",
+             principal);
+    snprintf(f->tag, sizeof f->tag, "X-Skiff-Forward: %s", tag);
     f->headers[0] = f->principal;
-    f->headers[1] = NULL;
+    f->headers[1] = f->tag;
+    f->headers[2] = NULL;
     f->http.method = c->req->method;
     f->http.url = f->url;
     f->http.body = c->req->body_len ? c->req->body : NULL;

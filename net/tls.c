@@ -11,12 +11,14 @@
  * inside sk_stream_read_start) once it resumes. */
 #include "skiff/tls.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <openssl/bio.h>
+#include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -241,6 +243,25 @@ static bool name_entry(X509_NAME *name, int nid, const char *label, char *out,
     return ok;
 }
 
+/* The serial in lower-case hex, as sk_pki_cert_info writes it (the store
+ * records it so; skiff/pki.h). */
+static bool serial_hex(X509 *x, char *buf, size_t size)
+{
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+    if (!bn)
+        return false;
+    char *hex = BN_bn2hex(bn);
+    BN_free(bn);
+    if (!hex)
+        sk_oom(0);
+    size_t len = strlen(hex);
+    bool ok = len < size;
+    for (size_t i = 0; ok && i <= len; i++)
+        buf[i] = (char)tolower((unsigned char)hex[i]);
+    OPENSSL_free(hex);
+    return ok;
+}
+
 /* Fills the identity fields of *out (not addr) from a certificate. */
 static bool peer_from_x509(X509 *x, struct sk_peer *out, char *why,
                            size_t whysize)
@@ -260,6 +281,15 @@ static bool peer_from_x509(X509 *x, struct sk_peer *out, char *why,
         return false;
     }
     p.not_after_ms = (int64_t)timegm(&tm) * 1000;
+    if (ASN1_TIME_to_tm(X509_get0_notBefore(x), &tm) != 1) {
+        snprintf(why, whysize, "certificate start of validity does not decode");
+        return false;
+    }
+    p.not_before_ms = (int64_t)timegm(&tm) * 1000;
+    if (!serial_hex(x, p.serial, sizeof p.serial)) {
+        snprintf(why, whysize, "certificate serial is malformed or too long");
+        return false;
+    }
     p.authenticated = true;
     *out = p;
     return true;

@@ -692,3 +692,25 @@ bool sk_raft_transport_hears_from(const struct raft_uv_transport *t,
     }
     return false;
 }
+
+void sk_raft_transport_recheck(struct raft_uv_transport *t)
+{
+    struct transport *tr = t->impl;
+    if (!tr->cfg.authorize || tr->closing)
+        return;
+    struct sk_list *it, *next;
+    sk_list_each_safe(it, next, &tr->pumps)
+    {
+        struct pump *p = sk_list_entry(it, struct pump, link);
+        if (!p->incoming || p->state != P_PUMPING || !p->stream)
+            continue;
+        if (tr->cfg.authorize(tr->cfg.authorize_ctx, &p->stream->peer,
+                              p->peer_id))
+            continue;
+        report(tr,
+               "raft: node %s (%s) may no longer take part: connection "
+               "closed",
+               p->stream->peer.node_id, p->stream->peer.addr);
+        pump_close(p);
+    }
+}

@@ -122,6 +122,17 @@ struct sk_node_status {
     char *message;
     int64_t state_changed_at;
     int64_t cert_not_after; /* expiry of the node's current certificate */
+    /* The node's current certificate, as the CA issued it (in the same
+     * Raft entry as the issue): only this one is honoured, so a role
+     * change or a removal revokes the one before everywhere at once. NULL
+     * for a node recorded before serials were (its role alone counts). */
+    char *cert_serial;       /* lower-case hex, as sk_cert_info.serial */
+    int64_t cert_not_before; /* its notBefore: orders certificates */
+    /* After a renewal that kept the role, the certificate it replaced
+     * still works until prev_cert_until (wall clock, ms), so that calls
+     * already under way when the renewal commits do not fail. */
+    char *prev_cert_serial;
+    int64_t prev_cert_until;
 };
 
 /* Set for managers: the node's Raft identity and where its API listens

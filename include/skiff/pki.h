@@ -119,6 +119,16 @@ void sk_token_secret_hash(const struct sk_token *t, char out_hex[65]);
 bool sk_token_secret_matches(const struct sk_token *t,
                              const char *stored_hash_hex);
 
+/* ---- Digests and message authentication ---- */
+
+/* SHA-256 of len bytes. */
+void sk_sha256(const void *data, size_t len, unsigned char out[SK_DIGEST_SIZE]);
+/* HMAC-SHA256 of len bytes under key. */
+void sk_hmac_sha256(const unsigned char *key, size_t key_len, const void *data,
+                    size_t len, unsigned char out[SK_DIGEST_SIZE]);
+/* Compares n bytes in constant time. */
+bool sk_mem_equal_ct(const void *a, const void *b, size_t n);
+
 /* ---- Sealing with the data key ---- */
 
 /* A new random data key. */

@@ -61,6 +61,11 @@ void sk_raft_transport_set_tls(struct raft_uv_transport *t,
  * close callback ran), or if raft_uv_init was never reached. */
 void sk_raft_transport_release(struct raft_uv_transport *t);
 
+/* Asks `authorize` again about every incoming connection open (a node's
+ * role or certificate changed) and closes those it now refuses, reporting
+ * each through reject_cb. Raft reconnects on its own where it still may. */
+void sk_raft_transport_recheck(struct raft_uv_transport *t);
+
 /* Is a connection from the manager with raft ID id open? A running peer
  * keeps one to us (raft's connections are one-way: it sends to us on its
  * own), so none means it stopped or is cut off. */

@@ -39,6 +39,11 @@ struct sk_peer {
     char cluster_id[64];  /* certificate subject O */
     int64_t not_after_ms; /* certificate expiry, ms since the epoch */
     char addr[64];        /* remote "ip:port", or "unix" */
+
+    /* Which certificate: the store records the current one of each node
+     * (skiff/ca.h), so that a replaced one can be refused. */
+    int64_t not_before_ms; /* start of validity, ms since the epoch */
+    char serial[48];       /* serial number, lower-case hex */
 };
 
 struct sk_stream;

@@ -7,6 +7,7 @@
 
 #include "skiff/base32.h"
 #include "skiff/mem.h"
+#include "skiff/parse.h"
 
 static char *digest_text(const unsigned char d[SK_DIGEST_SIZE])
 {
@@ -246,9 +247,11 @@ enum sk_rc sk_ca_admit(const struct sk_store *s,
         sk_object_free(SK_KIND_NODE, n);
         return sk_err_wrap(err, "node \"%s\"", d->hostname);
     }
-    struct sk_cert_info info;
-    if (sk_pki_cert_info(cert, &info, NULL) == SK_OK)
-        n->status.cert_not_after = info.not_after_ms;
+    if ((rc = sk_ca_record_cert(n, cert, NULL, now_ms, err)) != SK_OK) {
+        sk_object_free(SK_KIND_NODE, n);
+        free(cert);
+        return rc;
+    }
     out->node = n;
     out->cert_pem = cert;
     return SK_OK;
@@ -398,9 +401,8 @@ enum sk_rc sk_ca_bootstrap(const struct sk_bootstrap_request *req,
     csr = NULL;
     if (rc != SK_OK)
         goto fail;
-    struct sk_cert_info info;
-    if (sk_pki_cert_info(out->node_cert, &info, NULL) == SK_OK)
-        n->status.cert_not_after = info.not_after_ms;
+    if ((rc = sk_ca_record_cert(n, out->node_cert, NULL, now_ms, err)) != SK_OK)
+        goto fail;
 
     if ((rc = key_and_csr("admin", &out->admin_key, &csr, err)) != SK_OK)
         goto fail;
@@ -438,4 +440,280 @@ void sk_bootstrap_free(struct sk_bootstrap *b)
         free(b->command);
     }
     memset(b, 0, sizeof *b);
+}
+
+/* ---- the current certificate ---- */
+
+static void set_str(char **field, const char *value)
+{
+    free(*field);
+    *field = value ? sk_strdup(value) : NULL;
+}
+
+enum sk_rc sk_ca_record_cert(struct sk_node *u, const char *cert_pem,
+                             const struct sk_cert_ident *presented,
+                             int64_t now_ms, struct sk_err *err)
+{
+    struct sk_cert_info info;
+    enum sk_rc rc = sk_pki_cert_info(cert_pem, &info, err);
+    if (rc != SK_OK)
+        return sk_err_wrap(err, "node \"%s\": new certificate", u->spec.name);
+    bool renewal = presented && presented->serial && presented->role &&
+                   u->status.cert_serial &&
+                   strcmp(presented->serial, u->status.cert_serial) == 0 &&
+                   strcmp(presented->role, info.ou) == 0;
+    if (renewal) {
+        set_str(&u->status.prev_cert_serial, u->status.cert_serial);
+        u->status.prev_cert_until = now_ms + SK_CERT_RENEWAL_GRACE_MS;
+    } else {
+        set_str(&u->status.prev_cert_serial, NULL);
+        u->status.prev_cert_until = 0;
+    }
+    set_str(&u->status.cert_serial, info.serial);
+    u->status.cert_not_before = info.not_before_ms;
+    u->status.cert_not_after = info.not_after_ms;
+    return SK_OK;
+}
+
+static bool is_node_role(const char *ou)
+{
+    return ou && (strcmp(ou, "worker") == 0 || strcmp(ou, "manager") == 0);
+}
+
+/* Is c the node's current certificate, as far as this store knows? */
+static bool current_cert(const struct sk_node *n, const struct sk_cert_ident *c,
+                         int64_t now_ms)
+{
+    const struct sk_node_status *st = &n->status;
+    if (!st->cert_serial)
+        return true; /* recorded before serials were: the role decides */
+    if (!c->serial || !*c->serial)
+        return false;
+    if (strcmp(c->serial, st->cert_serial) == 0)
+        return true;
+    if (st->prev_cert_serial && strcmp(c->serial, st->prev_cert_serial) == 0 &&
+        now_ms < st->prev_cert_until)
+        return true;
+    /* Issued after the recorded one: the Raft entry that records it is
+     * committed (the CA hands a certificate out only then) but not applied
+     * here yet. */
+    return c->not_before_ms > st->cert_not_before;
+}
+
+enum sk_cert_standing sk_ca_cert_standing(const struct sk_store *s,
+                                          const struct sk_cert_ident *c,
+                                          int64_t now_ms, struct sk_err *err)
+{
+    struct sk_err scratch;
+    if (!err)
+        err = &scratch;
+    const char *id = c->node_id ? c->node_id : "";
+    if (!is_node_role(c->role)) {
+        sk_err_set(err, SK_EPERM, "%s is not a node certificate (role %s)", id,
+                   c->role ? c->role : "none");
+        return SK_CERT_REVOKED;
+    }
+    const struct sk_node *n = sk_store_get(s, SK_KIND_NODE, id);
+    if (!n) {
+        sk_err_set(err, SK_EPERM,
+                   "node %s is not a member of this cluster (removed?)", id);
+        return SK_CERT_NOT_MEMBER;
+    }
+    if (!current_cert(n, c, now_ms)) {
+        sk_err_set(err, SK_EPERM,
+                   "node %s: certificate %s is revoked: the node holds a "
+                   "newer one (its role changed, or it renewed it)",
+                   id, c->serial ? c->serial : "");
+        return SK_CERT_REVOKED;
+    }
+    if (strcmp(c->role, "manager") != 0) {
+        sk_err_set(err, SK_EPERM, "node %s holds a %s certificate", id,
+                   c->role);
+        return SK_CERT_NODE;
+    }
+    if (n->spec.role != SK_ROLE_MANAGER) {
+        sk_err_set(err, SK_EPERM,
+                   "node %s is no longer a manager (its role is %s)", id,
+                   sk_node_role_names[n->spec.role]);
+        return SK_CERT_NODE;
+    }
+    sk_err_clear(err);
+    return SK_CERT_MANAGER;
+}
+
+/* ---- forwarded calls ---- */
+
+struct sk_cert_ident sk_principal_cert(const struct sk_principal *p)
+{
+    return (struct sk_cert_ident){.node_id = p->node_id,
+                                  .role = p->role,
+                                  .serial = p->serial,
+                                  .not_before_ms = p->not_before_ms};
+}
+
+void sk_principal_format(const struct sk_principal *p,
+                         char out[SK_PRINCIPAL_MAX])
+{
+    switch (p->kind) {
+    case SK_PRINCIPAL_ADMIN:
+        snprintf(out, SK_PRINCIPAL_MAX, "admin");
+        return;
+    case SK_PRINCIPAL_NODE:
+        snprintf(out, SK_PRINCIPAL_MAX, "node %s %s %s %lld", p->node_id,
+                 p->role, p->serial, (long long)p->not_before_ms);
+        return;
+    case SK_PRINCIPAL_NONE:
+        break;
+    }
+    snprintf(out, SK_PRINCIPAL_MAX, "anonymous");
+}
+
+static bool word_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9');
+}
+
+/* Copies the next word of *s (letters and digits only) into buf; false if
+ * there is none, it does not fit, or it is not followed by the end or by
+ * one space and another word. */
+static bool next_word(const char **s, char *buf, size_t size)
+{
+    const char *p = *s;
+    size_t n = 0;
+    while (word_char(p[n]))
+        n++;
+    if (n == 0 || n >= size || (p[n] != ' ' && p[n] != '\0') ||
+        (p[n] == ' ' && !word_char(p[n + 1])))
+        return false;
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    *s = p[n] == ' ' ? p + n + 1 : p + n;
+    return true;
+}
+
+/* A time in ms as its one decimal spelling (no sign, no leading zero). */
+static bool parse_time(const char *s, int64_t *out)
+{
+    return (s[0] != '0' || s[1] == '\0') &&
+           sk_parse_int(s, 0, INT64_MAX, out, NULL);
+}
+
+enum sk_rc sk_principal_parse(const char *text, struct sk_principal *out,
+                              struct sk_err *err)
+{
+    struct sk_principal p;
+    memset(&p, 0, sizeof p);
+    if (!text)
+        text = "";
+    if (strcmp(text, "anonymous") == 0) {
+        p.kind = SK_PRINCIPAL_NONE;
+    } else if (strcmp(text, "admin") == 0) {
+        p.kind = SK_PRINCIPAL_ADMIN;
+    } else {
+        const char *s = text;
+        char word[8], time[24];
+        int64_t nb;
+        if (!next_word(&s, word, sizeof word) || strcmp(word, "node") != 0 ||
+            !next_word(&s, p.node_id, sizeof p.node_id) ||
+            !next_word(&s, p.role, sizeof p.role) ||
+            !next_word(&s, p.serial, sizeof p.serial) ||
+            !next_word(&s, time, sizeof time) || *s != '\0' ||
+            !parse_time(time, &nb))
+            return sk_err_set(err, SK_EINVAL,
+                              "forwarded principal: \"%.80s\" is not "
+                              "anonymous, admin or node ID ROLE SERIAL TIME",
+                              text);
+        p.kind = SK_PRINCIPAL_NODE;
+        p.not_before_ms = nb;
+    }
+    *out = p;
+    return SK_OK;
+}
+
+void sk_ca_forward_key(const unsigned char data_key[SK_DATA_KEY_SIZE],
+                       unsigned char out[SK_FORWARD_KEY_SIZE])
+{
+    static const char label[] = "skiff forward v1";
+    sk_hmac_sha256(data_key, SK_DATA_KEY_SIZE, label, sizeof label - 1, out);
+}
+
+static void hex(const unsigned char *b, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+/* The MAC of f made at time_ms. */
+static void forward_mac(const unsigned char key[SK_FORWARD_KEY_SIZE],
+                        const struct sk_forwarded *f, int64_t time_ms,
+                        unsigned char out[SK_DIGEST_SIZE])
+{
+    unsigned char digest[SK_DIGEST_SIZE];
+    char body_hex[2 * SK_DIGEST_SIZE + 1];
+    sk_sha256(f->body ? f->body : "", f->body ? f->body_len : 0, digest);
+    hex(digest, sizeof digest, body_hex);
+    /* No field can hold a newline (header values, a parsed request line),
+     * so the fields cannot run into each other. */
+    char *msg =
+        sk_printf("skiff forward v1\n%s\n%s\n%s\n%s\n%s\n%lld",
+                  f->principal ? f->principal : "", f->method ? f->method : "",
+                  f->path ? f->path : "", f->query ? f->query : "", body_hex,
+                  (long long)time_ms);
+    sk_hmac_sha256(key, SK_FORWARD_KEY_SIZE, msg, strlen(msg), out);
+    free(msg);
+}
+
+void sk_ca_forward_sign(const unsigned char key[SK_FORWARD_KEY_SIZE],
+                        const struct sk_forwarded *f, int64_t now_ms,
+                        char out[SK_FORWARD_TAG_MAX])
+{
+    unsigned char mac[SK_DIGEST_SIZE];
+    char mac_hex[2 * SK_DIGEST_SIZE + 1];
+    forward_mac(key, f, now_ms, mac);
+    hex(mac, sizeof mac, mac_hex);
+    snprintf(out, SK_FORWARD_TAG_MAX, "%lld %s", (long long)now_ms, mac_hex);
+}
+
+enum sk_rc sk_ca_forward_verify(const unsigned char key[SK_FORWARD_KEY_SIZE],
+                                const struct sk_forwarded *f, const char *tag,
+                                int64_t now_ms, struct sk_err *err)
+{
+    if (!tag)
+        return sk_err_set(err, SK_EAUTH, "forwarded call: no X-Skiff-Forward");
+    const char *s = tag;
+    char time[24], mac_hex[2 * SK_DIGEST_SIZE + 2];
+    int64_t made;
+    unsigned char got[SK_DIGEST_SIZE], want[SK_DIGEST_SIZE];
+    bool ok = next_word(&s, time, sizeof time) &&
+              next_word(&s, mac_hex, sizeof mac_hex) && *s == '\0' &&
+              strlen(mac_hex) == 2 * SK_DIGEST_SIZE && parse_time(time, &made);
+    for (size_t i = 0; ok && i < SK_DIGEST_SIZE; i++) {
+        int hi = sk_hex_digit(mac_hex[2 * i]);
+        int lo = sk_hex_digit(mac_hex[2 * i + 1]);
+        ok = hi >= 0 && lo >= 0;
+        got[i] = (unsigned char)(hi << 4 | lo);
+    }
+    if (!ok)
+        return sk_err_set(err, SK_EAUTH,
+                          "forwarded call: X-Skiff-Forward is malformed");
+    forward_mac(key, f, made, want);
+    if (!sk_mem_equal_ct(got, want, sizeof got))
+        return sk_err_set(err, SK_EAUTH,
+                          "forwarded call: X-Skiff-Forward does not verify "
+                          "(not made by a manager of this cluster, or the "
+                          "call was altered)");
+    int64_t age = now_ms - made;
+    if (age > SK_FORWARD_MAX_AGE_MS || age < -SK_FORWARD_MAX_AGE_MS)
+        return sk_err_set(err, SK_EAUTH,
+                          "forwarded call: made %lld s %s (limit %d s: the "
+                          "managers' clocks differ, or it was replayed)",
+                          (long long)((age < 0 ? -age : age) / 1000),
+                          age < 0 ? "in the future" : "ago",
+                          SK_FORWARD_MAX_AGE_MS / 1000);
+    return SK_OK;
 }
