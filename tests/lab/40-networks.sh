@@ -3,11 +3,12 @@
 # back on different hosts reach each other by name over the overlay, on the
 # data interface only; DNS follows a scale-up and a killed task; the VIP
 # spreads connections over tasks on several hosts; cutting a host's data
-# cable stops its overlay traffic but not its control session; isolation
-# between networks and from the default bridge; an --internal network has
-# no way out (nor to its own host); an agent killed with -9 and restarted
-# adopts bridges, VXLAN devices, entries and Docker networks, duplicating
-# nothing, and its tasks keep their addresses.
+# cable stops its overlay traffic but not its control session; a host-mode
+# published port works on an overlay network; isolation between networks
+# and from the default bridge; an --internal network has no way out (nor to
+# its own host); an agent killed with -9 and restarted adopts bridges, VXLAN
+# devices, entries and Docker networks, duplicating nothing, and its tasks
+# keep their addresses.
 # Run under the lab lock:
 #   flock /tmp/skiff-lab.lock env SKIFF_BUILD_DIR=$PWD/build tests/lab/40-networks.sh
 . "$(dirname "$0")/lib.sh"
@@ -168,6 +169,16 @@ pass "$HX stays Ready (its control session is on eth0)"
 wait_for 10 fetch h4 "$CLIENT" "http://$API1:8080/" || fail "api.1 not reachable after heal"
 [ "$(node_status "$HX")" = Ready ] || fail "$HX not Ready after heal"
 pass "heal: overlay traffic to $HX's task is back, $HX Ready"
+
+# --- a host-mode published port on an overlay network ----------------------
+sk service create --name pub --network back --constraint node.hostname==h2 \
+    -p mode=host,published=18080,target=8080 --init "$IMG" sh -c "$WEB" >/dev/null
+wait_for 60 check 'tasks_of pub | wc -l' = 1 || fail "pub did not run"
+read -r PUB _ < <(tasks_of pub) || true
+h2_ctl=$("$LAB" addr h2)
+wait_for 10 sh -c "curl -s --max-time 3 http://$h2_ctl:18080/ | grep -qx $PUB" ||
+    fail "the published port $h2_ctl:18080 does not answer from pub ($PUB)"
+pass "a host-mode published port works for a task on an overlay network ($h2_ctl:18080 -> $PUB)"
 
 # --- isolation -------------------------------------------------------------
 sk network create other >/dev/null
