@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dataplane.h"
 #include "executor.h"
 #include "skiff/docker.h"
 #include "skiff/http_client.h"
@@ -55,6 +56,7 @@ struct sk_agent {
 
     /* The assignment session with the leader. */
     struct sk_docker *docker;
+    struct dataplane *dp; /* NULL without dockerd or netlink */
     struct executor *exec;
     struct sk_http_call stream;
     bool stream_inflight;
@@ -304,6 +306,8 @@ static void stream_line(struct sk_agent *a, const char *line, size_t len)
                 err.msg);
         return;
     }
+    if (msg.type == SK_SESSION_NETWORKS && a->dp)
+        dataplane_set_view(a->dp, &msg);
     if (msg.type == SK_SESSION_ASSIGNMENTS && a->exec) {
         executor_assign(a->exec, &msg);
         if (msg.full && !a->stream_got_full) {
@@ -486,6 +490,13 @@ static void on_report(void *ctx, const struct sk_task_report *r)
     /* A short pause gathers the reports of a burst into one request. */
     if (!a->status_inflight && !uv_is_active((uv_handle_t *)&a->status_timer))
         uv_timer_start(&a->status_timer, status_timer_cb, 20, 0);
+}
+
+static void on_networks_changed(void *ctx)
+{
+    struct sk_agent *a = ctx;
+    if (a->exec)
+        executor_networks_changed(a->exec);
 }
 
 /* ---- the agent's own API ---- */
@@ -705,12 +716,27 @@ struct sk_agent *sk_agent_start(const struct sk_agent_config *cfg,
     if (cfg->docker_socket) {
         struct sk_err derr;
         a->docker = sk_docker_new(a->loop, cfg->docker_socket, &derr);
-        if (a->docker)
-            a->exec = executor_new(a->loop, a->docker, a->node_id,
+        if (a->docker) {
+            struct dataplane_config dc = {
+                .loop = a->loop,
+                .docker = a->docker,
+                .node_name = a->desc.hostname ? a->desc.hostname : a->node_id,
+                .data_addr =
+                    a->desc.data_addr ? a->desc.data_addr : a->desc.addr,
+                .seams = cfg->dataplane_seams,
+                .changed_cb = on_networks_changed,
+                .ctx = a,
+            };
+            a->dp = dataplane_new(&dc, &derr);
+            if (!a->dp)
+                SK_ERROR("agent", "%s (tasks on networks cannot run here)",
+                         derr.msg);
+            a->exec = executor_new(a->loop, a->docker, a->dp, a->node_id,
                                    a->desc.hostname, on_report, a);
-        else
+        } else {
             SK_ERROR("agent", "dockerd: %s (this node runs no tasks)",
                      derr.msg);
+        }
     }
     if (cfg->serve_port) {
         struct sk_err serr;
@@ -779,10 +805,30 @@ static void docker_closed(void *ctx)
     one_closed(ctx);
 }
 
+static void dp_closed(void *ctx)
+{
+    struct sk_agent *a = ctx;
+    if (a->docker) {
+        struct sk_docker *d = a->docker;
+        a->docker = NULL;
+        sk_docker_close(d, docker_closed, a);
+        return;
+    }
+    one_closed(a);
+}
+
 static void exec_closed(void *ctx)
 {
     struct sk_agent *a = ctx;
     a->exec = NULL;
+    /* The data plane after the executor (which asks it), dockerd's client
+     * after both (they call it). */
+    if (a->dp) {
+        struct dataplane *dp = a->dp;
+        a->dp = NULL;
+        dataplane_close(dp, dp_closed, a);
+        return;
+    }
     if (a->docker) {
         struct sk_docker *d = a->docker;
         a->docker = NULL;

@@ -717,6 +717,87 @@ void sk_docker_list(struct sk_docker *d, const char *label, sk_docker_cb cb,
     free(q);
 }
 
+/* ---- Networks ---- */
+
+void sk_docker_network_create(struct sk_docker *d, const json_t *body,
+                              sk_docker_cb cb, void *ctx)
+{
+    const char *name = json_string_value(json_object_get(body, "Name"));
+    struct op *op = plain_new(
+        d, cb, ctx,
+        sk_printf("create network \"%s\"", name ? name : "(no name)"));
+    op->body = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    if (!op->body) {
+        sk_err_set(&op->err, SK_EINVAL,
+                   "%s: the request cannot be encoded as JSON", op->what);
+        op_defer(op);
+        return;
+    }
+    op_start(op, "POST", sk_strdup("/networks/create"), NULL, CALL_TIMEOUT_MS);
+}
+
+void sk_docker_network_list(struct sk_docker *d, const char *label,
+                            sk_docker_cb cb, void *ctx)
+{
+    struct op *op =
+        plain_new(d, cb, ctx,
+                  label ? sk_printf("list networks with label \"%s\"", label)
+                        : sk_strdup("list networks"));
+    json_t *f = label ? json_pack("{s:[s]}", "label", label) : NULL;
+    char *q = (f || !label) ? filters_query(f) : NULL;
+    json_decref(f);
+    if (!q) {
+        sk_err_set(&op->err, SK_EINVAL, "%s: label is not valid UTF-8",
+                   op->what);
+        op_defer(op);
+        return;
+    }
+    op_start(op, "GET", sk_printf("/networks%s%s", *q ? "?" : "", q), NULL,
+             CALL_TIMEOUT_MS);
+    free(q);
+}
+
+void sk_docker_network_remove(struct sk_docker *d, const char *id,
+                              sk_docker_cb cb, void *ctx)
+{
+    struct op *op = plain_new(
+        d, cb, ctx, sk_printf("remove network \"%s\"", id ? id : "(null)"));
+    if (refuse_segment(op, "network", id))
+        return;
+    char *e = url_escape(id);
+    op_start(op, "DELETE", sk_printf("/networks/%s", e), NULL, CALL_TIMEOUT_MS);
+    free(e);
+}
+
+void sk_docker_network_connect(struct sk_docker *d, const char *network,
+                               const char *container, const json_t *endpoint,
+                               sk_docker_cb cb, void *ctx)
+{
+    struct op *op =
+        plain_new(d, cb, ctx,
+                  sk_printf("connect container \"%s\" to network \"%s\"",
+                            container ? container : "(null)",
+                            network ? network : "(null)"));
+    if (refuse_segment(op, "network", network) ||
+        refuse_segment(op, "container", container))
+        return;
+    json_t *body = json_pack("{s:s}", "Container", container);
+    if (endpoint)
+        json_object_set_new(body, "EndpointConfig", json_deep_copy(endpoint));
+    op->body = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!op->body) {
+        sk_err_set(&op->err, SK_EINVAL,
+                   "%s: the request cannot be encoded as JSON", op->what);
+        op_defer(op);
+        return;
+    }
+    char *e = url_escape(network);
+    op_start(op, "POST", sk_printf("/networks/%s/connect", e), NULL,
+             CALL_TIMEOUT_MS);
+    free(e);
+}
+
 /* ---- JSON line streams: pull progress and events ---- */
 
 typedef bool (*json_line_fn)(struct op *op, const char *line, size_t len);

@@ -13,18 +13,24 @@
 #define LABEL_TASK "skiff.task.id"
 #define EVENTS_RETRY_MS 1000
 #define PULL_TIMEOUT_NOTE "no registry reachable?"
+/* How long a task waits for its networks to be ready here (Swarm's
+ * bound too), and how often it looks again meanwhile. */
+#define NET_WAIT_MS 30000
+#define NET_TICK_MS 1000
 
 struct etask {
     struct executor *e;
     struct sk_assignment a; /* the latest from the leader */
     int state;              /* what we observed and reported */
     char *container_id;
-    bool busy;           /* a dockerd call in flight */
-    bool gone;           /* no longer assigned: remove, then forget */
-    bool stopping;       /* we asked dockerd to stop it */
-    bool removed;        /* its container is removed */
-    bool create_retried; /* a name conflict was cleared once */
-    bool pulled;         /* the image was pulled once for it */
+    bool busy;               /* a dockerd call in flight */
+    bool gone;               /* no longer assigned: remove, then forget */
+    bool stopping;           /* we asked dockerd to stop it */
+    bool removed;            /* its container is removed */
+    bool create_retried;     /* a name conflict was cleared once */
+    bool pulled;             /* the image was pulled once for it */
+    uint64_t net_wait_since; /* uv_now when it began waiting; 0: not */
+    size_t connect_next;     /* the next of its networks to connect */
     int64_t exit_code;
     char *message, *err;
 };
@@ -32,6 +38,9 @@ struct etask {
 struct executor {
     uv_loop_t *loop;
     struct sk_docker *docker;
+    struct dataplane *dp; /* NULL: tasks with networks are rejected */
+    uint64_t net_wait_ms;
+    uv_timer_t net_tick; /* runs while a task waits for its networks */
     char *node_id, *node_name;
     struct sk_map tasks; /* task id -> struct etask */
     bool adopted;        /* the first full set was reconciled */
@@ -50,6 +59,7 @@ struct executor {
 
 static void step(struct etask *t);
 static void maybe_closed(struct executor *e);
+static void dp_note(struct etask *t);
 
 static int64_t wall_ms(void)
 {
@@ -85,7 +95,8 @@ static void send_report(const struct etask *t)
  * - preparing or starting may end rejected (no image, a bad spec, a
  *   container in the way), and starting may end complete or failed (the
  *   container exited before its start was confirmed);
- * - starting may be reported again (its container was created anew).
+ * - preparing may be reported again (waiting for its networks), and
+ *   starting (its container was created anew).
  * Nothing leaves a finished state. */
 #define TO(s) (1u << (s))
 static const unsigned transitions[SK_TASK_STATE_COUNT] = {
@@ -97,8 +108,9 @@ static const unsigned transitions[SK_TASK_STATE_COUNT] = {
         TO(SK_TASK_ACCEPTED) | TO(SK_TASK_RUNNING) | TO(SK_TASK_SHUTDOWN),
     [SK_TASK_ACCEPTED] =
         TO(SK_TASK_PREPARING) | TO(SK_TASK_RUNNING) | TO(SK_TASK_SHUTDOWN),
-    [SK_TASK_PREPARING] = TO(SK_TASK_STARTING) | TO(SK_TASK_RUNNING) |
-                          TO(SK_TASK_SHUTDOWN) | TO(SK_TASK_REJECTED),
+    [SK_TASK_PREPARING] = TO(SK_TASK_PREPARING) | TO(SK_TASK_STARTING) |
+                          TO(SK_TASK_RUNNING) | TO(SK_TASK_SHUTDOWN) |
+                          TO(SK_TASK_REJECTED),
     [SK_TASK_STARTING] = TO(SK_TASK_STARTING) | TO(SK_TASK_RUNNING) |
                          TO(SK_TASK_COMPLETE) | TO(SK_TASK_FAILED) |
                          TO(SK_TASK_SHUTDOWN) | TO(SK_TASK_REJECTED),
@@ -136,6 +148,7 @@ static void set_state(struct etask *t, int state, const char *msg,
     t->message = msg ? sk_strdup(msg) : NULL;
     t->err = err ? sk_strdup(err) : NULL;
     send_report(t);
+    dp_note(t);
 }
 
 void executor_report_all(struct executor *e)
@@ -163,8 +176,27 @@ static void etask_free(struct etask *t)
 
 static void forget(struct etask *t)
 {
+    if (t->e->dp)
+        dataplane_task_forget(t->e->dp, t->a.task.meta.id);
     sk_map_del(&t->e->tasks, t->a.task.meta.id);
     etask_free(t);
+}
+
+/* Tells the data plane the task's addresses and, while it runs, its
+ * container (for its VIP rules and as a DNS asker); a finished task holds
+ * no address any more. */
+static void dp_note(struct etask *t)
+{
+    struct executor *e = t->e;
+    if (!e->dp || t->a.task.n_networks == 0)
+        return;
+    if (sk_task_state_terminal(t->state) || t->gone) {
+        dataplane_task_forget(e->dp, t->a.task.meta.id);
+        return;
+    }
+    bool running = t->state == SK_TASK_RUNNING && t->container_id;
+    dataplane_task(e->dp, t->a.task.meta.id, t->a.task.networks,
+                   t->a.task.n_networks, running ? t->container_id : NULL);
 }
 
 /* Every dockerd call of a task goes through begin/end, so that at most one
@@ -307,6 +339,175 @@ static void add_ports(json_t *cfg, const struct sk_port *ports, size_t n)
                         bindings);
 }
 
+/* ---- networks ---- */
+
+/* The task's i-th network, in the order of its spec (the first is the one
+ * the container is created on): its ID, the name the user gave, and the
+ * task's address there without its prefix length (in buf). NULL past the
+ * last. */
+static const char *task_network(const struct etask *t, size_t i,
+                                const char **out_target, char *buf, size_t size)
+{
+    const struct sk_task *task = &t->a.task;
+    const char *id;
+    const char *target;
+    if (task->spec.n_networks) {
+        if (i >= task->spec.n_networks)
+            return NULL;
+        id = task->spec.networks[i].id;
+        target = task->spec.networks[i].target;
+    } else {
+        if (i >= task->n_networks)
+            return NULL;
+        id = task->networks[i].network_id;
+        target = NULL;
+    }
+    *out_target = target && *target ? target : id;
+    buf[0] = '\0';
+    for (size_t k = 0; k < task->n_networks; k++) {
+        const struct sk_net_attachment *a = &task->networks[k];
+        if (strcmp(a->network_id, id) != 0 || a->n_addresses == 0)
+            continue;
+        snprintf(buf, size, "%.*s", (int)strcspn(a->addresses[0], "/"),
+                 a->addresses[0]);
+        break;
+    }
+    return id;
+}
+
+static size_t task_network_count(const struct etask *t)
+{
+    return t->a.task.spec.n_networks ? t->a.task.spec.n_networks
+                                     : t->a.task.n_networks;
+}
+
+static void net_tick_cb(uv_timer_t *timer);
+
+/* Whether every network of the task is ready here. If not, the task waits
+ * (the executor looks again when the data plane says something changed,
+ * and every second); after the bound it is rejected, naming the network,
+ * the node and why. */
+static bool networks_ready(struct etask *t)
+{
+    struct executor *e = t->e;
+    size_t n = task_network_count(t);
+    char addr[64], why[SK_ERRMSG_SIZE + 256];
+    for (size_t i = 0; i < n; i++) {
+        const char *target;
+        const char *id = task_network(t, i, &target, addr, sizeof addr);
+        struct sk_err err = {0};
+        struct dataplane_net dn;
+        if (!addr[0]) {
+            snprintf(why, sizeof why, "no address on network %s", target);
+            set_state(t, SK_TASK_REJECTED, "rejected", why);
+            return false;
+        }
+        if (!e->dp) {
+            snprintf(why, sizeof why,
+                     "network %s: node %s has no data plane (see its skiffd "
+                     "log)",
+                     target, e->node_name);
+            set_state(t, SK_TASK_REJECTED, "rejected", why);
+            return false;
+        }
+        if (dataplane_network(e->dp, id, &dn, &err) == SK_OK)
+            continue;
+        uint64_t now = uv_now(e->loop);
+        if (!t->net_wait_since) {
+            t->net_wait_since = now ? now : 1;
+            snprintf(why, sizeof why, "waiting for network %s on this node",
+                     target);
+            set_state(t, SK_TASK_PREPARING, why, NULL);
+        }
+        if (now - t->net_wait_since >= e->net_wait_ms) {
+            unsigned long long ms = (unsigned long long)e->net_wait_ms;
+            snprintf(why, sizeof why,
+                     "network %s not ready on node %s after %llu %s: %s",
+                     target, e->node_name, ms % 1000 ? ms : ms / 1000,
+                     ms % 1000 ? "ms" : "s", err.msg);
+            set_state(t, SK_TASK_REJECTED, "rejected", why);
+            return false;
+        }
+        if (!uv_is_active((uv_handle_t *)&e->net_tick))
+            uv_timer_start(&e->net_tick, net_tick_cb, NET_TICK_MS, NET_TICK_MS);
+        return false;
+    }
+    t->net_wait_since = 0;
+    return true;
+}
+
+/* Puts the task on its first network in the create body: its address
+ * given (Docker's IPAM never picks), the network's gateway as its DNS
+ * server (the agent's responder). False if the network is not ready any
+ * more. */
+static bool add_first_network(struct etask *t, json_t *cfg)
+{
+    if (task_network_count(t) == 0)
+        return true;
+    char addr[64];
+    const char *target;
+    const char *id = task_network(t, 0, &target, addr, sizeof addr);
+    struct dataplane_net dn;
+    struct sk_err err = {0};
+    if (!t->e->dp || dataplane_network(t->e->dp, id, &dn, &err) != SK_OK)
+        return false;
+    json_t *hc = json_object_get(cfg, "HostConfig");
+    json_object_set_new(hc, "NetworkMode", json_string(dn.docker_name));
+    json_object_set_new(hc, "Dns", json_pack("[s]", dn.gateway));
+    json_object_set_new(cfg, "NetworkingConfig",
+                        json_pack("{s:{s:{s:{s:s}}}}", "EndpointsConfig",
+                                  dn.docker_name, "IPAMConfig", "IPv4Address",
+                                  addr));
+    return true;
+}
+
+static void connect_next(struct etask *t);
+
+static void connect_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
+                         json_t *reply)
+{
+    struct etask *t = ctx;
+    if (!end(t))
+        return;
+    if (rc != SK_OK) {
+        set_state(t, SK_TASK_REJECTED, "rejected", err->msg);
+        step(t);
+        return;
+    }
+    t->connect_next++;
+    connect_next(t);
+}
+
+/* Connects the created container to the task's other networks, one by
+ * one (API 1.41 takes one network at create), then it is ready to start. */
+static void connect_next(struct etask *t)
+{
+    char addr[64];
+    const char *target;
+    const char *id =
+        task_network(t, t->connect_next, &target, addr, sizeof addr);
+    if (!id || t->a.task.desired_state != SK_TASK_RUNNING) {
+        set_state(t, SK_TASK_STARTING, "created", NULL);
+        step(t);
+        return;
+    }
+    struct dataplane_net dn;
+    struct sk_err err = {0};
+    if (!t->e->dp || dataplane_network(t->e->dp, id, &dn, &err) != SK_OK) {
+        char why[SK_ERRMSG_SIZE + 128];
+        snprintf(why, sizeof why, "network %s went away on node %s: %s", target,
+                 t->e->node_name, err.msg);
+        set_state(t, SK_TASK_REJECTED, "rejected", why);
+        step(t);
+        return;
+    }
+    json_t *ep = json_pack("{s:{s:s}}", "IPAMConfig", "IPv4Address", addr);
+    begin(t);
+    sk_docker_network_connect(t->e->docker, dn.docker_name, t->container_id, ep,
+                              connect_done, t);
+    json_decref(ep);
+}
+
 /* ---- the state machine ---- */
 
 static void start_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
@@ -381,14 +582,20 @@ static void create_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
     const char *id = json_string_value(json_object_get(reply, "Id"));
     free(t->container_id);
     t->container_id = id ? sk_strdup(id) : NULL;
-    set_state(t, SK_TASK_STARTING, "created", NULL);
-    step(t);
+    t->connect_next = 1;
+    connect_next(t);
 }
 
 static void create_container(struct etask *t)
 {
     json_t *cfg = container_config(t);
     add_ports(cfg, t->a.ports, t->a.n_ports);
+    if (!add_first_network(t, cfg)) {
+        /* Its network went away meanwhile: wait for it again. */
+        json_decref(cfg);
+        networks_ready(t);
+        return;
+    }
     char name[256];
     begin(t);
     sk_docker_create(t->e->docker, task_name(t, name, sizeof name), cfg,
@@ -478,11 +685,11 @@ static void step(struct etask *t)
             __attribute__((fallthrough));
         case SK_TASK_ACCEPTED:
             set_state(t, SK_TASK_PREPARING, "creating the container", NULL);
-            create_container(t);
-            return;
+            __attribute__((fallthrough));
         case SK_TASK_PREPARING:
-            /* Interrupted (an agent restart): carry on. */
-            create_container(t);
+            /* Also after an interruption (an agent restart): carry on. */
+            if (networks_ready(t))
+                create_container(t);
             return;
         case SK_TASK_STARTING:
             if (!t->container_id) {
@@ -527,6 +734,7 @@ static struct etask *upsert(struct executor *e, struct sk_assignment *in)
         t->a = *in;
         memset(in, 0, sizeof *in);
         t->gone = false;
+        dp_note(t);
         return t;
     }
     t = sk_calloc(1, sizeof *t);
@@ -539,6 +747,7 @@ static struct etask *upsert(struct executor *e, struct sk_assignment *in)
         t->container_id = sk_strdup(st->container_id);
     t->exit_code = st->exit_code;
     sk_map_put(&e->tasks, t->a.task.meta.id, t);
+    dp_note(t);
     return t;
 }
 
@@ -559,6 +768,36 @@ static void step_all(struct executor *e)
     for (i = 0; i < n; i++)
         step(all[i]);
     free(all);
+}
+
+/* Tasks waiting for their networks look again; none waiting, the tick
+ * stops. */
+static void net_tick_cb(uv_timer_t *timer)
+{
+    struct executor *e = timer->data;
+    bool waiting = false;
+    struct sk_map_iter it;
+    void *v;
+    sk_map_iter_init(&it, &e->tasks);
+    while (sk_map_iter_next(&it, NULL, &v))
+        if (((struct etask *)v)->net_wait_since)
+            waiting = true;
+    if (!waiting) {
+        uv_timer_stop(timer);
+        return;
+    }
+    step_all(e);
+}
+
+void executor_networks_changed(struct executor *e)
+{
+    if (!e->closing && e->adopted)
+        step_all(e);
+}
+
+void executor_set_network_wait(struct executor *e, uint64_t ms)
+{
+    e->net_wait_ms = ms;
 }
 
 static void adopt(struct executor *e)
@@ -674,6 +913,10 @@ static void adopt_list_done(void *ctx, enum sk_rc rc, const struct sk_err *err,
     e->adopted = true;
     SK_INFO("executor", "%zu tasks assigned, %zu containers found",
             sk_map_count(&e->tasks), json_array_size(reply));
+    /* Adopted running containers get their VIP rules again. */
+    sk_map_iter_init(&it, &e->tasks);
+    while (sk_map_iter_next(&it, NULL, &v))
+        dp_note(v);
     step_all(e);
 }
 
@@ -817,12 +1060,17 @@ static void watch_events(struct executor *e)
 /* ---- lifecycle ---- */
 
 struct executor *executor_new(uv_loop_t *loop, struct sk_docker *docker,
-                              const char *node_id, const char *node_name,
-                              executor_report_cb report, void *ctx)
+                              struct dataplane *dp, const char *node_id,
+                              const char *node_name, executor_report_cb report,
+                              void *ctx)
 {
     struct executor *e = sk_calloc(1, sizeof *e);
     e->loop = loop;
     e->docker = docker;
+    e->dp = dp;
+    e->net_wait_ms = NET_WAIT_MS;
+    uv_timer_init(loop, &e->net_tick);
+    e->net_tick.data = e;
     e->node_id = sk_strdup(node_id);
     e->node_name = sk_strdup(node_name ? node_name : node_id);
     e->report = report;
@@ -834,7 +1082,7 @@ struct executor *executor_new(uv_loop_t *loop, struct sk_docker *docker,
     return e;
 }
 
-static void retry_closed(uv_handle_t *h)
+static void net_tick_closed(uv_handle_t *h)
 {
     struct executor *e = h->data;
     struct sk_map_iter it;
@@ -852,6 +1100,12 @@ static void retry_closed(uv_handle_t *h)
         cb(ctx);
 }
 
+static void retry_closed(uv_handle_t *h)
+{
+    struct executor *e = h->data;
+    uv_close((uv_handle_t *)&e->net_tick, net_tick_closed);
+}
+
 static void maybe_closed(struct executor *e)
 {
     if (!e->closing || e->inflight > 0 ||
@@ -866,6 +1120,7 @@ void executor_close(struct executor *e, void (*cb)(void *ctx), void *ctx)
     e->close_cb = cb;
     e->close_ctx = ctx;
     uv_timer_stop(&e->retry);
+    uv_timer_stop(&e->net_tick);
     if (e->events)
         sk_docker_events_stop(e->events);
     maybe_closed(e);

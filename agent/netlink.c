@@ -224,6 +224,7 @@ static void read_links(struct nl_cache *cache, const char *const *prefixes,
                                                 : SK_NL_OTHER;
         d->mtu = rtnl_link_get_mtu(l);
         d->up = (rtnl_link_get_flags(l) & IFF_UP) != 0;
+        d->has_mac = mac_of(rtnl_link_get_addr(l), d->mac);
         int master = rtnl_link_get_master(l);
         if (master > 0) {
             char buf[IFNAMSIZ] = "";
@@ -375,6 +376,15 @@ static struct nl_addr *nl_addr4(struct in_addr a)
     return x;
 }
 
+static void set_mac(struct rtnl_link *l, const uint8_t mac[6])
+{
+    struct nl_addr *a = nl_addr_build(AF_LLC, mac, 6);
+    if (!a)
+        sk_oom(6);
+    rtnl_link_set_addr(l, a);
+    nl_addr_put(a);
+}
+
 static const char *kind_name(enum sk_nl_kind k)
 {
     return k == SK_NL_BRIDGE ? "bridge" : k == SK_NL_VXLAN ? "vxlan" : "device";
@@ -403,6 +413,8 @@ static enum sk_rc nl_link_add(void *impl, const struct sk_nl_link *want,
         rtnl_link_set_flags(l, IFF_UP);
     if (master)
         rtnl_link_set_master(l, master);
+    if (want->has_mac)
+        set_mac(l, want->mac);
     if (want->kind == SK_NL_VXLAN) {
         struct nl_addr *local = nl_addr4(want->vxlan.local);
         rtnl_link_vxlan_set_id(l, want->vxlan.vni);
@@ -440,6 +452,8 @@ static enum sk_rc nl_link_set(void *impl, const struct sk_nl_link *want,
     if (want->mtu)
         rtnl_link_set_mtu(c, want->mtu);
     rtnl_link_set_master(c, master);
+    if (want->has_mac)
+        set_mac(c, want->mac);
     if (want->up)
         rtnl_link_set_flags(c, IFF_UP);
     else

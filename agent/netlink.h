@@ -44,6 +44,10 @@ struct sk_nl_link {
     char master[IFNAMSIZ]; /* the bridge it is enslaved to; "" for none */
     unsigned mtu;
     bool up;
+    /* Observed: the device's MAC (has_mac false if it has none). Wanted:
+     * with has_mac, link_add and link_set give the device this MAC. */
+    bool has_mac;
+    uint8_t mac[6];
     struct sk_nl_vxlan vxlan; /* kind SK_NL_VXLAN only */
 };
 
@@ -99,11 +103,13 @@ struct sk_netlink_ops {
     enum sk_rc (*snapshot)(void *impl, const char *const *prefixes, size_t n,
                            struct sk_nl_state *out, struct sk_err *err);
     /* Creates a bridge or a VXLAN device with everything in `link` (name,
-     * kind, mtu, master, up, the VXLAN attributes). Fails if it exists. */
+     * kind, mtu, master, up, the MAC if has_mac, the VXLAN attributes).
+     * Fails if it exists. */
     enum sk_rc (*link_add)(void *impl, const struct sk_nl_link *link,
                            struct sk_err *err);
-    /* Changes an existing device's master, mtu and up state to `link`'s
-     * (the kind and VXLAN attributes are ignored: they cannot change). */
+    /* Changes an existing device's master, mtu, up state and (with
+     * has_mac) MAC to `link`'s (the kind and VXLAN attributes are ignored:
+     * they cannot change). */
     enum sk_rc (*link_set)(void *impl, const struct sk_nl_link *link,
                            struct sk_err *err);
     enum sk_rc (*link_del)(void *impl, const char *name, struct sk_err *err);

@@ -49,6 +49,15 @@ static bool id_ok(const char *id)
     return n >= SK_OVERLAY_ID_CHARS;
 }
 
+/* Whether a is an address of n's subnet other than its network and
+ * broadcast addresses. */
+static bool host_of(const struct sk_overlay_network *n, struct in_addr a)
+{
+    uint32_t mask = mask_of(n->prefix);
+    return (a.s_addr & mask) == n->subnet.s_addr &&
+           a.s_addr != n->subnet.s_addr && (a.s_addr | mask) != 0xffffffffu;
+}
+
 static enum sk_rc check_network(const struct sk_overlay_network *n,
                                 struct sk_err *err)
 {
@@ -67,12 +76,21 @@ static enum sk_rc check_network(const struct sk_overlay_network *n,
         return sk_err_set(err, SK_EINVAL,
                           "subnet %s/%u has bits set beyond its prefix", sub,
                           n->prefix);
-    if ((n->gateway.s_addr & mask) != n->subnet.s_addr ||
-        n->gateway.s_addr == n->subnet.s_addr ||
-        (n->gateway.s_addr | mask) == 0xffffffffu)
+    if (!host_of(n, n->gateway))
         return sk_err_set(err, SK_EINVAL,
                           "gateway %s is not a host address of %s/%u", gw, sub,
                           n->prefix);
+    if (n->node_addr.s_addr) {
+        char na[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &n->node_addr, na, sizeof na);
+        if (!host_of(n, n->node_addr))
+            return sk_err_set(err, SK_EINVAL,
+                              "node address %s is not a host address of %s/%u",
+                              na, sub, n->prefix);
+        if (n->node_addr.s_addr == n->gateway.s_addr)
+            return sk_err_set(err, SK_EINVAL, "node address %s is the gateway",
+                              na);
+    }
     if (n->mtu < 68)
         return sk_err_set(err, SK_EINVAL, "MTU %u below 68", n->mtu);
     for (size_t i = 0; i < n->n_remotes; i++) {
@@ -83,6 +101,12 @@ static enum sk_rc check_network(const struct sk_overlay_network *n,
             return sk_err_set(err, SK_EINVAL,
                               "remote task %s is not in subnet %s/%u", ip, sub,
                               n->prefix);
+        if (r->ip.s_addr == n->gateway.s_addr ||
+            r->ip.s_addr == n->node_addr.s_addr)
+            return sk_err_set(err, SK_EINVAL,
+                              "remote task %s has this node's own address "
+                              "(the gateway or the node address)",
+                              ip);
         for (size_t j = 0; j < i; j++)
             if (n->remotes[j].ip.s_addr == r->ip.s_addr ||
                 memcmp(n->remotes[j].mac, r->mac, 6) == 0)
@@ -166,7 +190,9 @@ static bool link_settings_same(const struct sk_nl_link *cur,
                                const struct sk_nl_link *want)
 {
     return cur->mtu == want->mtu && cur->up == want->up &&
-           strcmp(cur->master, want->master) == 0;
+           strcmp(cur->master, want->master) == 0 &&
+           (!want->has_mac ||
+            (cur->has_mac && memcmp(cur->mac, want->mac, 6) == 0));
 }
 
 /* Brings one device to `want`: adopted if it matches, changed if only its
@@ -193,24 +219,43 @@ static bool ensure_link(struct run *r, const struct sk_nl_link *want,
     return true;
 }
 
+/* The bridge's addresses: the gateway first (dockerd looks at the first
+ * address only), then the node's own. Others go. */
 static bool ensure_address(struct run *r, const struct sk_overlay_network *n,
                            const char *bridge, bool fresh)
 {
-    bool present = false;
+    struct in_addr want[2] = {n->gateway, n->node_addr};
+    size_t n_want = n->node_addr.s_addr ? 2 : 1;
+    bool present[2] = {false, false};
     for (size_t i = 0; !fresh && i < r->snap->n_addrs; i++) {
         const struct sk_nl_addr *a = &r->snap->addrs[i];
         if (strcmp(a->dev, bridge) != 0)
             continue;
-        if (a->addr.s_addr == n->gateway.s_addr && a->prefix == n->prefix)
-            present = true;
-        else if (!done(r, r->ops->addr_del(r->impl, a, &r->err)))
+        bool keep = false;
+        for (size_t k = 0; k < n_want; k++)
+            if (a->addr.s_addr == want[k].s_addr && a->prefix == n->prefix)
+                keep = present[k] = true;
+        if (!keep && !done(r, r->ops->addr_del(r->impl, a, &r->err)))
             return false;
     }
-    if (present)
-        return true;
-    struct sk_nl_addr want = {.addr = n->gateway, .prefix = n->prefix};
-    snprintf(want.dev, sizeof want.dev, "%s", bridge);
-    return done(r, r->ops->addr_add(r->impl, &want, &r->err));
+    /* A node address left without the gateway before it (dockerd or a
+     * person removed it) goes too, so that the gateway comes first. */
+    if (n_want == 2 && !present[0] && present[1]) {
+        struct sk_nl_addr a = {.addr = want[1], .prefix = n->prefix};
+        snprintf(a.dev, sizeof a.dev, "%s", bridge);
+        if (!done(r, r->ops->addr_del(r->impl, &a, &r->err)))
+            return false;
+        present[1] = false;
+    }
+    for (size_t k = 0; k < n_want; k++) {
+        if (present[k])
+            continue;
+        struct sk_nl_addr a = {.addr = want[k], .prefix = n->prefix};
+        snprintf(a.dev, sizeof a.dev, "%s", bridge);
+        if (!done(r, r->ops->addr_add(r->impl, &a, &r->err)))
+            return false;
+    }
+    return true;
 }
 
 static const struct sk_overlay_endpoint *
@@ -290,6 +335,10 @@ static bool reconcile_network(struct run *r, struct in_addr vtep,
                               const struct sk_overlay_network *n)
 {
     struct sk_nl_link br = {.kind = SK_NL_BRIDGE, .mtu = n->mtu, .up = true};
+    if (n->node_addr.s_addr) {
+        br.has_mac = true;
+        sk_overlay_mac_of(n->node_addr, br.mac);
+    }
     struct sk_nl_link vx = {
         .kind = SK_NL_VXLAN,
         .mtu = n->mtu,
@@ -312,16 +361,25 @@ static bool reconcile_network(struct run *r, struct in_addr vtep,
            ensure_entries(r, n, vx.name, vx_fresh);
 }
 
+static bool names(const char *name, const char *prefix, const char *id)
+{
+    char own[IFNAMSIZ];
+    snprintf(own, sizeof own, "%s%.*s", prefix, SK_OVERLAY_ID_CHARS, id);
+    return strcmp(own, name) == 0;
+}
+
+/* Whether a device must stay: its network is wanted, or kept. */
 static bool wanted(const struct sk_overlay_desired *want, const char *name,
                    const char *prefix)
 {
-    for (size_t i = 0; i < want->n_networks; i++) {
-        char own[IFNAMSIZ];
-        snprintf(own, sizeof own, "%s%.*s", prefix, SK_OVERLAY_ID_CHARS,
-                 want->networks[i].id);
-        if (strcmp(own, name) == 0)
+    if (want->keep_all)
+        return true;
+    for (size_t i = 0; i < want->n_networks; i++)
+        if (names(name, prefix, want->networks[i].id))
             return true;
-    }
+    for (size_t i = 0; i < want->n_keep; i++)
+        if (want->keep[i] && names(name, prefix, want->keep[i]))
+            return true;
     return false;
 }
 
@@ -352,12 +410,17 @@ enum sk_rc sk_overlay_reconcile(const struct sk_netlink_ops *ops, void *impl,
     if (out_changes)
         *out_changes = 0;
     enum sk_rc rc = sk_overlay_check(want, err);
-    if (rc != SK_OK)
+    if (rc != SK_OK) {
+        for (size_t i = 0; want->out_failed && i < want->n_networks; i++)
+            want->out_failed[i] = true;
         return rc;
+    }
     static const char *const prefixes[] = {SK_OVERLAY_BRIDGE_PREFIX,
                                            SK_OVERLAY_VXLAN_PREFIX};
     struct sk_nl_state snap = {0};
     if ((rc = ops->snapshot(impl, prefixes, 2, &snap, err)) != SK_OK) {
+        for (size_t i = 0; want->out_failed && i < want->n_networks; i++)
+            want->out_failed[i] = true;
         sk_err_wrap(err, "overlay");
         return rc;
     }
@@ -365,8 +428,10 @@ enum sk_rc sk_overlay_reconcile(const struct sk_netlink_ops *ops, void *impl,
     struct sk_err first = {0};
     for (size_t i = 0; i < want->n_networks; i++) {
         const struct sk_overlay_network *n = &want->networks[i];
-        if (!reconcile_network(&r, want->local_vtep, n) &&
-            first.code == SK_OK) {
+        bool ok = reconcile_network(&r, want->local_vtep, n);
+        if (want->out_failed)
+            want->out_failed[i] = !ok;
+        if (!ok && first.code == SK_OK) {
             sk_err_copy(&first, &r.err);
             sk_err_wrap(&first, "overlay network \"%s\"", n->id);
         }

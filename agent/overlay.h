@@ -3,16 +3,23 @@
  *
  * Per overlay network with a local task the node has
  *   - a Linux bridge "skb" + the first 10 characters of the network ID,
- *     holding this node's own gateway address of the network (gw/prefix);
+ *     holding the network's gateway address (gw/prefix: the same on every
+ *     node; each node answers for it locally, containers route through it)
+ *     and, once the leader gave it one, this node's own address there
+ *     (node_addr/prefix, a second address), with the MAC 02:42 + the four
+ *     bytes of node_addr (sk_overlay_mac_of), as a container's, so other
+ *     nodes compute it;
  *   - a VXLAN device "skv" + the same 10 characters, enslaved to it: the
  *     network's VNI, local address = the node's data-path address, UDP
  *     port 4789, no learning, proxy ARP (ARP for a remote task is answered
  *     from the device's neighbour table, never sent over the wire), MTU =
  *     the data interface's MTU - 50;
- *   - for every remote task on the network: a static FDB entry on the VXLAN
- *     device (task MAC -> the remote node's data-path address) and a
- *     permanent neighbour entry (task IP -> task MAC). No multicast group,
- *     no default destination: nothing is flooded to other nodes.
+ *   - for every remote endpoint on the network (a task, or another node's
+ *     own address): a static FDB entry on the VXLAN device (its MAC -> the
+ *     remote node's data-path address) and a permanent neighbour entry
+ *     (its IP -> its MAC). No multicast group, no default destination:
+ *     nothing is flooded to other nodes, and nothing is ever sent for the
+ *     gateway, which every node answers itself.
  * The names are derived from the network ID alone, so a restarted agent
  * finds its devices again, and they fit IFNAMSIZ.
  *
@@ -28,14 +35,16 @@
  *              "Config": [{"Subnet": "10.0.1.0/24", "Gateway": GW}]},
  *     "Options": {"com.docker.network.bridge.name": "skb...",
  *                 "com.docker.network.driver.mtu": "1450"}}
- *   where GW is this node's own gateway address. dockerd takes the bridge
- *   that exists as it is, also with GW/prefix already on it (it adds the
+ *   where GW is the network's gateway. dockerd takes the bridge that
+ *   exists as it is, also with GW/prefix already on it (it adds the
  *   address, with broadcast, when missing), and leaves bridge and address
- *   in place on `docker network rm`. The MTU option gives the containers'
- *   veths 1450. Docker's isolation chains (DOCKER-ISOLATION-STAGE-1/2)
- *   name the bridge like any of its own, so two skiff networks on a node
- *   cannot reach each other, nor the default bridge them; --internal adds
- *   its DROP rules for traffic leaving the subnet.
+ *   in place on `docker network rm`. It looks at the bridge's first IPv4
+ *   address only, and replaces it if it is not GW: so the gateway is the
+ *   bridge's first (primary) address and node_addr comes second. The MTU option
+ * gives the containers' veths 1450. Docker's isolation chains
+ * (DOCKER-ISOLATION-STAGE-1/2) name the bridge like any of its own, so two
+ * skiff networks on a node cannot reach each other, nor the default bridge
+ * them; --internal adds its DROP rules for traffic leaving the subnet.
  *   Containers: `docker run --network NAME --ip A --dns GW` = HostConfig
  *   {"NetworkMode": NAME, "Dns": [GW]} and NetworkingConfig
  *   {"EndpointsConfig": {NAME: {"IPAMConfig": {"IPv4Address": A}}}}:
@@ -43,8 +52,8 @@
  *   02:42:a:b:c:d for address a.b.c.d (sk_overlay_mac_of()) when none is
  *   set, so every node computes a remote task's MAC from its address (a
  *   MAC given in the create body's Config.MacAddress is honoured too).
- *   Each node's gateway is an address of the subnet that no task may get:
- *   the allocator reserves one per node on the network.
+ *   The gateway and every node's own address are addresses of the subnet
+ *   that no task gets: the allocator reserves them.
  *
  * sk_overlay_reconcile() is pure logic over the netlink ops: it reads one
  * snapshot of the devices named "skb*" and "skv*", then adds what is
@@ -62,6 +71,7 @@
 
 #include <net/if.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -88,9 +98,10 @@ struct sk_overlay_network {
     const char *id; /* the network's ID: letters and digits, >= 10 of them */
     uint32_t vni;   /* 1 .. 2^24 - 1 */
     struct in_addr subnet;
-    uint8_t prefix;         /* of the subnet, 8 .. 30 */
-    struct in_addr gateway; /* this node's own address in the subnet */
-    unsigned mtu;           /* the data interface's MTU - 50 */
+    uint8_t prefix;           /* of the subnet, 8 .. 30 */
+    struct in_addr gateway;   /* the network's gateway */
+    struct in_addr node_addr; /* this node's own address; 0.0.0.0: none */
+    unsigned mtu;             /* the data interface's MTU - 50 */
     const struct sk_overlay_endpoint *remotes;
     size_t n_remotes;
 };
@@ -99,6 +110,15 @@ struct sk_overlay_desired {
     struct in_addr local_vtep; /* this node's data-path address */
     const struct sk_overlay_network *networks;
     size_t n_networks;
+    /* Devices of networks not wanted that must stay for now (their Docker
+     * network is not removed yet): the network IDs of `keep`, or, with
+     * keep_all, every device there is. Their entries are left alone. */
+    const char *const *keep;
+    size_t n_keep;
+    bool keep_all;
+    /* Optional, n_networks entries: set to whether that network's change
+     * failed (the others are reconciled all the same). */
+    bool *out_failed;
 };
 
 /* Device names of a network ("skb"/"skv" + 10 characters of the ID). */
@@ -109,9 +129,11 @@ void sk_overlay_vxlan_name(const char *network_id, char out[IFNAMSIZ]);
  * by the address's four bytes. */
 void sk_overlay_mac_of(struct in_addr ip, uint8_t out[6]);
 
-/* Checks the desired state (IDs, VNIs, prefixes, the gateway inside its
- * subnet, no two networks with the same device names or VNI, an MTU of at
- * least 68). SK_EINVAL with a message naming the network otherwise. */
+/* Checks the desired state (IDs, VNIs, prefixes, the gateway and the node
+ * address host addresses of the subnet and not the same, remote endpoints
+ * inside the subnet, distinct, and neither of those two, no two networks
+ * with the same device names or VNI, an MTU of at least 68). SK_EINVAL
+ * with a message naming the network otherwise. */
 enum sk_rc sk_overlay_check(const struct sk_overlay_desired *want,
                             struct sk_err *err);
 

@@ -14,9 +14,12 @@
  * It also holds the node's assignment session: a stream from the leader
  * with the node's tasks (in full, then changes; a ping every second), which
  * it hands to the executor (agent/executor.h) to run on dockerd, and it
- * sends the tasks' states back, batched. A silent stream is dropped after
- * three heartbeat periods and opened again, at the leader the heartbeat
- * replies name. Losing the managers never stops containers.
+ * sends the tasks' states back, batched. The session's network view goes
+ * to the node's data plane (agent/dataplane.h: overlay, Docker networks,
+ * DNS, VIPs), which the executor asks before it starts a task on a
+ * network. A silent stream is dropped after three heartbeat periods and
+ * opened again, at the leader the heartbeat replies name. Losing the
+ * managers never stops containers.
  *
  * All on the loop thread. Callbacks run from the loop, never inside the
  * agent's own functions. */
@@ -34,6 +37,7 @@
 #include "skiff/pki.h"
 
 struct sk_agent;
+struct dataplane_seams; /* agent/dataplane.h */
 
 struct sk_agent_config {
     uv_loop_t *loop;
@@ -52,6 +56,9 @@ struct sk_agent_config {
     const char *raft_addr;
     /* The node's dockerd ("/var/run/docker.sock"). */
     const char *docker_socket;
+    /* Tests: what the data plane uses in place of the kernel (netlink,
+     * nftables, the DNS port); NULL for the real ones. */
+    const struct dataplane_seams *dataplane_seams;
     /* The agent's own API (logs for managers): whether the agent listens
      * itself (a worker) or a manager on this node routes /v1/agent/ to
      * sk_agent_handle (serve_port 0). */

@@ -72,6 +72,27 @@ void sk_docker_inspect(struct sk_docker *d, const char *id, sk_docker_cb cb,
 void sk_docker_list(struct sk_docker *d, const char *label, sk_docker_cb cb,
                     void *ctx);
 
+/* ---- networks ---- */
+
+/* POST /networks/create with `body` (Docker's create body, borrowed; its
+ * Name names the network in messages). Reply: {"Id": ..., "Warning": ...}. */
+void sk_docker_network_create(struct sk_docker *d, const json_t *body,
+                              sk_docker_cb cb, void *ctx);
+/* GET /networks?filters={"label":[label]}: reply is the array (each with
+ * Id, Name, Labels, Options, Internal, IPAM). label as for sk_docker_list;
+ * NULL: all. */
+void sk_docker_network_list(struct sk_docker *d, const char *label,
+                            sk_docker_cb cb, void *ctx);
+/* DELETE /networks/{id} (an ID or a name). */
+void sk_docker_network_remove(struct sk_docker *d, const char *id,
+                              sk_docker_cb cb, void *ctx);
+/* POST /networks/{network}/connect {"Container": container,
+ * "EndpointConfig": endpoint} (endpoint borrowed, may be NULL), e.g.
+ * {"IPAMConfig": {"IPv4Address": "10.0.1.5"}}. */
+void sk_docker_network_connect(struct sk_docker *d, const char *network,
+                               const char *container, const json_t *endpoint,
+                               sk_docker_cb cb, void *ctx);
+
 /* ---- the events stream ---- */
 
 struct sk_docker_events;

@@ -275,13 +275,48 @@ struct fake_container *fake_container_add(struct fake_dockerd *f,
     assert_non_null(c->labels);
     snprintf(c->state, sizeof c->state, "%s", state);
     c->exit_code = exit_code;
+    memcpy(c->sandbox, "/run/fake/netns/", 16);
+    memcpy(c->sandbox + 16, c->id, 12);
+    c->sandbox[28] = '\0';
     return c;
+}
+
+struct fake_network *fake_network_find(struct fake_dockerd *f, const char *ref)
+{
+    for (int i = 0; i < f->n_networks; i++) {
+        struct fake_network *n = &f->networks[i];
+        if (strcmp(n->id, ref) == 0 || strcmp(n->name, ref) == 0)
+            return n;
+    }
+    return NULL;
+}
+
+struct fake_network *fake_network_add(struct fake_dockerd *f, const char *body)
+{
+    assert_true(f->n_networks < FAKE_MAX_NETWORKS);
+    json_t *b = json_loads(body, 0, NULL);
+    assert_non_null(b);
+    struct fake_network *n = &f->networks[f->n_networks++];
+    memset(n, 0, sizeof *n);
+    snprintf(n->id, sizeof n->id, "%064d", 1000 + ++f->next_id);
+    snprintf(n->name, sizeof n->name, "%s",
+             json_string_value(json_object_get(b, "Name")));
+    n->body = b;
+    return n;
+}
+
+/* Whether a container is attached to network n. */
+static bool attached(const struct fake_container *c,
+                     const struct fake_network *n)
+{
+    return json_object_get(c->networks, n->name) != NULL;
 }
 
 static void container_del(struct fake_dockerd *f, struct fake_container *c)
 {
     json_decref(c->labels);
     json_decref(c->config);
+    json_decref(c->networks);
     size_t i = (size_t)(c - f->containers);
     memmove(c, c + 1, (size_t)(f->n_containers - 1 - (int)i) * sizeof *c);
     f->n_containers--;
@@ -390,9 +425,18 @@ static void create(struct fake_dockerd *f, struct fake_conn *conn,
     json_t *cfg = json_loads(body ? body : "", 0, NULL);
     const char *image = json_string_value(json_object_get(cfg, "Image"));
     char msg[512];
+    const char *mode = json_string_value(
+        json_object_get(json_object_get(cfg, "HostConfig"), "NetworkMode"));
+    bool own_mode = mode && strcmp(mode, "default") != 0 &&
+                    strcmp(mode, "bridge") != 0 && strcmp(mode, "host") != 0 &&
+                    strcmp(mode, "none") != 0;
     if (!image || !has(f->images, f->n_images, image)) {
         snprintf(msg, sizeof msg, "{\"message\":\"No such image: %s\"}",
                  image ? image : "");
+        fake_reply_json(conn, 404, msg);
+    } else if (own_mode && !fake_network_find(f, mode)) {
+        snprintf(msg, sizeof msg, "{\"message\":\"network %s not found\"}",
+                 mode);
         fake_reply_json(conn, 404, msg);
     } else if (fake_container_find(f, name)) {
         snprintf(msg, sizeof msg,
@@ -406,6 +450,13 @@ static void create(struct fake_dockerd *f, struct fake_conn *conn,
             fake_container_add(f, name, image, labels, "created", 0);
         free(labels);
         c->config = json_incref(cfg);
+        if (own_mode) {
+            json_t *ep = json_object_get(
+                json_object_get(json_object_get(cfg, "NetworkingConfig"),
+                                "EndpointsConfig"),
+                mode);
+            c->networks = json_pack("{s:O}", mode, ep ? ep : json_object());
+        }
         snprintf(msg, sizeof msg, "{\"Id\":\"%s\",\"Warnings\":[]}", c->id);
         fake_reply_json(conn, 201, msg);
     }
@@ -446,6 +497,13 @@ static void pull(struct fake_dockerd *f, struct fake_conn *conn,
     fake_stream_go(conn);
 }
 
+/* A borrowed object, or an empty one: for json_pack's "o" (which takes a
+ * reference). */
+static json_t *or_empty(json_t *j)
+{
+    return j ? json_incref(j) : json_object();
+}
+
 /* /containers/{ref}[/action] */
 static void container_call(struct fake_dockerd *f, struct fake_conn *conn,
                            const char *target)
@@ -482,6 +540,17 @@ static void container_call(struct fake_dockerd *f, struct fake_conn *conn,
         }
         fake_dockerd_die(f, c, 143);
         fake_reply(conn, 204, "text/plain", NULL, 0);
+    } else if (strcmp(action, "json") == 0) {
+        json_t *j = json_pack(
+            "{s:s, s:s, s:{s:s, s:b}, s:{s:s, s:o}}", "Id", c->id, "Name",
+            c->name, "State", "Status", c->state, "Running",
+            strcmp(c->state, "running") == 0, "NetworkSettings", "SandboxKey",
+            strcmp(c->state, "created") == 0 ? "" : c->sandbox, "Networks",
+            or_empty(c->networks));
+        char *text = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        fake_reply_json(conn, 200, text);
+        free(text);
     } else if (!*action && strcmp(f->method, "DELETE") == 0) {
         f->removes++;
         if (strcmp(c->state, "running") == 0)
@@ -491,6 +560,125 @@ static void container_call(struct fake_dockerd *f, struct fake_conn *conn,
     } else {
         fake_reply_json(conn, 404, "{\"message\":\"not faked\"}");
     }
+}
+
+static json_t *network_json(const struct fake_network *n)
+{
+    const json_t *b = n->body;
+    return json_pack("{s:s, s:s, s:s, s:b, s:o, s:o, s:o}", "Id", n->id, "Name",
+                     n->name, "Driver", "bridge", "Internal",
+                     json_is_true(json_object_get(b, "Internal")), "Labels",
+                     or_empty(json_object_get(b, "Labels")), "Options",
+                     or_empty(json_object_get(b, "Options")), "IPAM",
+                     or_empty(json_object_get(b, "IPAM")));
+}
+
+static void network_list(struct fake_dockerd *f, struct fake_conn *conn,
+                         const char *target)
+{
+    char filters[1024];
+    f->net_lists++;
+    query(target, "filters", filters, sizeof filters);
+    json_t *fj = *filters ? json_loads(filters, 0, NULL) : NULL;
+    json_t *labels = json_object_get(fj, "label");
+    json_t *out = json_array();
+    for (int i = 0; i < f->n_networks; i++) {
+        const struct fake_network *n = &f->networks[i];
+        json_t *nl = json_object_get(n->body, "Labels");
+        bool ok = true;
+        size_t k;
+        json_t *l;
+        json_array_foreach(labels, k, l)
+        {
+            ok = ok && label_matches(nl, json_string_value(l));
+        }
+        if (ok)
+            json_array_append_new(out, network_json(n));
+    }
+    json_decref(fj);
+    char *text = json_dumps(out, JSON_COMPACT);
+    json_decref(out);
+    fake_reply_json(conn, 200, text);
+    free(text);
+}
+
+static void network_create(struct fake_dockerd *f, struct fake_conn *conn)
+{
+    f->net_creates++;
+    json_t *b = json_loads(f->body ? f->body : "", 0, NULL);
+    const char *name = json_string_value(json_object_get(b, "Name"));
+    char msg[512];
+    if (f->fail_net_creates) {
+        fake_reply_json(conn, 500, "{\"message\":\"injected failure\"}");
+    } else if (!name) {
+        fake_reply_json(conn, 400, "{\"message\":\"no name\"}");
+    } else if (fake_network_find(f, name)) {
+        snprintf(msg, sizeof msg,
+                 "{\"message\":\"network with name %s already exists\"}", name);
+        fake_reply_json(conn, 409, msg);
+    } else {
+        struct fake_network *n = fake_network_add(f, f->body);
+        snprintf(msg, sizeof msg, "{\"Id\":\"%s\",\"Warning\":\"\"}", n->id);
+        fake_reply_json(conn, 201, msg);
+    }
+    json_decref(b);
+}
+
+/* /networks/{ref}[/connect] */
+static void network_call(struct fake_dockerd *f, struct fake_conn *conn,
+                         const char *target)
+{
+    char ref[256], msg[512];
+    const char *p = target + strlen("/networks/");
+    size_t n = strcspn(p, "/?");
+    snprintf(ref, sizeof ref, "%.*s", (int)n, p);
+    struct fake_network *net = fake_network_find(f, ref);
+    if (!net) {
+        snprintf(msg, sizeof msg, "{\"message\":\"network %s not found\"}",
+                 ref);
+        fake_reply_json(conn, 404, msg);
+        return;
+    }
+    if (strcmp(f->method, "DELETE") == 0) {
+        f->net_removes++;
+        for (int i = 0; i < f->n_containers; i++)
+            if (attached(&f->containers[i], net)) {
+                snprintf(msg, sizeof msg,
+                         "{\"message\":\"error while removing network: "
+                         "network %s id %s has active endpoints\"}",
+                         net->name, net->id);
+                fake_reply_json(conn, 403, msg);
+                return;
+            }
+        json_decref(net->body);
+        size_t i = (size_t)(net - f->networks);
+        memmove(net, net + 1,
+                (size_t)(f->n_networks - 1 - (int)i) * sizeof *net);
+        f->n_networks--;
+        fake_reply(conn, 204, "text/plain", NULL, 0);
+        return;
+    }
+    if (strcmp(p + n, "/connect") == 0 && strcmp(f->method, "POST") == 0) {
+        f->connects++;
+        json_t *b = json_loads(f->body ? f->body : "", 0, NULL);
+        const char *cref = json_string_value(json_object_get(b, "Container"));
+        struct fake_container *c = cref ? fake_container_find(f, cref) : NULL;
+        if (!c) {
+            snprintf(msg, sizeof msg, "{\"message\":\"No such container: %s\"}",
+                     cref ? cref : "");
+            fake_reply_json(conn, 404, msg);
+        } else {
+            if (!c->networks)
+                c->networks = json_object();
+            json_t *ep = json_object_get(b, "EndpointConfig");
+            json_object_set_new(c->networks, net->name,
+                                ep ? json_deep_copy(ep) : json_object());
+            fake_reply(conn, 200, "text/plain", NULL, 0);
+        }
+        json_decref(b);
+        return;
+    }
+    fake_reply_json(conn, 404, "{\"message\":\"not faked\"}");
 }
 
 static void engine(struct fake_dockerd *f, struct fake_conn *c,
@@ -518,6 +706,12 @@ static void engine(struct fake_dockerd *f, struct fake_conn *c,
             return;
         }
         create(f, c, name, f->body);
+    } else if (path_is(target, "/networks") && strcmp(f->method, "GET") == 0) {
+        network_list(f, c, target);
+    } else if (path_is(target, "/networks/create")) {
+        network_create(f, c);
+    } else if (strncmp(target, "/networks/", 10) == 0) {
+        network_call(f, c, target);
     } else if (path_is(target, "/images/create")) {
         f->pulls++;
         pull(f, c, target);
@@ -647,8 +841,12 @@ void fake_dockerd_free(struct fake_dockerd *f)
     for (int i = 0; i < f->n_containers; i++) {
         json_decref(f->containers[i].labels);
         json_decref(f->containers[i].config);
+        json_decref(f->containers[i].networks);
     }
     f->n_containers = 0;
+    for (int i = 0; i < f->n_networks; i++)
+        json_decref(f->networks[i].body);
+    f->n_networks = 0;
     free(f->body);
     free(f->held_body);
     f->body = f->held_body = NULL;

@@ -9,8 +9,12 @@
  *   containers (created, running, exited; labels), pulls that succeed for
  *   the images the test made pullable, and an events stream the test
  *   drives (fake_dockerd_die). It checks what a real dockerd checks: a
- *   create needs the image (else 404 "No such image") and a free name
- *   (else 409); start/stop of a container in that state already is 304.
+ *   create needs the image (else 404 "No such image"), a free name (else
+ *   409) and the network its HostConfig.NetworkMode names (else 404);
+ *   start/stop of a container in that state already is 304. Networks:
+ *   create (a name taken is 409), list (label filters), remove (404; 403
+ *   while a container is attached), connect; a container's inspect gives
+ *   its NetworkSettings (SandboxKey once it ran, Networks).
  *
  * Every request is remembered in `method`, `target` (without the /v1.41
  * prefix), `body` and `ctype` (the last one) and counted. All on the
@@ -25,6 +29,7 @@
 
 #define FAKE_MAX_CONTAINERS 32
 #define FAKE_MAX_IMAGES 8
+#define FAKE_MAX_NETWORKS 8
 
 struct fake_dockerd;
 struct fake_conn;
@@ -41,6 +46,14 @@ struct fake_container {
     json_t *config; /* the create body; NULL for one added by the test */
     char state[16]; /* "created", "running", "exited" */
     int exit_code;
+    json_t *networks; /* network name -> endpoint config; NULL: none */
+    char sandbox[64]; /* its SandboxKey, once started */
+};
+
+struct fake_network {
+    char id[65];
+    char name[128];
+    json_t *body; /* the create body */
 };
 
 struct fake_dockerd {
@@ -63,8 +76,12 @@ struct fake_dockerd {
     char images[FAKE_MAX_IMAGES][128];   /* present */
     char pullable[FAKE_MAX_IMAGES][128]; /* a pull fetches them */
     int n_images, n_pullable;
+    struct fake_network networks[FAKE_MAX_NETWORKS];
+    int n_networks;
     int creates, starts, stops, removes, pulls; /* requests of each kind */
-    bool hold_creates; /* park creates until fake_dockerd_release */
+    int net_creates, net_removes, net_lists, connects;
+    bool fail_net_creates; /* answer network creates with 500 */
+    bool hold_creates;     /* park creates until fake_dockerd_release */
     int next_id;
 
     /* private */
@@ -118,6 +135,10 @@ struct fake_container *fake_container_add(struct fake_dockerd *f,
 /* By ID or name; NULL if there is none. */
 struct fake_container *fake_container_find(struct fake_dockerd *f,
                                            const char *ref);
+/* Adds a network as if made earlier (body: a create body's JSON text). */
+struct fake_network *fake_network_add(struct fake_dockerd *f, const char *body);
+/* By ID or name; NULL if there is none. */
+struct fake_network *fake_network_find(struct fake_dockerd *f, const char *ref);
 /* The container's process exits with code: it is exited and a die event
  * goes to the events stream. */
 void fake_dockerd_die(struct fake_dockerd *f, struct fake_container *c,

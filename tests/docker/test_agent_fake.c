@@ -4,7 +4,8 @@
  * heartbeat carries the node's description; each session line is decoded
  * once, a bad one skipped; the tasks run; their reports reach the leader as
  * task reports, are sent again while the leader does not take them, and
- * are dropped once it did. */
+ * are dropped once it did; the network view reaches the data plane (over
+ * an in-memory kernel). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,7 +16,13 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../unit/fake_netlink.h"
 #include "../unit/support.h"
+#include "agent/dataplane.h"
 #include "fake_dockerd.h"
 #include "skiff/agent.h"
 #include "skiff/http.h"
@@ -51,7 +58,33 @@ struct fx {
     struct sk_task_reports posts[MAX_POSTS]; /* every status POST */
     int n_posts;
     int refuse_posts; /* answer this many status POSTs with 503 */
+
+    /* The data plane's kernel and nftables, in memory. */
+    struct fake_kernel kernel;
+    int nft_applies;
+    struct dataplane_seams seams;
 };
+
+static uint16_t free_udp_port(void)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_addr = fake_ip("127.0.0.1")};
+    socklen_t sl = sizeof sin;
+    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+    close(fd);
+    return ntohs(sin.sin_port);
+}
+
+static enum sk_rc nft_apply(void *impl, const char *netns, const char *script,
+                            struct sk_err *err)
+{
+    ((struct fx *)impl)->nft_applies++;
+    return SK_OK;
+}
+
+static const struct sk_vip_ops nft_ops = {.apply = nft_apply};
 
 /* ---- the fake manager ---- */
 
@@ -161,6 +194,12 @@ static void fx_start(struct fx *f)
     snprintf(f->addr, sizeof f->addr, "127.0.0.1:%d",
              sk_listener_port(&f->lis));
 
+    f->seams = (struct dataplane_seams){.netlink = &fake_kernel_ops,
+                                        .netlink_impl = &f->kernel,
+                                        .vip = &nft_ops,
+                                        .vip_impl = f,
+                                        .mtu = 1450,
+                                        .dns_port = free_udp_port()};
     char *managers[] = {f->addr};
     struct sk_agent_config ac = {
         .loop = &f->loop,
@@ -176,6 +215,7 @@ static void fx_start(struct fx *f)
                         .nano_cpus = 2000000000,
                         .agent_addr = "127.0.0.1:7443"},
         .docker_socket = f->dk.sock,
+        .dataplane_seams = &f->seams,
     };
     f->agent = sk_agent_start(&ac, &err);
     assert_non_null(f->agent);
@@ -274,6 +314,11 @@ static const char *const assignment =
     "\"assigned\"}},\"service_name\":\"web\",\"ports\":[{\"target\":80,"
     "\"published\":8080,\"mode\":\"host\"}]}],\"removed\":[]}";
 
+static bool one_network(void *ctx)
+{
+    return ((struct fx *)ctx)->dk.n_networks == 1;
+}
+
 /* ---- tests ---- */
 
 static void agent_runs_its_assignments(void **state)
@@ -332,6 +377,16 @@ static void agent_runs_its_assignments(void **state)
     assert_int_equal(f.posts[i].n_tasks, 1);
     assert_int_equal(f.posts[i].tasks[0].exit_code, 3);
     assert_string_equal(f.posts[i].tasks[0].message, "exit code 3");
+
+    /* The node's network view goes to the data plane: the network's
+     * devices and Docker network are made. */
+    session_send(&f, "{\"type\":\"networks\",\"networks\":[{\"id\":"
+                     "\"netaaaaaaaaaaaaaaaaaaaaaaa\",\"name\":\"back\","
+                     "\"vni\":4097,\"subnet\":\"127.1.0.0/24\","
+                     "\"gateway\":\"127.1.0.1\"}]}");
+    assert_true(sk_test_run_until(&f.loop, one_network, &f, DEADLINE_MS));
+    assert_non_null(fake_kernel_link(&f.kernel, "skbnetaaaaaaa"));
+    assert_string_equal(f.dk.networks[0].name, "skiff-back");
     fx_stop(&f);
 }
 

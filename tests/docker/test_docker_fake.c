@@ -414,6 +414,43 @@ static void test_requests(void **state)
         res_clear(&r);
     }
 
+    /* Networks. */
+    json_t *nb =
+        json_pack("{s:s, s:s}", "Name", "skiff-back", "Driver", "bridge");
+    sk_docker_network_create(f.d, nb, res_cb, &r);
+    json_decref(nb);
+    expect(&f, &r, SK_OK, NULL);
+    assert_string_equal(f.dk.method, "POST");
+    assert_string_equal(f.dk.target, "/networks/create");
+    assert_string_equal(f.dk.body,
+                        "{\"Name\":\"skiff-back\",\"Driver\":\"bridge\"}");
+    res_clear(&r);
+    sk_docker_network_list(f.d, "skiff.network.id", res_cb, &r);
+    expect(&f, &r, SK_OK, NULL);
+    assert_string_equal(f.dk.method, "GET");
+    assert_string_equal(f.dk.target, "/networks?filters=%7B%22label%22%3A%5B%"
+                                     "22skiff.network.id%22%5D%7D");
+    res_clear(&r);
+    sk_docker_network_remove(f.d, "skiff-back", res_cb, &r);
+    expect(&f, &r, SK_OK, NULL);
+    assert_string_equal(f.dk.method, "DELETE");
+    assert_string_equal(f.dk.target, "/networks/skiff-back");
+    res_clear(&r);
+    json_t *ep =
+        json_pack("{s:{s:s}}", "IPAMConfig", "IPv4Address", "10.0.1.5");
+    sk_docker_network_connect(f.d, "skiff-back", "c1", ep, res_cb, &r);
+    json_decref(ep);
+    expect(&f, &r, SK_OK, NULL);
+    assert_string_equal(f.dk.method, "POST");
+    assert_string_equal(f.dk.target, "/networks/skiff-back/connect");
+    assert_string_equal(f.dk.body,
+                        "{\"Container\":\"c1\",\"EndpointConfig\":{"
+                        "\"IPAMConfig\":{\"IPv4Address\":\"10.0.1.5\"}}}");
+    res_clear(&r);
+    sk_docker_network_remove(f.d, "..", res_cb, &r);
+    expect(&f, &r, SK_EINVAL, "remove network \"..\": invalid network");
+    res_clear(&r);
+
     struct stream s = {0};
     json_t *filters = json_pack("{s:[s]}", "type", "container");
     sk_docker_events_start(f.d, filters, event_cb, end_cb, &s);

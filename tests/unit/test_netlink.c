@@ -1,8 +1,9 @@
 /* The real netlink layer (agent/netlink.c) and the overlay's reconcile over
  * it, in a network namespace of the test's own (unshare): what the kernel
  * holds after a first run, nothing done on a second, a remote task gone
- * and one moved, everything removed when nothing is wanted. Skipped (77)
- * where the test may not make a namespace (not root). */
+ * and one moved, the node's own address and the bridge's MAC, everything
+ * removed when nothing is wanted. Skipped (77) where the test may not make
+ * a namespace (not root). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -159,6 +160,22 @@ static void the_kernel_follows(void **state)
     for (size_t i = 0; i < s.n_neighs; i++)
         if (strcmp(s.neighs[i].dev, VX_A) == 0)
             assert_int_equal(s.neighs[i].ip.s_addr, ip("10.0.1.6").s_addr);
+    sk_nl_state_free(&s);
+    assert_int_equal(reconcile(nl, &net, 1), 0);
+
+    /* The node's own address: second on the bridge, which takes the MAC
+     * derived from it. */
+    net.node_addr = ip("10.0.1.250");
+    assert_int_equal(reconcile(nl, &net, 1), 2);
+    snapshot(nl, &s);
+    br = link_named(&s, BR_A);
+    assert_true(br->has_mac);
+    uint8_t mac[6];
+    sk_overlay_mac_of(net.node_addr, mac);
+    assert_memory_equal(br->mac, mac, 6);
+    assert_int_equal(s.n_addrs, 2);
+    assert_int_equal(s.addrs[0].addr.s_addr, ip("10.0.1.2").s_addr);
+    assert_int_equal(s.addrs[1].addr.s_addr, ip("10.0.1.250").s_addr);
     sk_nl_state_free(&s);
     assert_int_equal(reconcile(nl, &net, 1), 0);
 

@@ -2,7 +2,9 @@
  * that implements the netlink ops: the exact operations of a first setup,
  * none on a second run, one delete each when a remote task leaves,
  * adoption of what a previous agent made, stale devices and entries
- * removed, and convergence after a failure at every step. */
+ * removed, and convergence after a failure at every step; the node's own
+ * address and the bridge MAC derived from it; networks kept while their
+ * Docker network is there; failures told per network. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,316 +19,8 @@
 
 #include "agent/netlink.h"
 #include "agent/overlay.h"
+#include "fake_netlink.h"
 #include "skiff/mem.h"
-
-/* ---- the fake kernel ---- */
-
-#define CAP 64
-#define LOG_CAP 128
-
-struct fake {
-    struct sk_nl_link links[CAP];
-    size_t n_links;
-    struct sk_nl_addr addrs[CAP];
-    size_t n_addrs;
-    struct sk_nl_fdb fdbs[CAP];
-    size_t n_fdbs;
-    struct sk_nl_neigh neighs[CAP];
-    size_t n_neighs;
-    char log[LOG_CAP][192];
-    size_t n_log;
-    int fail_countdown; /* > 0: the Nth change fails */
-    int snapshots;
-};
-
-static const char *ip_str(struct in_addr a)
-{
-    static char bufs[4][INET_ADDRSTRLEN];
-    static int i;
-    char *b = bufs[i++ % 4];
-    inet_ntop(AF_INET, &a, b, INET_ADDRSTRLEN);
-    return b;
-}
-
-static struct in_addr ip(const char *s)
-{
-    struct in_addr a;
-    assert_int_equal(inet_pton(AF_INET, s, &a), 1);
-    return a;
-}
-
-static void logf_(struct fake *f, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void logf_(struct fake *f, const char *fmt, ...)
-{
-    assert_true(f->n_log < LOG_CAP);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(f->log[f->n_log++], sizeof f->log[0], fmt, ap);
-    va_end(ap);
-}
-
-/* Fault injection: the change that brings the countdown to 0 fails. */
-static bool inject(struct fake *f, struct sk_err *err)
-{
-    if (f->fail_countdown > 0 && --f->fail_countdown == 0) {
-        sk_err_set(err, SK_EIO, "injected failure");
-        return true;
-    }
-    return false;
-}
-
-static struct sk_nl_link *flink(struct fake *f, const char *name)
-{
-    for (size_t i = 0; i < f->n_links; i++)
-        if (strcmp(f->links[i].name, name) == 0)
-            return &f->links[i];
-    return NULL;
-}
-
-static bool has_prefix(const char *name, const char *const *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strncmp(name, p[i], strlen(p[i])) == 0)
-            return true;
-    return false;
-}
-
-static enum sk_rc f_snapshot(void *impl, const char *const *prefixes, size_t n,
-                             struct sk_nl_state *out, struct sk_err *err)
-{
-    struct fake *f = impl;
-    f->snapshots++;
-    out->links = sk_calloc(CAP, sizeof *out->links);
-    out->addrs = sk_calloc(CAP, sizeof *out->addrs);
-    out->fdbs = sk_calloc(CAP, sizeof *out->fdbs);
-    out->neighs = sk_calloc(CAP, sizeof *out->neighs);
-    for (size_t i = 0; i < f->n_links; i++)
-        if (has_prefix(f->links[i].name, prefixes, n))
-            out->links[out->n_links++] = f->links[i];
-    for (size_t i = 0; i < f->n_addrs; i++)
-        if (has_prefix(f->addrs[i].dev, prefixes, n))
-            out->addrs[out->n_addrs++] = f->addrs[i];
-    for (size_t i = 0; i < f->n_fdbs; i++)
-        if (has_prefix(f->fdbs[i].dev, prefixes, n))
-            out->fdbs[out->n_fdbs++] = f->fdbs[i];
-    for (size_t i = 0; i < f->n_neighs; i++)
-        if (has_prefix(f->neighs[i].dev, prefixes, n))
-            out->neighs[out->n_neighs++] = f->neighs[i];
-    return SK_OK;
-}
-
-static enum sk_rc f_link_add(void *impl, const struct sk_nl_link *l,
-                             struct sk_err *err)
-{
-    struct fake *f = impl;
-    if (inject(f, err))
-        return SK_EIO;
-    if (flink(f, l->name))
-        return sk_err_set(err, SK_EEXIST, "%s exists", l->name);
-    if (l->master[0] && !flink(f, l->master))
-        return sk_err_set(err, SK_ENOTFOUND, "no master %s", l->master);
-    assert_true(f->n_links < CAP);
-    f->links[f->n_links++] = *l;
-    if (l->kind == SK_NL_VXLAN)
-        logf_(f,
-              "link add vxlan %s vni %u local %s port %u%s%s master %s "
-              "mtu %u%s",
-              l->name, l->vxlan.vni, ip_str(l->vxlan.local), l->vxlan.port,
-              l->vxlan.learning ? "" : " nolearning",
-              l->vxlan.proxy ? " proxy" : "", l->master, l->mtu,
-              l->up ? " up" : "");
-    else
-        logf_(f, "link add bridge %s mtu %u%s", l->name, l->mtu,
-              l->up ? " up" : "");
-    return SK_OK;
-}
-
-static enum sk_rc f_link_set(void *impl, const struct sk_nl_link *l,
-                             struct sk_err *err)
-{
-    struct fake *f = impl;
-    if (inject(f, err))
-        return SK_EIO;
-    struct sk_nl_link *cur = flink(f, l->name);
-    if (!cur)
-        return sk_err_set(err, SK_ENOTFOUND, "no %s", l->name);
-    if (l->master[0] && !flink(f, l->master))
-        return sk_err_set(err, SK_ENOTFOUND, "no master %s", l->master);
-    memcpy(cur->master, l->master, sizeof cur->master);
-    cur->mtu = l->mtu;
-    cur->up = l->up;
-    logf_(f, "link set %s master %s mtu %u%s", l->name,
-          l->master[0] ? l->master : "-", l->mtu, l->up ? " up" : " down");
-    return SK_OK;
-}
-
-/* Removes whatever sits on dev, as the kernel does with the device. */
-static void drop_dev(struct fake *f, const char *dev)
-{
-    size_t j = 0;
-    for (size_t i = 0; i < f->n_addrs; i++)
-        if (strcmp(f->addrs[i].dev, dev) != 0)
-            f->addrs[j++] = f->addrs[i];
-    f->n_addrs = j;
-    j = 0;
-    for (size_t i = 0; i < f->n_fdbs; i++)
-        if (strcmp(f->fdbs[i].dev, dev) != 0)
-            f->fdbs[j++] = f->fdbs[i];
-    f->n_fdbs = j;
-    j = 0;
-    for (size_t i = 0; i < f->n_neighs; i++)
-        if (strcmp(f->neighs[i].dev, dev) != 0)
-            f->neighs[j++] = f->neighs[i];
-    f->n_neighs = j;
-    for (size_t i = 0; i < f->n_links; i++)
-        if (strcmp(f->links[i].master, dev) == 0)
-            f->links[i].master[0] = '\0';
-}
-
-static enum sk_rc f_link_del(void *impl, const char *name, struct sk_err *err)
-{
-    struct fake *f = impl;
-    if (inject(f, err))
-        return SK_EIO;
-    struct sk_nl_link *cur = flink(f, name);
-    if (!cur)
-        return sk_err_set(err, SK_ENOTFOUND, "no %s", name);
-    *cur = f->links[--f->n_links];
-    drop_dev(f, name);
-    logf_(f, "link del %s", name);
-    return SK_OK;
-}
-
-static enum sk_rc f_addr_add(void *impl, const struct sk_nl_addr *a,
-                             struct sk_err *err)
-{
-    struct fake *f = impl;
-    if (inject(f, err))
-        return SK_EIO;
-    if (!flink(f, a->dev))
-        return sk_err_set(err, SK_ENOTFOUND, "no %s", a->dev);
-    for (size_t i = 0; i < f->n_addrs; i++)
-        if (strcmp(f->addrs[i].dev, a->dev) == 0 &&
-            f->addrs[i].addr.s_addr == a->addr.s_addr)
-            return sk_err_set(err, SK_EEXIST, "address exists");
-    f->addrs[f->n_addrs++] = *a;
-    logf_(f, "addr add %s/%u dev %s", ip_str(a->addr), a->prefix, a->dev);
-    return SK_OK;
-}
-
-static enum sk_rc f_addr_del(void *impl, const struct sk_nl_addr *a,
-                             struct sk_err *err)
-{
-    struct fake *f = impl;
-    if (inject(f, err))
-        return SK_EIO;
-    for (size_t i = 0; i < f->n_addrs; i++)
-        if (strcmp(f->addrs[i].dev, a->dev) == 0 &&
-            f->addrs[i].addr.s_addr == a->addr.s_addr) {
-            f->addrs[i] = f->addrs[--f->n_addrs];
-            logf_(f, "addr del %s/%u dev %s", ip_str(a->addr), a->prefix,
-                  a->dev);
-            return SK_OK;
-        }
-    return sk_err_set(err, SK_ENOTFOUND, "no such address");
-}
-
-static enum sk_rc f_fdb_add(void *impl, const struct sk_nl_fdb *x,
-                            struct sk_err *err)
-{
-    struct fake *f = impl;
-    if (inject(f, err))
-        return SK_EIO;
-    if (!flink(f, x->dev))
-        return sk_err_set(err, SK_ENOTFOUND, "no %s", x->dev);
-    char mac[18];
-    sk_nl_mac_format(x->mac, mac);
-    for (size_t i = 0; i < f->n_fdbs; i++)
-        if (strcmp(f->fdbs[i].dev, x->dev) == 0 &&
-            memcmp(f->fdbs[i].mac, x->mac, 6) == 0) {
-            f->fdbs[i] = *x; /* NLM_F_REPLACE */
-            logf_(f, "fdb replace %s dev %s dst %s", mac, x->dev,
-                  ip_str(x->dst));
-            return SK_OK;
-        }
-    f->fdbs[f->n_fdbs++] = *x;
-    logf_(f, "fdb add %s dev %s dst %s", mac, x->dev, ip_str(x->dst));
-    return SK_OK;
-}
-
-static enum sk_rc f_fdb_del(void *impl, const struct sk_nl_fdb *x,
-                            struct sk_err *err)
-{
-    struct fake *f = impl;
-    if (inject(f, err))
-        return SK_EIO;
-    char mac[18];
-    sk_nl_mac_format(x->mac, mac);
-    for (size_t i = 0; i < f->n_fdbs; i++)
-        if (strcmp(f->fdbs[i].dev, x->dev) == 0 &&
-            memcmp(f->fdbs[i].mac, x->mac, 6) == 0 &&
-            f->fdbs[i].dst.s_addr == x->dst.s_addr) {
-            f->fdbs[i] = f->fdbs[--f->n_fdbs];
-            logf_(f, "fdb del %s dev %s dst %s", mac, x->dev, ip_str(x->dst));
-            return SK_OK;
-        }
-    return sk_err_set(err, SK_ENOTFOUND, "no such entry");
-}
-
-static enum sk_rc f_neigh_add(void *impl, const struct sk_nl_neigh *x,
-                              struct sk_err *err)
-{
-    struct fake *f = impl;
-    if (inject(f, err))
-        return SK_EIO;
-    if (!flink(f, x->dev))
-        return sk_err_set(err, SK_ENOTFOUND, "no %s", x->dev);
-    char mac[18];
-    sk_nl_mac_format(x->mac, mac);
-    struct sk_nl_neigh n = *x;
-    n.permanent = true;
-    for (size_t i = 0; i < f->n_neighs; i++)
-        if (strcmp(f->neighs[i].dev, x->dev) == 0 &&
-            f->neighs[i].ip.s_addr == x->ip.s_addr) {
-            f->neighs[i] = n;
-            logf_(f, "neigh replace %s lladdr %s dev %s", ip_str(x->ip), mac,
-                  x->dev);
-            return SK_OK;
-        }
-    f->neighs[f->n_neighs++] = n;
-    logf_(f, "neigh add %s lladdr %s dev %s", ip_str(x->ip), mac, x->dev);
-    return SK_OK;
-}
-
-static enum sk_rc f_neigh_del(void *impl, const struct sk_nl_neigh *x,
-                              struct sk_err *err)
-{
-    struct fake *f = impl;
-    if (inject(f, err))
-        return SK_EIO;
-    for (size_t i = 0; i < f->n_neighs; i++)
-        if (strcmp(f->neighs[i].dev, x->dev) == 0 &&
-            f->neighs[i].ip.s_addr == x->ip.s_addr) {
-            f->neighs[i] = f->neighs[--f->n_neighs];
-            logf_(f, "neigh del %s dev %s", ip_str(x->ip), x->dev);
-            return SK_OK;
-        }
-    return sk_err_set(err, SK_ENOTFOUND, "no such neighbour");
-}
-
-static const struct sk_netlink_ops fake_ops = {
-    .snapshot = f_snapshot,
-    .link_add = f_link_add,
-    .link_set = f_link_set,
-    .link_del = f_link_del,
-    .addr_add = f_addr_add,
-    .addr_del = f_addr_del,
-    .fdb_add = f_fdb_add,
-    .fdb_del = f_fdb_del,
-    .neigh_add = f_neigh_add,
-    .neigh_del = f_neigh_del,
-};
 
 /* ---- helpers ---- */
 
@@ -339,7 +33,8 @@ static const struct sk_netlink_ops fake_ops = {
 
 static struct sk_overlay_endpoint remote(const char *task_ip, const char *vtep)
 {
-    struct sk_overlay_endpoint e = {.ip = ip(task_ip), .vtep = ip(vtep)};
+    struct sk_overlay_endpoint e = {.ip = fake_ip(task_ip),
+                                    .vtep = fake_ip(vtep)};
     sk_overlay_mac_of(e.ip, e.mac);
     return e;
 }
@@ -350,31 +45,33 @@ static struct sk_overlay_network network_a(const struct sk_overlay_endpoint *r,
     return (struct sk_overlay_network){
         .id = NET_A,
         .vni = 4097,
-        .subnet = ip("10.0.1.0"),
+        .subnet = fake_ip("10.0.1.0"),
         .prefix = 24,
-        .gateway = ip("10.0.1.2"),
+        .gateway = fake_ip("10.0.1.2"),
         .mtu = 1450,
         .remotes = r,
         .n_remotes = n,
     };
 }
 
-static size_t run(struct fake *f, const struct sk_overlay_network *nets,
+static size_t run(struct fake_kernel *f, const struct sk_overlay_network *nets,
                   size_t n)
 {
     struct sk_overlay_desired want = {
-        .local_vtep = ip("10.78.0.11"), .networks = nets, .n_networks = n};
+        .local_vtep = fake_ip("10.78.0.11"), .networks = nets, .n_networks = n};
     struct sk_err err = {0};
     size_t changes = 99;
     f->n_log = 0;
-    enum sk_rc rc = sk_overlay_reconcile(&fake_ops, f, &want, &changes, &err);
+    enum sk_rc rc =
+        sk_overlay_reconcile(&fake_kernel_ops, f, &want, &changes, &err);
     if (rc != SK_OK)
         fail_msg("reconcile: %s", err.msg);
     assert_int_equal(changes, f->n_log);
     return changes;
 }
 
-static void assert_log(const struct fake *f, const char *const *want, size_t n)
+static void assert_log(const struct fake_kernel *f, const char *const *want,
+                       size_t n)
 {
     for (size_t i = 0; i < f->n_log || i < n; i++) {
         if (i >= n)
@@ -392,12 +89,12 @@ static void assert_log(const struct fake *f, const char *const *want, size_t n)
     } while (0)
 
 /* A device that is not ours, which no run may touch. */
-static void add_foreign(struct fake *f)
+static void add_foreign(struct fake_kernel *f)
 {
     struct sk_nl_link eth = {.name = "eth1", .mtu = 1500, .up = true};
     f->links[f->n_links++] = eth;
     struct sk_nl_addr a = {
-        .dev = "eth1", .addr = ip("10.78.0.11"), .prefix = 24};
+        .dev = "eth1", .addr = fake_ip("10.78.0.11"), .prefix = 24};
     f->addrs[f->n_addrs++] = a;
 }
 
@@ -405,7 +102,7 @@ static void add_foreign(struct fake *f)
 
 static void first_setup_then_nothing(void **state)
 {
-    struct fake *f = sk_calloc(1, sizeof *f);
+    struct fake_kernel *f = sk_calloc(1, sizeof *f);
     add_foreign(f);
     struct sk_overlay_endpoint r[] = {remote("10.0.1.5", "10.78.0.12"),
                                       remote("10.0.1.6", "10.78.0.13")};
@@ -429,7 +126,7 @@ static void first_setup_then_nothing(void **state)
 
 static void remote_task_leaves(void **state)
 {
-    struct fake *f = sk_calloc(1, sizeof *f);
+    struct fake_kernel *f = sk_calloc(1, sizeof *f);
     struct sk_overlay_endpoint r[] = {remote("10.0.1.5", "10.78.0.12"),
                                       remote("10.0.1.6", "10.78.0.13")};
     struct sk_overlay_network net = network_a(r, 2);
@@ -453,11 +150,11 @@ static void remote_task_moves_node(void **state)
 {
     /* The same address and MAC behind another node: the entry's
      * destination changes, the neighbour stays. */
-    struct fake *f = sk_calloc(1, sizeof *f);
+    struct fake_kernel *f = sk_calloc(1, sizeof *f);
     struct sk_overlay_endpoint r[] = {remote("10.0.1.5", "10.78.0.12")};
     struct sk_overlay_network net = network_a(r, 1);
     run(f, &net, 1);
-    r[0].vtep = ip("10.78.0.14");
+    r[0].vtep = fake_ip("10.78.0.14");
     assert_int_equal(run(f, &net, 1), 2);
     ASSERT_LOG(f, "fdb del 02:42:0a:00:01:05 dev " VX_A " dst 10.78.0.12",
                "fdb add 02:42:0a:00:01:05 dev " VX_A " dst 10.78.0.14");
@@ -468,7 +165,7 @@ static void remote_task_moves_node(void **state)
  * entry, a kernel-made neighbour and a second address. */
 static void adopts_after_restart(void **state)
 {
-    struct fake *f = sk_calloc(1, sizeof *f);
+    struct fake_kernel *f = sk_calloc(1, sizeof *f);
     add_foreign(f);
     struct sk_nl_link br = {
         .name = BR_A, .kind = SK_NL_BRIDGE, .mtu = 1450, .up = true};
@@ -477,14 +174,16 @@ static void adopts_after_restart(void **state)
                             .master = BR_A,
                             .mtu = 1450,
                             .up = true};
-    vx.vxlan = (struct sk_nl_vxlan){
-        .vni = 4097, .local = ip("10.78.0.11"), .port = 4789, .proxy = true};
+    vx.vxlan = (struct sk_nl_vxlan){.vni = 4097,
+                                    .local = fake_ip("10.78.0.11"),
+                                    .port = 4789,
+                                    .proxy = true};
     f->links[f->n_links++] = vx; /* listed before its bridge */
     f->links[f->n_links++] = br;
-    f->addrs[f->n_addrs++] =
-        (struct sk_nl_addr){.dev = BR_A, .addr = ip("10.0.1.2"), .prefix = 24};
-    f->addrs[f->n_addrs++] =
-        (struct sk_nl_addr){.dev = BR_A, .addr = ip("10.0.1.99"), .prefix = 24};
+    f->addrs[f->n_addrs++] = (struct sk_nl_addr){
+        .dev = BR_A, .addr = fake_ip("10.0.1.2"), .prefix = 24};
+    f->addrs[f->n_addrs++] = (struct sk_nl_addr){
+        .dev = BR_A, .addr = fake_ip("10.0.1.99"), .prefix = 24};
     struct sk_overlay_endpoint r[] = {remote("10.0.1.5", "10.78.0.12")};
     struct sk_overlay_endpoint gone = remote("10.0.1.9", "10.78.0.12");
     f->fdbs[f->n_fdbs++] = (struct sk_nl_fdb){.dev = VX_A, .dst = r[0].vtep};
@@ -495,7 +194,7 @@ static void adopts_after_restart(void **state)
         (struct sk_nl_neigh){.dev = VX_A, .ip = r[0].ip, .permanent = true};
     memcpy(f->neighs[0].mac, r[0].mac, 6);
     f->neighs[f->n_neighs++] =
-        (struct sk_nl_neigh){.dev = VX_A, .ip = ip("10.0.1.10")};
+        (struct sk_nl_neigh){.dev = VX_A, .ip = fake_ip("10.0.1.10")};
 
     struct sk_overlay_network net = network_a(r, 1);
     assert_int_equal(run(f, &net, 1), 3);
@@ -511,13 +210,13 @@ static void adopted_device_settings_fixed(void **state)
 {
     /* A VXLAN device left down and out of its bridge, a bridge with the
      * wrong MTU: changed in place, not made anew (entries survive). */
-    struct fake *f = sk_calloc(1, sizeof *f);
+    struct fake_kernel *f = sk_calloc(1, sizeof *f);
     struct sk_overlay_endpoint r[] = {remote("10.0.1.5", "10.78.0.12")};
     struct sk_overlay_network net = network_a(r, 1);
     run(f, &net, 1);
-    flink(f, VX_A)->up = false;
-    flink(f, VX_A)->master[0] = '\0';
-    flink(f, BR_A)->mtu = 1500;
+    fake_kernel_link(f, VX_A)->up = false;
+    fake_kernel_link(f, VX_A)->master[0] = '\0';
+    fake_kernel_link(f, BR_A)->mtu = 1500;
     assert_int_equal(run(f, &net, 1), 2);
     ASSERT_LOG(f, "link set " BR_A " master - mtu 1450 up",
                "link set " VX_A " master " BR_A " mtu 1450 up");
@@ -529,11 +228,11 @@ static void vxlan_attributes_differ(void **state)
 {
     /* A VNI or local address cannot change in place: the device is made
      * anew, and its entries with it. */
-    struct fake *f = sk_calloc(1, sizeof *f);
+    struct fake_kernel *f = sk_calloc(1, sizeof *f);
     struct sk_overlay_endpoint r[] = {remote("10.0.1.5", "10.78.0.12")};
     struct sk_overlay_network net = network_a(r, 1);
     run(f, &net, 1);
-    flink(f, VX_A)->vxlan.learning = true;
+    fake_kernel_link(f, VX_A)->vxlan.learning = true;
     assert_int_equal(run(f, &net, 1), 4);
     ASSERT_LOG(f, "link del " VX_A,
                "link add vxlan " VX_A " vni 4097 local 10.78.0.11 port 4789 "
@@ -548,10 +247,10 @@ static void bridge_of_wrong_kind(void **state)
 {
     /* Something else under the bridge's name: replaced; the VXLAN device
      * that was there is enslaved to the new bridge. */
-    struct fake *f = sk_calloc(1, sizeof *f);
+    struct fake_kernel *f = sk_calloc(1, sizeof *f);
     struct sk_overlay_network net = network_a(NULL, 0);
     run(f, &net, 1);
-    flink(f, BR_A)->kind = SK_NL_OTHER;
+    fake_kernel_link(f, BR_A)->kind = SK_NL_OTHER;
     assert_int_equal(run(f, &net, 1), 4);
     ASSERT_LOG(f, "link del " BR_A, "link add bridge " BR_A " mtu 1450 up",
                "link set " VX_A " master " BR_A " mtu 1450 up",
@@ -562,14 +261,14 @@ static void bridge_of_wrong_kind(void **state)
 
 static void stale_network_removed(void **state)
 {
-    struct fake *f = sk_calloc(1, sizeof *f);
+    struct fake_kernel *f = sk_calloc(1, sizeof *f);
     add_foreign(f);
     struct sk_overlay_endpoint r[] = {remote("10.0.1.5", "10.78.0.12")};
     struct sk_overlay_network nets[2] = {network_a(r, 1), network_a(NULL, 0)};
     nets[1].id = NET_B;
     nets[1].vni = 4098;
-    nets[1].subnet = ip("10.0.2.0");
-    nets[1].gateway = ip("10.0.2.3");
+    nets[1].subnet = fake_ip("10.0.2.0");
+    nets[1].gateway = fake_ip("10.0.2.3");
     assert_int_equal(run(f, nets, 2), 8);
     assert_int_equal(f->n_links, 5);
     /* B is no longer wanted: its devices go, VXLAN first; A is untouched. */
@@ -588,22 +287,33 @@ static void stale_network_removed(void **state)
 
 static void invalid_desired_changes_nothing(void **state)
 {
-    struct fake *f = sk_calloc(1, sizeof *f);
+    struct fake_kernel *f = sk_calloc(1, sizeof *f);
     struct sk_overlay_endpoint r[] = {remote("10.0.1.5", "10.78.0.12"),
                                       remote("10.0.1.5", "10.78.0.13")};
     struct {
         struct sk_overlay_network net;
         const char *msg;
-    } cases[6];
-    for (size_t i = 0; i < 6; i++)
+    } cases[9];
+    for (size_t i = 0; i < 9; i++)
         cases[i].net = network_a(NULL, 0);
+    struct sk_overlay_endpoint on_gw[] = {remote("10.0.1.2", "10.78.0.12")};
+    cases[6].net.node_addr = fake_ip("10.0.1.255");
+    cases[6].msg = "overlay network \"" NET_A "\": node address 10.0.1.255 "
+                   "is not a host address of 10.0.1.0/24";
+    cases[7].net.node_addr = fake_ip("10.0.1.2");
+    cases[7].msg = "overlay network \"" NET_A "\": node address 10.0.1.2 is "
+                   "the gateway";
+    cases[8].net.remotes = on_gw;
+    cases[8].net.n_remotes = 1;
+    cases[8].msg = "overlay network \"" NET_A "\": remote task 10.0.1.2 has "
+                   "this node's own address (the gateway or the node address)";
     cases[0].net.vni = 0;
     cases[0].msg = "overlay network \"" NET_A "\": VNI 0 out of range "
                    "(1..16777215)";
-    cases[1].net.gateway = ip("10.0.2.1");
+    cases[1].net.gateway = fake_ip("10.0.2.1");
     cases[1].msg = "overlay network \"" NET_A "\": gateway 10.0.2.1 is not a "
                    "host address of 10.0.1.0/24";
-    cases[2].net.subnet = ip("10.0.1.1");
+    cases[2].net.subnet = fake_ip("10.0.1.1");
     cases[2].msg = "overlay network \"" NET_A "\": subnet 10.0.1.1/24 has "
                    "bits set beyond its prefix";
     cases[3].net.id = "short";
@@ -616,13 +326,14 @@ static void invalid_desired_changes_nothing(void **state)
     cases[5].net.id = "abcdefghij/../x";
     cases[5].msg = "overlay network \"abcdefghij/../x\": the ID must be at "
                    "least 10 letters and digits";
-    for (size_t i = 0; i < 6; i++) {
-        struct sk_overlay_desired want = {.local_vtep = ip("10.78.0.11"),
+    for (size_t i = 0; i < 9; i++) {
+        struct sk_overlay_desired want = {.local_vtep = fake_ip("10.78.0.11"),
                                           .networks = &cases[i].net,
                                           .n_networks = 1};
         struct sk_err err = {0};
-        assert_int_equal(sk_overlay_reconcile(&fake_ops, f, &want, NULL, &err),
-                         SK_EINVAL);
+        assert_int_equal(
+            sk_overlay_reconcile(&fake_kernel_ops, f, &want, NULL, &err),
+            SK_EINVAL);
         assert_string_equal(err.msg, cases[i].msg);
     }
     /* Two networks whose IDs share the first 10 characters. */
@@ -631,8 +342,9 @@ static void invalid_desired_changes_nothing(void **state)
     two[1].vni = 5000;
     struct sk_overlay_desired want = {.networks = two, .n_networks = 2};
     struct sk_err err = {0};
-    assert_int_equal(sk_overlay_reconcile(&fake_ops, f, &want, NULL, &err),
-                     SK_EINVAL);
+    assert_int_equal(
+        sk_overlay_reconcile(&fake_kernel_ops, f, &want, NULL, &err),
+        SK_EINVAL);
     assert_non_null(strstr(err.msg, "would share device names"));
     assert_int_equal(f->snapshots, 0);
     assert_int_equal(f->n_log, 0);
@@ -652,26 +364,27 @@ static void converges_after_any_failure(void **state)
                                            network_a(NULL, 0)};
     before[1].id = NET_B;
     before[1].vni = 4098;
-    before[1].subnet = ip("10.0.2.0");
-    before[1].gateway = ip("10.0.2.3");
+    before[1].subnet = fake_ip("10.0.2.0");
+    before[1].gateway = fake_ip("10.0.2.3");
     struct sk_overlay_network after = network_a(r2, 2);
-    after.gateway = ip("10.0.1.4");
+    after.gateway = fake_ip("10.0.1.4");
 
-    struct fake *ref = sk_calloc(1, sizeof *ref);
+    struct fake_kernel *ref = sk_calloc(1, sizeof *ref);
     run(ref, before, 2);
     size_t total = run(ref, &after, 1);
     assert_true(total >= 6);
 
     for (int n = 1; n <= (int)total; n++) {
-        struct fake *f = sk_calloc(1, sizeof *f);
+        struct fake_kernel *f = sk_calloc(1, sizeof *f);
         run(f, before, 2);
         f->fail_countdown = n;
-        struct sk_overlay_desired want = {.local_vtep = ip("10.78.0.11"),
+        struct sk_overlay_desired want = {.local_vtep = fake_ip("10.78.0.11"),
                                           .networks = &after,
                                           .n_networks = 1};
         struct sk_err err = {0};
-        assert_int_equal(sk_overlay_reconcile(&fake_ops, f, &want, NULL, &err),
-                         SK_EIO);
+        assert_int_equal(
+            sk_overlay_reconcile(&fake_kernel_ops, f, &want, NULL, &err),
+            SK_EIO);
         assert_non_null(strstr(err.msg, "injected failure"));
         run(f, &after, 1);
         assert_int_equal(run(f, &after, 1), 0);
@@ -684,6 +397,147 @@ static void converges_after_any_failure(void **state)
     free(ref);
 }
 
+static void node_address_and_bridge_mac(void **state)
+{
+    /* With the node's own address: a second address after the gateway,
+     * and the bridge's MAC derived from it. */
+    struct fake_kernel *f = sk_calloc(1, sizeof *f);
+    struct sk_overlay_endpoint r[] = {remote("10.0.1.5", "10.78.0.12"),
+                                      remote("10.0.1.251", "10.78.0.12")};
+    struct sk_overlay_network net = network_a(r, 2);
+    net.gateway = fake_ip("10.0.1.1");
+    net.node_addr = fake_ip("10.0.1.250");
+    assert_int_equal(run(f, &net, 1), 8);
+    ASSERT_LOG(
+        f, "link add bridge " BR_A " mtu 1450 address 02:42:0a:00:01:fa up",
+        "link add vxlan " VX_A " vni 4097 local 10.78.0.11 port 4789 "
+        "nolearning proxy master " BR_A " mtu 1450 up",
+        "addr add 10.0.1.1/24 dev " BR_A, "addr add 10.0.1.250/24 dev " BR_A,
+        "fdb add 02:42:0a:00:01:05 dev " VX_A " dst 10.78.0.12",
+        "neigh add 10.0.1.5 lladdr 02:42:0a:00:01:05 dev " VX_A,
+        "fdb add 02:42:0a:00:01:fb dev " VX_A " dst 10.78.0.12",
+        "neigh add 10.0.1.251 lladdr 02:42:0a:00:01:fb dev " VX_A);
+    assert_int_equal(run(f, &net, 1), 0);
+
+    /* The kernel gave the bridge another MAC (a port's): set back. */
+    fake_kernel_link(f, BR_A)->mac[5] = 0x99;
+    assert_int_equal(run(f, &net, 1), 1);
+    ASSERT_LOG(f,
+               "link set " BR_A " master - mtu 1450 address 02:42:0a:00:01:fa "
+               "up");
+
+    /* The gateway gone, the node address left first: both again, in
+     * order. */
+    for (size_t i = 0; i < f->n_addrs; i++)
+        if (f->addrs[i].addr.s_addr == fake_ip("10.0.1.1").s_addr)
+            f->addrs[i] = f->addrs[--f->n_addrs];
+    assert_int_equal(run(f, &net, 1), 3);
+    ASSERT_LOG(f, "addr del 10.0.1.250/24 dev " BR_A,
+               "addr add 10.0.1.1/24 dev " BR_A,
+               "addr add 10.0.1.250/24 dev " BR_A);
+
+    /* Before the leader allocated one, there was none: a bridge adopted
+     * without the node address gets it and its MAC. */
+    struct fake_kernel *g = sk_calloc(1, sizeof *g);
+    struct sk_overlay_network bare = network_a(r, 1);
+    bare.gateway = fake_ip("10.0.1.1");
+    run(g, &bare, 1);
+    assert_int_equal(run(g, &net, 1), 4);
+    ASSERT_LOG(g,
+               "link set " BR_A " master - mtu 1450 address 02:42:0a:00:01:fa "
+               "up",
+               "addr add 10.0.1.250/24 dev " BR_A,
+               "fdb add 02:42:0a:00:01:fb dev " VX_A " dst 10.78.0.12",
+               "neigh add 10.0.1.251 lladdr 02:42:0a:00:01:fb dev " VX_A);
+    free(g);
+    free(f);
+}
+
+static void kept_networks_stay(void **state)
+{
+    /* A network no longer wanted whose Docker network is still there:
+     * kept (devices and entries) until it may go. */
+    struct fake_kernel *f = sk_calloc(1, sizeof *f);
+    struct sk_overlay_endpoint r[] = {remote("10.0.1.5", "10.78.0.12")};
+    struct sk_overlay_network nets[2] = {network_a(r, 1), network_a(NULL, 0)};
+    nets[1].id = NET_B;
+    nets[1].vni = 4098;
+    nets[1].subnet = fake_ip("10.0.2.0");
+    nets[1].gateway = fake_ip("10.0.2.3");
+    run(f, nets, 2);
+    size_t before = f->n_links;
+    const char *const keep[] = {NET_A};
+    struct sk_overlay_desired want = {.local_vtep = fake_ip("10.78.0.11"),
+                                      .networks = &nets[1],
+                                      .n_networks = 1,
+                                      .keep = keep,
+                                      .n_keep = 1};
+    struct sk_err err = {0};
+    size_t changes = 9;
+    f->n_log = 0;
+    assert_int_equal(
+        sk_overlay_reconcile(&fake_kernel_ops, f, &want, &changes, &err),
+        SK_OK);
+    assert_int_equal(changes, 0);
+    assert_int_equal(f->n_links, before);
+    assert_int_equal(f->n_fdbs, 1);
+    /* keep_all: nothing at all goes (nothing is known yet). */
+    want.n_networks = 0;
+    want.n_keep = 0;
+    want.keep_all = true;
+    assert_int_equal(
+        sk_overlay_reconcile(&fake_kernel_ops, f, &want, &changes, &err),
+        SK_OK);
+    assert_int_equal(changes, 0);
+    /* No longer kept: it goes. */
+    want.keep_all = false;
+    want.networks = &nets[1];
+    want.n_networks = 1;
+    assert_int_equal(
+        sk_overlay_reconcile(&fake_kernel_ops, f, &want, &changes, &err),
+        SK_OK);
+    assert_int_equal(changes, 2);
+    ASSERT_LOG(f, "link del " VX_A, "link del " BR_A);
+    free(f);
+}
+
+static void failures_are_told_per_network(void **state)
+{
+    /* The second network's first change fails: it alone is marked, and
+     * the first is done all the same. */
+    struct fake_kernel *f = sk_calloc(1, sizeof *f);
+    struct sk_overlay_network nets[2] = {network_a(NULL, 0),
+                                         network_a(NULL, 0)};
+    nets[1].id = NET_B;
+    nets[1].vni = 4098;
+    nets[1].subnet = fake_ip("10.0.2.0");
+    nets[1].gateway = fake_ip("10.0.2.3");
+    f->fail_countdown = 4; /* A: bridge, VXLAN, address; then B's bridge */
+    bool failed[2] = {true, true};
+    struct sk_overlay_desired want = {.local_vtep = fake_ip("10.78.0.11"),
+                                      .networks = nets,
+                                      .n_networks = 2,
+                                      .out_failed = failed};
+    struct sk_err err = {0};
+    assert_int_equal(
+        sk_overlay_reconcile(&fake_kernel_ops, f, &want, NULL, &err), SK_EIO);
+    assert_false(failed[0]);
+    assert_true(failed[1]);
+    assert_non_null(strstr(err.msg, "overlay network \"" NET_B "\""));
+    assert_int_equal(
+        sk_overlay_reconcile(&fake_kernel_ops, f, &want, NULL, &err), SK_OK);
+    assert_false(failed[0]);
+    assert_false(failed[1]);
+    /* An invalid desired state marks every network. */
+    nets[0].node_addr = nets[0].gateway;
+    assert_int_equal(
+        sk_overlay_reconcile(&fake_kernel_ops, f, &want, NULL, &err),
+        SK_EINVAL);
+    assert_true(failed[0]);
+    assert_true(failed[1]);
+    free(f);
+}
+
 static void names_and_macs(void **state)
 {
     char name[IFNAMSIZ];
@@ -693,7 +547,7 @@ static void names_and_macs(void **state)
     sk_overlay_vxlan_name(NET_A, name);
     assert_string_equal(name, VX_A);
     uint8_t mac[6];
-    sk_overlay_mac_of(ip("10.200.0.20"), mac);
+    sk_overlay_mac_of(fake_ip("10.200.0.20"), mac);
     char s[18];
     sk_nl_mac_format(mac, s);
     assert_string_equal(s, "02:42:0a:c8:00:14");
@@ -719,6 +573,9 @@ int main(void)
         cmocka_unit_test(stale_network_removed),
         cmocka_unit_test(invalid_desired_changes_nothing),
         cmocka_unit_test(converges_after_any_failure),
+        cmocka_unit_test(node_address_and_bridge_mac),
+        cmocka_unit_test(kept_networks_stay),
+        cmocka_unit_test(failures_are_told_per_network),
         cmocka_unit_test(names_and_macs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
