@@ -114,7 +114,10 @@ void api_join(struct call *c)
     struct sk_err err;
     if (sk_ca_admit(m->store, m->data_key, &req, mgr_now_ms(), &j->grant,
                     &err) != SK_OK) {
-        SK_INFO("api", "join refused from %s: %s", c->req->peer->addr, err.msg);
+        static struct sk_log_limit refusals =
+            SK_LOG_LIMIT(SK_LOG_INFO, "api", "refused joins");
+        sk_log_limited(&refusals, err.code, "join refused from %s: %s",
+                       c->req->peer->addr, err.msg);
         free(j);
         call_error(c, &err);
         return;
