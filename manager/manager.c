@@ -312,6 +312,9 @@ struct sk_manager *sk_manager_start(const struct sk_manager_config *cfg,
         .host = m->listen_addr,
         .port = cfg->api_port,
         .tls = m->api_tls,
+        /* Joins, probes and every client's first moments: room for a
+         * flood's worth of handshakes (a few KiB each) beside them. */
+        .max_handshakes = 256,
         .accept_cb = accept_cb,
         .reject_cb = reject_cb,
         .data = m,

@@ -126,8 +126,12 @@ struct plain_stream {
     bool ended;   /* ... and delivered: nothing more */
     int pending_err;
     int closes; /* handles still to be closed */
-    char rbuf[64 * 1024];
 };
+
+/* Every read lands here and is handed to the user's read callback at once
+ * (valid only during the call, as skiff/stream.h says), so one buffer
+ * serves all streams of the thread. */
+static _Thread_local char read_buf[64 * 1024];
 
 static void plain_deliver_end(struct plain_stream *ps)
 {
@@ -161,9 +165,9 @@ static void plain_fail(struct plain_stream *ps, int status)
 
 static void plain_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
-    struct plain_stream *ps = h->data;
+    (void)h;
     (void)hint;
-    *buf = uv_buf_init(ps->rbuf, sizeof ps->rbuf);
+    *buf = uv_buf_init(read_buf, sizeof read_buf);
 }
 
 static void plain_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
@@ -341,7 +345,9 @@ struct pending {
     struct sk_stream *s;
     uv_timer_t timer;
     char ip[48]; /* the source address, for max_per_source */
-    int closes;  /* the timer, plus the stream on failure */
+    uint64_t accepted_ms;
+    uint64_t accepted_iteration;
+    int closes; /* the timer, plus the stream on failure */
     bool done;
 };
 
@@ -350,6 +356,11 @@ struct listener_impl {
     uv_loop_t *loop;
     uv_tcp_t tcp;
     uv_timer_t trim; /* hands memory back after a flood */
+    uv_check_t tick; /* counts loop iterations */
+    uint64_t iteration;
+    unsigned accepted_now;          /* in this iteration */
+    unsigned accepts_per_iteration; /* TLS: a quarter of max_handshakes */
+    bool accept_waiting;            /* libuv holds one for us */
     struct sk_tls_ctx *tls;
     char addr[64]; /* the bound "host:port" */
     int port;
@@ -524,20 +535,53 @@ static unsigned pending_from(struct listener_impl *li, const char *ip)
     return n;
 }
 
-/* Makes room for one more handshake by dropping the oldest. */
-static void pending_evict_oldest(struct listener_impl *li)
+static void listener_take(struct listener_impl *li);
+
+/* Makes room for one more handshake, if one may go: the oldest that has
+ * not said a word though it had a loop iteration to (a client sends its
+ * first message at once; an idle connection never does), else the oldest
+ * that has (a client near by finishes in a few ms, so it is the last to
+ * go). False when none may go: every handshake is too new to judge. */
+static bool pending_make_room(struct listener_impl *li)
 {
-    struct pending *oldest =
-        sk_list_entry(li->pending.prev, struct pending, link);
+    struct pending *silent = NULL, *talker = NULL;
+    /* Oldest first. */
+    for (struct sk_list *it = li->pending.prev; it != &li->pending && !silent;
+         it = it->prev) {
+        struct pending *p = sk_list_entry(it, struct pending, link);
+        if (sk_tls_stream_heard(p->s)) {
+            if (!talker)
+                talker = p;
+        } else if (li->iteration >= p->accepted_iteration + 2) {
+            silent = p;
+        }
+    }
+    struct pending *victim = silent ? silent : talker;
+    if (!victim)
+        return false;
     struct sk_err err;
     sk_err_set(&err, SK_EUNAVAIL,
                "%s: TLS handshake dropped for a newer connection after %llu "
-               "ms (max %u at once)",
-               oldest->s->peer.addr,
-               (unsigned long long)(li->handshake_timeout_ms -
-                                    uv_timer_get_due_in(&oldest->timer)),
-               li->max_handshakes);
-    pending_finish(oldest, UV_ECANCELED, &err, false);
+               "ms%s (max %u at once)",
+               victim->s->peer.addr,
+               (unsigned long long)(uv_now(li->loop) - victim->accepted_ms),
+               victim == silent ? " without a word" : "", li->max_handshakes);
+    pending_finish(victim, UV_ECANCELED, &err, false);
+    return true;
+}
+
+/* Once per loop iteration: counts them (a connection is judged silent
+ * only after it had a chance to speak), and takes the connection that had
+ * to wait. */
+static void listener_tick_cb(uv_check_t *c)
+{
+    struct listener_impl *li = c->data;
+    li->iteration++;
+    li->accepted_now = 0;
+    if (li->accept_waiting && !li->closing) {
+        li->accept_waiting = false;
+        listener_take(li);
+    }
 }
 
 static void listener_connection_cb(uv_stream_t *server, int status)
@@ -550,9 +594,25 @@ static void listener_connection_cb(uv_stream_t *server, int status)
                         uv_strerror(status));
         return;
     }
+    /* libuv accepts all it can in one go; a flood's burst would fill the
+     * handshake budget with connections too new to judge. Past
+     * accepts_per_iteration the rest wait in the kernel's queue (libuv
+     * holds one and stops polling until it is taken): every connection
+     * then gets its turn, in order. */
+    if (li->tls && li->accepted_now >= li->accepts_per_iteration) {
+        li->accept_waiting = true;
+        return;
+    }
+    listener_take(li);
+}
+
+/* Takes the connection libuv has accepted and holds for us. */
+static void listener_take(struct listener_impl *li)
+{
+    li->accepted_now++;
     uv_tcp_t *tcp = sk_malloc(sizeof *tcp);
     uv_tcp_init(li->loop, tcp);
-    int rc = uv_accept(server, (uv_stream_t *)tcp);
+    int rc = uv_accept((uv_stream_t *)&li->tcp, (uv_stream_t *)tcp);
     if (rc < 0) {
         uv_close((uv_handle_t *)tcp, free_handle_cb);
         listener_reject(li, SK_EIO, "%s: accept: %s", li->addr,
@@ -575,11 +635,19 @@ static void listener_connection_cb(uv_stream_t *server, int status)
                         ip, li->max_per_source);
         return;
     }
-    if (li->n_pending >= li->max_handshakes)
-        pending_evict_oldest(li);
+    if (li->n_pending >= li->max_handshakes && !pending_make_room(li)) {
+        uv_close((uv_handle_t *)tcp, free_handle_cb);
+        listener_reject(li, SK_EUNAVAIL,
+                        "%s: too many TLS handshakes at once (max %u), all "
+                        "too new to judge",
+                        addr, li->max_handshakes);
+        return;
+    }
 
     struct pending *p = sk_calloc(1, sizeof *p);
     p->l = li;
+    p->accepted_ms = uv_now(li->loop);
+    p->accepted_iteration = li->iteration;
     snprintf(p->ip, sizeof p->ip, "%s", ip);
     li->refs++;
     uv_timer_init(li->loop, &p->timer);
@@ -680,12 +748,21 @@ int sk_listener_start(struct sk_listener *l, uv_loop_t *loop,
     li->max_unauthenticated =
         OR_DEFAULT(cfg->max_unauthenticated, DEFAULT_MAX_CONNECTIONS);
 #undef OR_DEFAULT
+    /* With at most a quarter of the budget arriving per iteration, and a
+     * silent one judged after two, there is always one to make room. */
+    li->accepts_per_iteration =
+        li->max_handshakes / 4 ? li->max_handshakes / 4 : 1;
     li->accept_cb = cfg->accept_cb;
     li->reject_cb = cfg->reject_cb;
     uv_timer_init(loop, &li->trim);
     li->trim.data = li;
     li->refs++;
     uv_timer_start(&li->trim, listener_trim_cb, TRIM_PERIOD_MS, TRIM_PERIOD_MS);
+    uv_check_init(loop, &li->tick);
+    li->tick.data = li;
+    li->refs++;
+    uv_check_start(&li->tick, listener_tick_cb);
+    uv_unref((uv_handle_t *)&li->tick);
     l->data = cfg->data;
     l->impl = li;
     return 0;
@@ -728,6 +805,7 @@ void sk_listener_close(struct sk_listener *l, sk_listener_close_cb cb)
     li->close_cb = cb;
     uv_close((uv_handle_t *)&li->tcp, listener_handle_closed_cb);
     uv_close((uv_handle_t *)&li->trim, listener_handle_closed_cb);
+    uv_close((uv_handle_t *)&li->tick, listener_handle_closed_cb);
     struct pending *p;
     while ((p = sk_list_first(&li->pending, struct pending, link)))
         pending_finish(p, UV_ECANCELED, NULL, true);

@@ -109,10 +109,14 @@ typedef void (*sk_listener_close_cb)(struct sk_listener *l);
 /* Admission. Until its TLS handshake is done a connection proves nothing,
  * so handshakes have a budget of their own and a short deadline:
  *
- * - at most max_handshakes at once; when full, the OLDEST handshake is
- *   dropped to make room for the new connection. A client with a
- *   certificate completes in milliseconds, so a flood of idle or slow
- *   connections cannot keep it out; it only loses its own oldest ones.
+ * - at most max_handshakes at once. When full, a new connection takes the
+ *   place of the oldest handshake that has not sent a byte though it had a
+ *   loop iteration to (a client sends its first message at once, an idle
+ *   connection never does), or else of the oldest handshake that has begun
+ *   (a client near by finishes in a few ms: it is the last to go); only if
+ *   every handshake is too new to judge is the new connection refused. So
+ *   a flood of idle or stalled connections cannot keep out a client with a
+ *   certificate.
  * - at most max_per_source at once from one IP address; more from that
  *   address are refused at once (a burst from one address cannot push out
  *   the handshakes of everyone else).

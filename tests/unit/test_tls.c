@@ -143,6 +143,7 @@ struct fx {
     uv_loop_t loop;
     struct sk_listener l;
     int accepts, rejects, listener_closes;
+    int too_new; /* refusals because every handshake was too new */
     struct sk_err reject;
     struct end srv[MAX_ACCEPTED];
     struct end cli;
@@ -230,6 +231,8 @@ static void reject_cb(struct sk_listener *l, const struct sk_err *err)
 {
     struct fx *f = l->data;
     f->rejects++;
+    if (strstr(err->msg, "too new to judge"))
+        f->too_new++;
     sk_err_copy(&f->reject, err);
 }
 
@@ -990,6 +993,7 @@ static void handshake_budget_drops_oldest(void **state)
     raw_connect(&f.loop, &r[1], port);
     expect_counts(&f, 2, 0, 0);
     assert_int_equal(f.rejects, 0);
+    sk_test_run_for(&f.loop, 20); /* they had their chance to speak */
 
     /* The third idle connection pushes out the first. */
     raw_connect(&f.loop, &r[2], port);
@@ -999,11 +1003,12 @@ static void handshake_budget_drops_oldest(void **state)
     assert_memory_equal(f.reject.msg, "127.0.0.1:", 10);
     if (!strstr(f.reject.msg, ": TLS handshake dropped for a newer "
                               "connection after ") ||
-        !strstr(f.reject.msg, " ms (max 2 at once)"))
+        !strstr(f.reject.msg, " ms without a word (max 2 at once)"))
         fail_msg("%s", f.reject.msg);
     expect_counts(&f, 2, 0, 0);
 
     /* A client with a certificate gets in while the budget is full. */
+    sk_test_run_for(&f.loop, 20);
     struct sk_tls_ctx *cctx = client_ctx(&P.w1);
     fx_connect(&f, cctx, "manager", "m1", 0);
     sk_tls_ctx_unref(cctx);
@@ -1014,6 +1019,112 @@ static void handshake_budget_drops_oldest(void **state)
     assert_int_equal(r[2].ends, 0);
     expect_counts(&f, 1, 1, 0);
     for (int i = 0; i < 3; i++)
+        uv_close((uv_handle_t *)&r[i].tcp, raw_closed_cb);
+    fx_done(&f);
+}
+
+static void raw_written_cb(uv_write_t *req, int status)
+{
+    (void)req;
+    (void)status;
+}
+
+/* Sends the first 5 bytes of a ClientHello record: the server has heard
+ * from the client and waits for the rest. */
+static void raw_begin_hello(struct fx *f, struct raw *r)
+{
+    static char hello[] = {0x16, 0x03, 0x01, 0x00, 0x40};
+    static uv_write_t w;
+    uv_buf_t b = uv_buf_init(hello, sizeof hello);
+    assert_int_equal(
+        uv_write(&w, (uv_stream_t *)&r->tcp, &b, 1, raw_written_cb), 0);
+    sk_test_run_for(&f->loop, 50);
+}
+
+/* A handshake that has begun is kept, though older, while a silent one
+ * can make room; among those that have begun, the oldest goes. */
+static void handshake_budget_keeps_talkers(void **state)
+{
+    struct fx f;
+    fx_init(&f);
+    struct sk_tls_ctx *sctx = server_ctx(&P.m1, true);
+    struct sk_listener_config budget = {.max_handshakes = 2,
+                                        .handshake_timeout_ms = 60000};
+    fx_listen_budget(&f, sctx, &budget);
+    sk_tls_ctx_unref(sctx);
+    int port = sk_listener_port(&f.l);
+    struct raw r[5];
+    raw_connect(&f.loop, &r[0], port);
+    raw_begin_hello(&f, &r[0]);
+    raw_connect(&f.loop, &r[1], port);
+    sk_test_run_for(&f.loop, 20);
+    raw_connect(&f.loop, &r[2], port);
+    assert_true(sk_test_run_until(&f.loop, raw_ended, &r[1], 5000));
+    assert_int_equal(f.rejects, 1);
+    if (!strstr(f.reject.msg, " without a word (max 2 at once)"))
+        fail_msg("%s", f.reject.msg);
+    sk_test_run_for(&f.loop, 50);
+    assert_int_equal(r[0].ends + r[2].ends, 0);
+    expect_counts(&f, 2, 0, 0);
+
+    /* Both speak now: the older makes room for a newcomer. */
+    raw_begin_hello(&f, &r[2]);
+    raw_connect(&f.loop, &r[3], port);
+    assert_true(sk_test_run_until(&f.loop, raw_ended, &r[0], 5000));
+    assert_int_equal(f.rejects, 2);
+    if (!strstr(f.reject.msg, " ms (max 2 at once)") ||
+        strstr(f.reject.msg, "without a word"))
+        fail_msg("%s", f.reject.msg);
+    /* A silent one goes before a talker, though newer. */
+    sk_test_run_for(&f.loop, 20);
+    raw_connect(&f.loop, &r[4], port);
+    assert_true(sk_test_run_until(&f.loop, raw_ended, &r[3], 5000));
+    assert_int_equal(f.rejects, 3);
+    assert_int_equal(r[2].ends + r[4].ends, 0);
+    expect_counts(&f, 2, 0, 0);
+    for (int i = 0; i < 5; i++)
+        uv_close((uv_handle_t *)&r[i].tcp, raw_closed_cb);
+    fx_done(&f);
+}
+
+static bool rejects_8(void *ctx)
+{
+    return ((struct fx *)ctx)->rejects == 8;
+}
+
+/* A burst larger than the budget, all at once: connections are taken a
+ * few per loop iteration, so a silent one can always be judged and make
+ * room; none is refused for coming too early. */
+static void handshake_burst_paced(void **state)
+{
+    struct fx f;
+    fx_init(&f);
+    struct sk_tls_ctx *sctx = server_ctx(&P.m1, true);
+    struct sk_listener_config budget = {.max_handshakes = 4,
+                                        .max_per_source = 100,
+                                        .handshake_timeout_ms = 60000};
+    fx_listen_budget(&f, sctx, &budget);
+    sk_tls_ctx_unref(sctx);
+    struct raw r[12];
+    struct sockaddr_in sa;
+    uv_ip4_addr("127.0.0.1", sk_listener_port(&f.l), &sa);
+    for (int i = 0; i < 12; i++) {
+        memset(&r[i], 0, sizeof r[i]);
+        uv_tcp_init(&f.loop, &r[i].tcp);
+        r[i].tcp.data = &r[i];
+        r[i].req.data = &r[i];
+        assert_int_equal(uv_tcp_connect(&r[i].req, &r[i].tcp,
+                                        (struct sockaddr *)&sa, raw_connect_cb),
+                         0);
+    }
+    assert_true(sk_test_run_until(&f.loop, rejects_8, &f, 5000));
+    sk_test_run_for(&f.loop, 50);
+    assert_int_equal(f.rejects, 8);
+    assert_int_equal(f.too_new, 0);
+    if (!strstr(f.reject.msg, " without a word (max 4 at once)"))
+        fail_msg("%s", f.reject.msg);
+    expect_counts(&f, 4, 0, 0);
+    for (int i = 0; i < 12; i++)
         uv_close((uv_handle_t *)&r[i].tcp, raw_closed_cb);
     fx_done(&f);
 }
@@ -1231,6 +1342,8 @@ int main(void)
         cmocka_unit_test(handshake_timeout),
         cmocka_unit_test(client_handshake_timeout_and_cancel),
         cmocka_unit_test(handshake_budget_drops_oldest),
+        cmocka_unit_test(handshake_budget_keeps_talkers),
+        cmocka_unit_test(handshake_burst_paced),
         cmocka_unit_test(handshake_budget_per_source),
         cmocka_unit_test(handshake_default_deadline),
         cmocka_unit_test(stream_budgets_apart),
