@@ -584,6 +584,8 @@ static void conn_read_cb(struct sk_stream *s, ssize_t nread, const char *buf)
     }
 }
 
+static void req_finish(struct req *r, bool close_after);
+
 /* ---- Strangers: budgets and request rates ---- */
 
 static void server_reject(struct server *sv, const char *fmt, ...)
@@ -732,12 +734,14 @@ static void conn_dispatch(struct conn *c)
                  "(limit %u/s)",
                  c->ip, sv->cfg.unauthenticated_rate);
         server_reject(sv, "%s: %s", c->peer.addr, msg);
-        static const struct buf retry = {.p = "Retry-After: 1\r\n", .len = 16};
-        c->req = NULL;
-        write_error(c, 429, SK_EUNAVAIL, msg, false, r->http10, r->head,
-                    &retry);
-        req_free(r);
-        conn_enter_draining(c);
+        /* Answered like any request, and the connection stays: a new
+         * TLS handshake would cost more than the answer. */
+        c->state = C_HANDLER;
+        r->state = R_HANDLER;
+        sk_http_add_header(&r->pub, "Retry-After", "1");
+        write_error(c, 429, SK_EUNAVAIL, msg, r->keep_alive, r->http10, r->head,
+                    &r->resp_headers);
+        req_finish(r, false);
         return;
     }
     c->state = C_HANDLER;

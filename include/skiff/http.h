@@ -22,9 +22,9 @@
  *     shorter than the general ones);
  *   - optionally a request rate per source address (a token bucket of
  *     unauthenticated_burst, refilled at unauthenticated_rate per second):
- *     past it, 429 with Retry-After and the connection is closed. Token
- *     checks and joins cost CPU; this keeps a flood of them from one
- *     address small.
+ *     past it, 429 with Retry-After (the connection stays: a new TLS
+ *     handshake would cost more than the answer). Token checks and joins
+ *     cost CPU; this keeps a flood of them from one address small.
  * Connections with a certificate count against max_connections (503 past
  * it).
  *
