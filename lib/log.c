@@ -91,6 +91,13 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int64_t (*limit_clock)(void) = mono_ms;
+
+void sk_log_set_clock(int64_t (*now_ms)(void))
+{
+    limit_clock = now_ms ? now_ms : mono_ms;
+}
+
 static void limit_unlist(struct sk_log_limit *lim)
 {
     for (struct sk_log_limit **p = &open_limits; *p; p = &(*p)->next)
@@ -134,7 +141,7 @@ void sk_log_limited(struct sk_log_limit *lim, enum sk_rc cause, const char *fmt,
 {
     if (lim->level < current_level)
         return;
-    int64_t now = mono_ms();
+    int64_t now = limit_clock();
     if (lim->window_end_ms && now >= lim->window_end_ms)
         limit_close_window(lim);
     if (!lim->window_end_ms) {
@@ -168,7 +175,7 @@ void sk_log_limited(struct sk_log_limit *lim, enum sk_rc cause, const char *fmt,
 
 void sk_log_flush_limited(void)
 {
-    int64_t now = mono_ms();
+    int64_t now = limit_clock();
     struct sk_log_limit *lim = open_limits, *next;
     for (; lim; lim = next) {
         next = lim->next;

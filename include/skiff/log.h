@@ -72,6 +72,8 @@ void sk_log_limited(struct sk_log_limit *lim, enum sk_rc cause, const char *fmt,
                     ...) __attribute__((format(printf, 3, 4)));
 /* Prints the summaries of windows that are over. */
 void sk_log_flush_limited(void);
+/* For tests: the clock the limits use, in ms (NULL: CLOCK_MONOTONIC). */
+void sk_log_set_clock(int64_t (*now_ms)(void));
 
 #define SK_DEBUG(mod, ...) sk_log(SK_LOG_DEBUG, mod, __VA_ARGS__)
 #define SK_INFO(mod, ...) sk_log(SK_LOG_INFO, mod, __VA_ARGS__)
