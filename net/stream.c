@@ -538,10 +538,11 @@ static unsigned pending_from(struct listener_impl *li, const char *ip)
 static void listener_take(struct listener_impl *li);
 
 /* Makes room for one more handshake, if one may go: the oldest that has
- * not said a word though it had a loop iteration to (a client sends its
- * first message at once; an idle connection never does), else the oldest
- * that has (a client near by finishes in a few ms, so it is the last to
- * go). False when none may go: every handshake is too new to judge. */
+ * not said a word though it was polled for it (accepted two loop
+ * iterations ago: a client sends its first message at once, an idle
+ * connection never does), else the oldest that has (a client near by
+ * finishes in a few ms, so it is the last to go). False when none may go:
+ * every handshake is too new to judge. */
 static bool pending_make_room(struct listener_impl *li)
 {
     struct pending *silent = NULL, *talker = NULL;

@@ -110,13 +110,15 @@ typedef void (*sk_listener_close_cb)(struct sk_listener *l);
  * so handshakes have a budget of their own and a short deadline:
  *
  * - at most max_handshakes at once. When full, a new connection takes the
- *   place of the oldest handshake that has not sent a byte though it had a
- *   loop iteration to (a client sends its first message at once, an idle
+ *   place of the oldest handshake that has not sent a byte though it was
+ *   polled for it (a client sends its first message at once, an idle
  *   connection never does), or else of the oldest handshake that has begun
  *   (a client near by finishes in a few ms: it is the last to go); only if
- *   every handshake is too new to judge is the new connection refused. So
- *   a flood of idle or stalled connections cannot keep out a client with a
- *   certificate.
+ *   every handshake is too new to judge is the new connection refused.
+ *   Connections are taken from the kernel's queue at most a quarter of the
+ *   budget per loop iteration, so that a burst cannot fill the budget with
+ *   the unjudged. So a flood of idle or stalled connections cannot keep
+ *   out a client with a certificate.
  * - at most max_per_source at once from one IP address; more from that
  *   address are refused at once (a burst from one address cannot push out
  *   the handshakes of everyone else).
