@@ -78,3 +78,108 @@ void sk_trace(const char *kind, const char *id, const char *from,
     fprintf(stderr, "%s TRACE [%s] %s: %s -> %s%s%s%s\n", ts, kind, id, from,
             to, why ? " (" : "", why ? why : "", why ? ")" : "");
 }
+
+/* ---- Limited lines ---- */
+
+/* Limiters with a window open, so that flushing finds them. */
+static struct sk_log_limit *open_limits;
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t (*limit_clock)(void) = mono_ms;
+
+void sk_log_set_clock(int64_t (*now_ms)(void))
+{
+    limit_clock = now_ms ? now_ms : mono_ms;
+}
+
+static void limit_unlist(struct sk_log_limit *lim)
+{
+    for (struct sk_log_limit **p = &open_limits; *p; p = &(*p)->next)
+        if (*p == lim) {
+            *p = lim->next;
+            break;
+        }
+    lim->listed = false;
+    lim->next = NULL;
+}
+
+/* Ends the window: the summary, if anything was held back. */
+static void limit_close_window(struct sk_log_limit *lim)
+{
+    if (lim->suppressed) {
+        char causes[256] = "";
+        size_t n = 0;
+        for (int i = 0; i < SK_RC_COUNT && n < sizeof causes; i++) {
+            if (!lim->by_cause[i])
+                continue;
+            int w = snprintf(causes + n, sizeof causes - n, "%s%lu %s",
+                             n ? ", " : "", lim->by_cause[i],
+                             sk_rc_name((enum sk_rc)i));
+            if (w > 0)
+                n += (size_t)w;
+        }
+        sk_log(lim->level, lim->module,
+               "%s: %lu more in the last %d s (%s); the last: %s", lim->what,
+               lim->suppressed, SK_LOG_LIMIT_WINDOW_MS / 1000, causes,
+               lim->last);
+    }
+    lim->window_end_ms = 0;
+    lim->printed = 0;
+    lim->suppressed = 0;
+    memset(lim->by_cause, 0, sizeof lim->by_cause);
+    limit_unlist(lim);
+}
+
+void sk_log_limited(struct sk_log_limit *lim, enum sk_rc cause, const char *fmt,
+                    ...)
+{
+    if (lim->level < current_level)
+        return;
+    int64_t now = limit_clock();
+    if (lim->window_end_ms && now >= lim->window_end_ms)
+        limit_close_window(lim);
+    if (!lim->window_end_ms) {
+        lim->window_end_ms = now + SK_LOG_LIMIT_WINDOW_MS;
+        if (!lim->listed) {
+            lim->next = open_limits;
+            open_limits = lim;
+            lim->listed = true;
+        }
+    }
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (lim->printed < SK_LOG_LIMIT_BURST) {
+        lim->printed++;
+        sk_log(lim->level, lim->module, "%s", line);
+        return;
+    }
+    lim->suppressed++;
+    if ((int)cause < 0 || cause >= SK_RC_COUNT)
+        cause = SK_EINTERNAL;
+    lim->by_cause[cause]++;
+    size_t n = strlen(line);
+    if (n >= sizeof lim->last)
+        n = sizeof lim->last - 1;
+    memcpy(lim->last, line, n);
+    lim->last[n] = '\0';
+}
+
+void sk_log_flush_limited(void)
+{
+    int64_t now = limit_clock();
+    struct sk_log_limit *lim = open_limits, *next;
+    for (; lim; lim = next) {
+        next = lim->next;
+        if (now >= lim->window_end_ms)
+            limit_close_window(lim);
+    }
+}

@@ -87,6 +87,11 @@ static void join_done(struct sk_manager *m, void *ctx, enum sk_rc rc,
 
 /* The one unauthenticated write: decoded strictly, so a stranger's
  * malformed body is refused with the field it got wrong. */
+/* Refused joins are logged a few at a time: a flood of bad tokens must not
+ * flood the log. */
+static struct sk_log_limit join_refusals =
+    SK_LOG_LIMIT(SK_LOG_INFO, "api", "refused joins");
+
 void api_join(struct call *c)
 {
     struct sk_manager *m = c->m;
@@ -94,7 +99,8 @@ void api_join(struct call *c)
     struct sk_err err;
     if (sk_wire_decode(&sk_join_body_schema, c->req->body, c->req->body_len,
                        &req, &err) != SK_OK) {
-        SK_INFO("api", "join refused from %s: %s", c->req->peer->addr, err.msg);
+        sk_log_limited(&join_refusals, err.code, "join refused from %s: %s",
+                       c->req->peer->addr, err.msg);
         call_error(c, &err);
         return;
     }
@@ -104,7 +110,8 @@ void api_join(struct call *c)
         sk_ca_admit(m->store, m->data_key, &req, mgr_now_ms(), &j->grant, &err);
     sk_schema_free(&sk_join_body_schema, &req);
     if (rc != SK_OK) {
-        SK_INFO("api", "join refused from %s: %s", c->req->peer->addr, err.msg);
+        sk_log_limited(&join_refusals, err.code, "join refused from %s: %s",
+                       c->req->peer->addr, err.msg);
         free(j);
         call_error(c, &err);
         return;

@@ -13,6 +13,17 @@
 
 #define TICK_MS 100
 #define EVENT_HISTORY 4096
+/* Requests without a client certificate (joins, health probes) per source
+ * address: a token check costs CPU, and anyone can send them. */
+#define API_STRANGER_RATE 20
+#define API_STRANGER_BURST 40
+
+/* Anyone can make these happen at will: logged through a limit
+ * (skiff/log.h), one summary per window. */
+static struct sk_log_limit api_refusals =
+    SK_LOG_LIMIT(SK_LOG_INFO, "api", "refused connections");
+static struct sk_log_limit raft_refusals =
+    SK_LOG_LIMIT(SK_LOG_WARN, "raft", "refused Raft connections");
 
 /* ---- raft hooks ---- */
 
@@ -60,7 +71,7 @@ static void raft_reject(void *ctx, const struct sk_err *err)
 {
     struct sk_manager *m = ctx;
     m->refused++;
-    SK_WARN("raft", "%s", err->msg);
+    sk_log_limited(&raft_refusals, err->code, "%s", err->msg);
 }
 
 static void raft_state_cb(void *ctx)
@@ -92,6 +103,7 @@ static void raft_storage_error(void *ctx, const struct sk_err *err)
 static void tick_cb(uv_timer_t *t)
 {
     recheck_raft_peers(t->data);
+    sk_log_flush_limited();
     leader_tick(t->data);
 }
 
@@ -111,7 +123,14 @@ static void reject_cb(struct sk_listener *l, const struct sk_err *err)
 {
     struct sk_manager *m = l->data;
     m->refused++;
-    SK_INFO("api", "refused %s", err->msg);
+    sk_log_limited(&api_refusals, err->code, "refused %s", err->msg);
+}
+
+static void http_reject_cb(struct sk_http_server *srv, const struct sk_err *err)
+{
+    struct sk_manager *m = srv->data;
+    m->refused++;
+    sk_log_limited(&api_refusals, err->code, "refused %s", err->msg);
 }
 
 static enum sk_rc make_tls(struct sk_manager *m, const char *cert,
@@ -325,6 +344,9 @@ struct sk_manager *sk_manager_start(const struct sk_manager_config *cfg,
         .data = m,
         .max_body_bytes = 8u << 20,
         .server_name = "skiff",
+        .unauthenticated_rate = API_STRANGER_RATE,
+        .unauthenticated_burst = API_STRANGER_BURST,
+        .reject_cb = http_reject_cb,
     };
     if (sk_http_server_init(&m->http, m->loop, &hc) != 0) {
         sk_err_set(err, SK_EINTERNAL, "HTTP server init failed");
@@ -336,6 +358,9 @@ struct sk_manager *sk_manager_start(const struct sk_manager_config *cfg,
         .host = m->listen_addr,
         .port = cfg->api_port,
         .tls = m->api_tls,
+        /* Joins, probes and every client's first moments: room for a
+         * flood's worth of handshakes (a few KiB each) beside them. */
+        .max_handshakes = 256,
         .accept_cb = accept_cb,
         .reject_cb = reject_cb,
         .data = m,

@@ -39,6 +39,12 @@
 #define DEFAULT_REQUEST_TIMEOUT_MS 30000
 #define DEFAULT_IDLE_TIMEOUT_MS 120000
 #define DEFAULT_MAX_CONNECTIONS 1024
+#define DEFAULT_MAX_UNAUTHENTICATED 128
+#define DEFAULT_MAX_UNAUTHENTICATED_PER_SOURCE 8
+#define DEFAULT_UNAUTHENTICATED_TIMEOUT_MS 10000
+/* Sources whose request rate is remembered; the least recently seen one
+ * makes room for a new one (which then starts with a full bucket). */
+#define RATE_SOURCES 256
 /* Bytes of pipelined requests buffered while a handler works. */
 #define MAX_BUFFERED_INPUT (64 * 1024)
 /* Lingering close: wait this long without input, at most LINGER_MAX_MS. */
@@ -101,8 +107,11 @@ struct conn {
     size_t in_off;
     struct req *req; /* being parsed, or with the handler */
     size_t header_bytes;
-    bool counted;      /* included in srv->n_open */
-    bool read_stopped; /* backpressure on pipelined input */
+    bool unauthenticated; /* no verified client certificate */
+    struct sk_list ulink; /* in srv->unauth, newest first, while counted */
+    char ip[48];          /* the peer's address without the port */
+    bool counted;         /* included in srv->n_open or srv->n_unauth */
+    bool read_stopped;    /* backpressure on pipelined input */
     bool drained;
     bool peer_eof;
     uint64_t drain_deadline;
@@ -115,14 +124,24 @@ struct conn {
     char err_msg[160];
 };
 
+/* A token bucket of requests from one source address. */
+struct rate_bucket {
+    char ip[48]; /* "" when unused */
+    double tokens;
+    uint64_t at_ms; /* last refill */
+};
+
 struct server {
     struct sk_http_server *pub;
     uv_loop_t *loop;
     struct sk_http_server_config cfg;
     char *server_name;
-    struct sk_list conns; /* every conn not yet freed */
-    unsigned n_open;
-    uv_timer_t close_timer; /* closed by sk_http_server_close */
+    struct sk_list conns;  /* every conn not yet freed */
+    unsigned n_open;       /* counted connections with a certificate */
+    struct sk_list unauth; /* counted connections without one */
+    unsigned n_unauth;
+    struct rate_bucket *buckets; /* RATE_SOURCES, when rate-limited */
+    uv_timer_t close_timer;      /* closed by sk_http_server_close */
     bool closing;
     bool close_timer_closed;
     sk_http_server_close_cb close_cb;
@@ -238,6 +257,25 @@ static void req_free(struct req *r)
 static void conn_read_cb(struct sk_stream *s, ssize_t nread, const char *buf);
 static void conn_process(struct conn *c);
 
+/* Strangers get shorter deadlines. */
+static unsigned idle_ms(const struct conn *c)
+{
+    const struct sk_http_server_config *cfg = &c->srv->cfg;
+    if (c->unauthenticated &&
+        cfg->unauthenticated_timeout_ms < cfg->idle_timeout_ms)
+        return cfg->unauthenticated_timeout_ms;
+    return cfg->idle_timeout_ms;
+}
+
+static unsigned request_ms(const struct conn *c)
+{
+    const struct sk_http_server_config *cfg = &c->srv->cfg;
+    if (c->unauthenticated &&
+        cfg->unauthenticated_timeout_ms < cfg->request_timeout_ms)
+        return cfg->unauthenticated_timeout_ms;
+    return cfg->request_timeout_ms;
+}
+
 static void timer_set(struct conn *c, enum timer_kind kind, uint64_t ms);
 
 static void server_maybe_done(struct server *sv)
@@ -247,6 +285,7 @@ static void server_maybe_done(struct server *sv)
     struct sk_http_server *pub = sv->pub;
     sk_http_server_close_cb cb = sv->close_cb;
     free(sv->server_name);
+    free(sv->buckets);
     free(sv);
     pub->impl = NULL;
     if (cb)
@@ -290,7 +329,12 @@ static void conn_close(struct conn *c)
         return;
     c->state = C_CLOSED;
     if (c->counted) {
-        c->srv->n_open--;
+        if (c->unauthenticated) {
+            c->srv->n_unauth--;
+            sk_list_remove(&c->ulink);
+        } else {
+            c->srv->n_open--;
+        }
         c->counted = false;
     }
     uv_timer_stop(&c->timer);
@@ -463,7 +507,7 @@ static void conn_timer_cb(uv_timer_t *t)
     case T_REQUEST: {
         char msg[96];
         snprintf(msg, sizeof msg, "request not received within %u ms",
-                 c->srv->cfg.request_timeout_ms);
+                 request_ms(c));
         conn_fail(c, 408, SK_ETIMEDOUT, msg);
         break;
     }
@@ -540,11 +584,166 @@ static void conn_read_cb(struct sk_stream *s, ssize_t nread, const char *buf)
     }
 }
 
+static void req_finish(struct req *r, bool close_after);
+
+/* ---- Strangers: budgets and request rates ---- */
+
+static void server_reject(struct server *sv, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void server_reject(struct server *sv, const char *fmt, ...)
+{
+    if (!sv->cfg.reject_cb)
+        return;
+    struct sk_err err;
+    va_list ap;
+    va_start(ap, fmt);
+    sk_err_vset(&err, SK_EUNAVAIL, fmt, ap);
+    va_end(ap);
+    sv->cfg.reject_cb(sv->pub, &err);
+}
+
+/* Takes one request from ip's bucket; false when it is empty. */
+static bool rate_take(struct server *sv, const char *ip)
+{
+    uint64_t now = uv_now(sv->loop);
+    struct rate_bucket *b = NULL, *oldest = &sv->buckets[0];
+    for (size_t i = 0; i < RATE_SOURCES && !b; i++) {
+        struct rate_bucket *x = &sv->buckets[i];
+        if (strcmp(x->ip, ip) == 0)
+            b = x;
+        else if (!x->ip[0] || (oldest->ip[0] && x->at_ms < oldest->at_ms))
+            oldest = x;
+    }
+    double burst = sv->cfg.unauthenticated_burst;
+    if (!b) {
+        b = oldest;
+        snprintf(b->ip, sizeof b->ip, "%s", ip);
+        b->tokens = burst;
+        b->at_ms = now;
+    }
+    b->tokens += (double)(now - b->at_ms) * sv->cfg.unauthenticated_rate / 1e3;
+    if (b->tokens > burst)
+        b->tokens = burst;
+    b->at_ms = now;
+    if (b->tokens < 1)
+        return false;
+    b->tokens -= 1;
+    return true;
+}
+
+/* The oldest connection without a certificate that may be closed to
+ * make room: an idle one, else (for the whole budget: slow senders from
+ * many addresses) one still sending its request; never one whose request
+ * is with the handler. For one address (ip given) only an idle one: its
+ * requests in flight are its own business. */
+static struct conn *unauth_victim(struct server *sv, const char *ip,
+                                  unsigned *out_from_ip)
+{
+    struct conn *idle = NULL, *reading = NULL;
+    unsigned n = 0;
+    /* Newest first: the last match is the oldest. */
+    struct sk_list *it;
+    sk_list_each(it, &sv->unauth)
+    {
+        struct conn *c = sk_list_entry(it, struct conn, ulink);
+        if (ip && strcmp(c->ip, ip) != 0)
+            continue;
+        n++;
+        if (c->state == C_IDLE)
+            idle = c;
+        else if (c->state == C_READING)
+            reading = c;
+    }
+    if (out_from_ip)
+        *out_from_ip = n;
+    return idle || ip ? idle : reading;
+}
+
+static void unauth_evict(struct server *sv, struct conn *victim,
+                         const char *why)
+{
+    server_reject(sv,
+                  "%s: %s connection without a client certificate closed "
+                  "for a newer one (%s)",
+                  victim->peer.addr, victim->state == C_IDLE ? "idle" : "slow",
+                  why);
+    conn_close(victim);
+}
+
+/* Finds a place for a new connection in its budget, closing an older
+ * stranger's if need be. False: no place (the caller answers 503 with
+ * msg). */
+static bool admit(struct server *sv, struct conn *c, char *msg, size_t size)
+{
+    const struct sk_http_server_config *cfg = &sv->cfg;
+    if (!c->unauthenticated) {
+        if (sv->n_open >= cfg->max_connections) {
+            snprintf(msg, size, "too many connections (max %u)",
+                     cfg->max_connections);
+            return false;
+        }
+        sv->n_open++;
+        c->counted = true;
+        return true;
+    }
+    char why[96];
+    unsigned from_ip;
+    struct conn *victim = unauth_victim(sv, c->ip, &from_ip);
+    if (from_ip >= cfg->max_unauthenticated_per_source) {
+        if (!victim) {
+            snprintf(msg, size,
+                     "too many connections without a client certificate "
+                     "from %s (max %u)",
+                     c->ip, cfg->max_unauthenticated_per_source);
+            return false;
+        }
+        snprintf(why, sizeof why, "max %u from %s",
+                 cfg->max_unauthenticated_per_source, c->ip);
+        unauth_evict(sv, victim, why);
+    }
+    if (sv->n_unauth >= cfg->max_unauthenticated) {
+        victim = unauth_victim(sv, NULL, NULL);
+        if (!victim) {
+            snprintf(msg, size,
+                     "too many connections without a client certificate "
+                     "(max %u)",
+                     cfg->max_unauthenticated);
+            return false;
+        }
+        snprintf(why, sizeof why, "max %u", cfg->max_unauthenticated);
+        unauth_evict(sv, victim, why);
+    }
+    sv->n_unauth++;
+    c->counted = true;
+    sk_list_insert_head(&sv->unauth, &c->ulink);
+    return true;
+}
+
 /* Hands the parsed request to the handler. */
 static void conn_dispatch(struct conn *c)
 {
     struct req *r = c->req;
     timer_clear(c);
+    struct server *sv = c->srv;
+    if (c->unauthenticated && sv->cfg.unauthenticated_rate &&
+        !rate_take(sv, c->ip)) {
+        char msg[128];
+        snprintf(msg, sizeof msg,
+                 "too many requests without a client certificate from %s "
+                 "(limit %u/s)",
+                 c->ip, sv->cfg.unauthenticated_rate);
+        server_reject(sv, "%s: %s", c->peer.addr, msg);
+        /* Answered like any request, and the connection stays: a new
+         * TLS handshake would cost more than the answer. */
+        c->state = C_HANDLER;
+        r->state = R_HANDLER;
+        sk_http_add_header(&r->pub, "Retry-After", "1");
+        write_error(c, 429, SK_EUNAVAIL, msg, r->keep_alive, r->http10, r->head,
+                    &r->resp_headers);
+        req_finish(r, false);
+        return;
+    }
     c->state = C_HANDLER;
     r->state = R_HANDLER;
     buf_append(&r->body, "", 0); /* NUL-terminated even when empty */
@@ -559,7 +758,7 @@ static void conn_process(struct conn *c)
            conn_buffered(c) > 0) {
         if (c->state == C_IDLE) {
             c->state = C_READING;
-            timer_set(c, T_REQUEST, c->srv->cfg.request_timeout_ms);
+            timer_set(c, T_REQUEST, request_ms(c));
         }
         size_t avail = conn_buffered(c);
         size_t n = http_parser_execute(&c->parser, &parser_settings,
@@ -613,7 +812,7 @@ static void conn_process(struct conn *c)
     if (c->state == C_IDLE) {
         if (c->in.cap > MAX_BUFFERED_INPUT)
             buf_free(&c->in);
-        timer_set(c, T_IDLE, c->srv->cfg.idle_timeout_ms);
+        timer_set(c, T_IDLE, idle_ms(c));
     }
     if (c->state == C_HANDLER && conn_buffered(c) > MAX_BUFFERED_INPUT &&
         !c->read_stopped) {
@@ -649,7 +848,7 @@ static void req_finish(struct req *r, bool close_after)
     if (conn_buffered(c) > 0)
         timer_set(c, T_RESUME, 0);
     else
-        timer_set(c, T_IDLE, c->srv->cfg.idle_timeout_ms);
+        timer_set(c, T_IDLE, idle_ms(c));
 }
 
 /* ---- Parser callbacks ---- */
@@ -899,6 +1098,7 @@ int sk_http_server_init(struct sk_http_server *srv, uv_loop_t *loop,
     sv->loop = loop;
     sv->cfg = *cfg;
     sk_list_init(&sv->conns);
+    sk_list_init(&sv->unauth);
     if (!sv->cfg.max_header_bytes)
         sv->cfg.max_header_bytes = DEFAULT_MAX_HEADER_BYTES;
     if (!sv->cfg.max_body_bytes)
@@ -909,6 +1109,18 @@ int sk_http_server_init(struct sk_http_server *srv, uv_loop_t *loop,
         sv->cfg.idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
     if (!sv->cfg.max_connections)
         sv->cfg.max_connections = DEFAULT_MAX_CONNECTIONS;
+    if (!sv->cfg.max_unauthenticated)
+        sv->cfg.max_unauthenticated = DEFAULT_MAX_UNAUTHENTICATED;
+    if (!sv->cfg.max_unauthenticated_per_source)
+        sv->cfg.max_unauthenticated_per_source =
+            DEFAULT_MAX_UNAUTHENTICATED_PER_SOURCE;
+    if (!sv->cfg.unauthenticated_timeout_ms)
+        sv->cfg.unauthenticated_timeout_ms = DEFAULT_UNAUTHENTICATED_TIMEOUT_MS;
+    if (sv->cfg.unauthenticated_rate) {
+        if (!sv->cfg.unauthenticated_burst)
+            sv->cfg.unauthenticated_burst = 2 * sv->cfg.unauthenticated_rate;
+        sv->buckets = sk_calloc(RATE_SOURCES, sizeof *sv->buckets);
+    }
     sv->server_name = sk_strdup(cfg->server_name ? cfg->server_name : "skiff");
     for (char *q = sv->server_name; *q; q++)
         if (*q == '\r' || *q == '\n')
@@ -932,6 +1144,13 @@ void sk_http_server_adopt(struct sk_http_server *srv, struct sk_stream *s)
     c->srv = sv;
     c->s = s;
     c->peer = s->peer;
+    c->unauthenticated = !s->peer.authenticated;
+    sk_list_init(&c->ulink);
+    const char *colon = strrchr(s->peer.addr, ':');
+    size_t iplen = colon ? (size_t)(colon - s->peer.addr) : 0;
+    if (iplen >= sizeof c->ip)
+        iplen = sizeof c->ip - 1;
+    memcpy(c->ip, s->peer.addr, iplen);
     s->data = c;
     s->drain_cb = conn_drain_cb;
     http_parser_init(&c->parser, HTTP_REQUEST);
@@ -941,18 +1160,15 @@ void sk_http_server_adopt(struct sk_http_server *srv, struct sk_stream *s)
     sk_list_insert_head(&sv->conns, &c->link);
     sk_stream_read_start(s, conn_read_cb);
 
-    if (sv->n_open >= sv->cfg.max_connections) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "too many connections (max %u)",
-                 sv->cfg.max_connections);
+    char msg[160];
+    if (!admit(sv, c, msg, sizeof msg)) {
+        server_reject(sv, "%s: %s", c->peer.addr, msg);
         write_error(c, 503, SK_EUNAVAIL, msg, false, false, false, NULL);
         conn_enter_draining(c);
         return;
     }
-    c->counted = true;
-    sv->n_open++;
     c->state = C_IDLE;
-    timer_set(c, T_IDLE, sv->cfg.idle_timeout_ms);
+    timer_set(c, T_IDLE, idle_ms(c));
 }
 
 void sk_http_server_close(struct sk_http_server *srv,
@@ -974,7 +1190,7 @@ void sk_http_server_close(struct sk_http_server *srv,
 unsigned sk_http_server_connections(const struct sk_http_server *srv)
 {
     const struct server *sv = srv->impl;
-    return sv ? sv->n_open : 0;
+    return sv ? sv->n_open + sv->n_unauth : 0;
 }
 
 /* ---- Reading a request ---- */

@@ -4,6 +4,9 @@
 #include "skiff/stream.h"
 
 #include <stdarg.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +17,12 @@
 #include "tls_internal.h"
 
 #define DEFAULT_TIMEOUT_MS 10000
+#define DEFAULT_HANDSHAKE_TIMEOUT_MS 1000
+#define DEFAULT_MAX_HANDSHAKES 64
+#define DEFAULT_MAX_PER_SOURCE 8
 #define DEFAULT_MAX_CONNECTIONS 1024
+#define TRIM_PERIOD_MS 5000
+#define TRIM_CHURN 256
 #define LISTEN_BACKLOG 511
 
 /* ---- Dispatch ---- */
@@ -118,8 +126,12 @@ struct plain_stream {
     bool ended;   /* ... and delivered: nothing more */
     int pending_err;
     int closes; /* handles still to be closed */
-    char rbuf[64 * 1024];
 };
+
+/* Every read lands here and is handed to the user's read callback at once
+ * (valid only during the call, as skiff/stream.h says), so one buffer
+ * serves all streams of the thread. */
+static _Thread_local char read_buf[64 * 1024];
 
 static void plain_deliver_end(struct plain_stream *ps)
 {
@@ -153,9 +165,9 @@ static void plain_fail(struct plain_stream *ps, int status)
 
 static void plain_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
-    struct plain_stream *ps = h->data;
+    (void)h;
     (void)hint;
-    *buf = uv_buf_init(ps->rbuf, sizeof ps->rbuf);
+    *buf = uv_buf_init(read_buf, sizeof read_buf);
 }
 
 static void plain_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
@@ -288,13 +300,25 @@ struct sk_stream *sk_plain_stream_new(uv_loop_t *loop, uv_stream_t *handle)
 
 /* ---- Listener ----
  *
- * The listener's memory lives until the listening handle and every
- * handshake in progress are closed; each of those holds one reference.
- * Open connections are counted in a separate small struct, because accepted
- * streams may outlive the listener. */
+ * The listener's memory lives until the listening handle, the trim timer
+ * and every handshake in progress are closed; each of those holds one
+ * reference. Open connections are counted in two separate small structs
+ * (with and without a verified certificate), because accepted streams may
+ * outlive the listener.
+ *
+ * Admission, so that strangers can never keep a peer out: a handshake in
+ * progress proves nothing yet, so handshakes have a budget of their own
+ * (max_handshakes, max_per_source) and a short deadline; when the budget
+ * is full the oldest handshake gives way to the new connection (a client
+ * with a certificate finishes in milliseconds, an idle stranger does not),
+ * while a source at its own limit is refused (a burst from one address
+ * cannot push out everyone else). Streams that authenticated count against
+ * max_connections, the others against max_unauthenticated, so neither can
+ * take the other's places. */
 
 struct conn_count {
-    unsigned open; /* accepted streams still open, plus handshakes */
+    unsigned open;   /* accepted streams of this kind still open */
+    unsigned closed; /* ... and closed since the last trim */
     unsigned refs;
 };
 
@@ -308,6 +332,7 @@ static void conn_released(void *arg)
 {
     struct conn_count *c = arg;
     c->open--;
+    c->closed++;
     conn_count_unref(c);
 }
 
@@ -316,9 +341,12 @@ struct listener_impl;
 /* A TLS handshake in progress on an accepted connection. */
 struct pending {
     struct listener_impl *l;
-    struct sk_list link; /* in l->pending */
+    struct sk_list link; /* in l->pending, newest first */
     struct sk_stream *s;
     uv_timer_t timer;
+    char ip[48]; /* the source address, for max_per_source */
+    uint64_t accepted_ms;
+    uint64_t accepted_iteration;
     int closes; /* the timer, plus the stream on failure */
     bool done;
 };
@@ -327,15 +355,27 @@ struct listener_impl {
     struct sk_listener *pub;
     uv_loop_t *loop;
     uv_tcp_t tcp;
+    uv_timer_t trim; /* hands memory back after a flood */
+    uv_check_t tick; /* counts loop iterations */
+    uint64_t iteration;
+    unsigned accepted_now;          /* in this iteration */
+    unsigned accepts_per_iteration; /* TLS: a quarter of max_handshakes */
+    bool accept_waiting;            /* libuv holds one for us */
     struct sk_tls_ctx *tls;
     char addr[64]; /* the bound "host:port" */
     int port;
     unsigned handshake_timeout_ms;
+    unsigned max_handshakes;
+    unsigned max_per_source;
     unsigned max_connections;
+    unsigned max_unauthenticated;
     sk_listener_accept_cb accept_cb;
     sk_listener_reject_cb reject_cb;
     struct sk_list pending; /* struct pending: handshakes in progress */
-    struct conn_count *count;
+    unsigned n_pending;
+    unsigned churn; /* refused or failed connections since the last trim */
+    struct conn_count *authenticated;
+    struct conn_count *unauthenticated;
     unsigned refs;
     bool closing;
     sk_listener_close_cb close_cb;
@@ -347,7 +387,8 @@ static void listener_unref(struct listener_impl *li)
         return;
     struct sk_listener *l = li->pub;
     sk_listener_close_cb cb = li->close_cb;
-    conn_count_unref(li->count);
+    conn_count_unref(li->authenticated);
+    conn_count_unref(li->unauthenticated);
     sk_tls_ctx_unref(li->tls);
     free(li);
     if (l) {
@@ -364,6 +405,7 @@ static void listener_reject(struct listener_impl *li, enum sk_rc code,
 static void listener_reject(struct listener_impl *li, enum sk_rc code,
                             const char *fmt, ...)
 {
+    li->churn++;
     if (!li->reject_cb)
         return;
     struct sk_err err;
@@ -372,6 +414,18 @@ static void listener_reject(struct listener_impl *li, enum sk_rc code,
     sk_err_vset(&err, code, fmt, ap);
     va_end(ap);
     li->reject_cb(li->pub, &err);
+}
+
+/* The address part of "ip:port" (IPv6 addresses have colons of their
+ * own: the port is after the last one). */
+static void addr_ip(const char *addr, char *out, size_t size)
+{
+    const char *colon = strrchr(addr, ':');
+    size_t n = colon ? (size_t)(colon - addr) : strlen(addr);
+    if (n >= size)
+        n = size - 1;
+    memcpy(out, addr, n);
+    out[n] = '\0';
 }
 
 static void pending_release(struct pending *p)
@@ -393,7 +447,37 @@ static void pending_stream_closed_cb(struct sk_stream *s)
     pending_release(s->data);
 }
 
-/* The one end of a handshake: success, failure, timeout or abort. */
+/* Hands an accepted stream to the user, or refuses it when its kind has no
+ * place left. Takes the stream. */
+static void listener_admit(struct listener_impl *li, struct sk_stream *s)
+{
+    bool authenticated = s->peer.authenticated;
+    struct conn_count *c =
+        authenticated ? li->authenticated : li->unauthenticated;
+    unsigned max =
+        authenticated ? li->max_connections : li->max_unauthenticated;
+    if (c->open >= max) {
+        char addr[sizeof s->peer.addr];
+        snprintf(addr, sizeof addr, "%s", s->peer.addr);
+        sk_stream_close(s, NULL);
+        if (authenticated)
+            listener_reject(li, SK_EUNAVAIL,
+                            "%s: too many connections (max %u)", addr, max);
+        else
+            listener_reject(li, SK_EUNAVAIL,
+                            "%s: too many connections without a client "
+                            "certificate (max %u)",
+                            addr, max);
+        return;
+    }
+    c->open++;
+    c->refs++;
+    sk_stream_set_release(s, conn_released, c);
+    li->accept_cb(li->pub, s);
+}
+
+/* The one end of a handshake: success, failure, timeout, eviction or
+ * abort. err (not for an abort) is reported. */
 static void pending_finish(struct pending *p, int status,
                            const struct sk_err *err, bool aborted)
 {
@@ -402,6 +486,7 @@ static void pending_finish(struct pending *p, int status,
     p->done = true;
     struct listener_impl *li = p->l;
     sk_list_remove(&p->link);
+    li->n_pending--;
 
     uv_timer_stop(&p->timer);
     p->closes = 1;
@@ -410,13 +495,10 @@ static void pending_finish(struct pending *p, int status,
     struct sk_stream *s = p->s;
     p->s = NULL;
     if (status == 0) {
-        /* The handshake's slot in the count becomes the stream's. */
-        li->count->refs++;
-        sk_stream_set_release(s, conn_released, li->count);
-        li->accept_cb(li->pub, s);
+        listener_admit(li, s);
         return;
     }
-    li->count->open--;
+    li->churn++;
     p->closes++;
     s->data = p;
     sk_stream_close(s, pending_stream_closed_cb);
@@ -440,6 +522,69 @@ static void pending_timer_cb(uv_timer_t *t)
     pending_finish(p, UV_ETIMEDOUT, &err, false);
 }
 
+/* Handshakes in progress from ip. */
+static unsigned pending_from(struct listener_impl *li, const char *ip)
+{
+    unsigned n = 0;
+    struct sk_list *it;
+    sk_list_each(it, &li->pending)
+    {
+        if (strcmp(sk_list_entry(it, struct pending, link)->ip, ip) == 0)
+            n++;
+    }
+    return n;
+}
+
+static void listener_take(struct listener_impl *li);
+
+/* Makes room for one more handshake, if one may go: the oldest that has
+ * not said a word though it was polled for it (accepted two loop
+ * iterations ago: a client sends its first message at once, an idle
+ * connection never does), else the oldest that has (a client near by
+ * finishes in a few ms, so it is the last to go). False when none may go:
+ * every handshake is too new to judge. */
+static bool pending_make_room(struct listener_impl *li)
+{
+    struct pending *silent = NULL, *talker = NULL;
+    /* Oldest first. */
+    for (struct sk_list *it = li->pending.prev; it != &li->pending && !silent;
+         it = it->prev) {
+        struct pending *p = sk_list_entry(it, struct pending, link);
+        if (sk_tls_stream_heard(p->s)) {
+            if (!talker)
+                talker = p;
+        } else if (li->iteration >= p->accepted_iteration + 2) {
+            silent = p;
+        }
+    }
+    struct pending *victim = silent ? silent : talker;
+    if (!victim)
+        return false;
+    struct sk_err err;
+    sk_err_set(&err, SK_EUNAVAIL,
+               "%s: TLS handshake dropped for a newer connection after %llu "
+               "ms%s (max %u at once)",
+               victim->s->peer.addr,
+               (unsigned long long)(uv_now(li->loop) - victim->accepted_ms),
+               victim == silent ? " without a word" : "", li->max_handshakes);
+    pending_finish(victim, UV_ECANCELED, &err, false);
+    return true;
+}
+
+/* Once per loop iteration: counts them (a connection is judged silent
+ * only after it had a chance to speak), and takes the connection that had
+ * to wait. */
+static void listener_tick_cb(uv_check_t *c)
+{
+    struct listener_impl *li = c->data;
+    li->iteration++;
+    li->accepted_now = 0;
+    if (li->accept_waiting && !li->closing) {
+        li->accept_waiting = false;
+        listener_take(li);
+    }
+}
+
 static void listener_connection_cb(uv_stream_t *server, int status)
 {
     struct listener_impl *li = server->data;
@@ -450,42 +595,86 @@ static void listener_connection_cb(uv_stream_t *server, int status)
                         uv_strerror(status));
         return;
     }
+    /* libuv accepts all it can in one go; a flood's burst would fill the
+     * handshake budget with connections too new to judge. Past
+     * accepts_per_iteration the rest wait in the kernel's queue (libuv
+     * holds one and stops polling until it is taken): every connection
+     * then gets its turn, in order. */
+    if (li->tls && li->accepted_now >= li->accepts_per_iteration) {
+        li->accept_waiting = true;
+        return;
+    }
+    listener_take(li);
+}
+
+/* Takes the connection libuv has accepted and holds for us. */
+static void listener_take(struct listener_impl *li)
+{
+    li->accepted_now++;
     uv_tcp_t *tcp = sk_malloc(sizeof *tcp);
     uv_tcp_init(li->loop, tcp);
-    int rc = uv_accept(server, (uv_stream_t *)tcp);
+    int rc = uv_accept((uv_stream_t *)&li->tcp, (uv_stream_t *)tcp);
     if (rc < 0) {
         uv_close((uv_handle_t *)tcp, free_handle_cb);
         listener_reject(li, SK_EIO, "%s: accept: %s", li->addr,
                         uv_strerror(rc));
         return;
     }
-    char addr[64];
-    peer_addr(tcp, addr, sizeof addr);
-    if (li->count->open >= li->max_connections) {
-        uv_close((uv_handle_t *)tcp, free_handle_cb);
-        listener_reject(li, SK_EUNAVAIL, "%s: too many connections (max %u)",
-                        addr, li->max_connections);
-        return;
-    }
-    li->count->open++;
 
     if (!li->tls) {
-        struct sk_stream *s = sk_plain_stream_new(li->loop, (uv_stream_t *)tcp);
-        li->count->refs++;
-        sk_stream_set_release(s, conn_released, li->count);
-        li->accept_cb(li->pub, s);
+        listener_admit(li, sk_plain_stream_new(li->loop, (uv_stream_t *)tcp));
+        return;
+    }
+
+    char addr[64], ip[48];
+    peer_addr(tcp, addr, sizeof addr);
+    addr_ip(addr, ip, sizeof ip);
+    if (pending_from(li, ip) >= li->max_per_source) {
+        uv_close((uv_handle_t *)tcp, free_handle_cb);
+        listener_reject(li, SK_EUNAVAIL,
+                        "%s: too many TLS handshakes from %s (max %u)", addr,
+                        ip, li->max_per_source);
+        return;
+    }
+    if (li->n_pending >= li->max_handshakes && !pending_make_room(li)) {
+        uv_close((uv_handle_t *)tcp, free_handle_cb);
+        listener_reject(li, SK_EUNAVAIL,
+                        "%s: too many TLS handshakes at once (max %u), all "
+                        "too new to judge",
+                        addr, li->max_handshakes);
         return;
     }
 
     struct pending *p = sk_calloc(1, sizeof *p);
     p->l = li;
+    p->accepted_ms = uv_now(li->loop);
+    p->accepted_iteration = li->iteration;
+    snprintf(p->ip, sizeof p->ip, "%s", ip);
     li->refs++;
     uv_timer_init(li->loop, &p->timer);
     p->timer.data = p;
     uv_timer_start(&p->timer, pending_timer_cb, li->handshake_timeout_ms, 0);
     sk_list_insert_head(&li->pending, &p->link);
+    li->n_pending++;
     p->s = sk_tls_stream_start(li->loop, tcp, li->tls, addr,
                                pending_handshake_cb, p);
+}
+
+/* glibc keeps freed memory for reuse; after a flood of connections that
+ * is tens of megabytes nobody needs any more. Give it back, at most once
+ * per TRIM_PERIOD_MS and only after TRIM_CHURN connections came and went
+ * without a certificate (a trim walks the heap: a few ms). */
+static void listener_trim_cb(uv_timer_t *t)
+{
+    struct listener_impl *li = t->data;
+    unsigned churn = li->churn + li->unauthenticated->closed;
+    if (churn < TRIM_CHURN)
+        return;
+    li->churn = 0;
+    li->unauthenticated->closed = 0;
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
 }
 
 static void listener_handle_closed_cb(uv_handle_t *h)
@@ -523,8 +712,10 @@ int sk_listener_start(struct sk_listener *l, uv_loop_t *loop,
     snprintf(li->addr, sizeof li->addr, "%s:%d", host, cfg->port);
     uv_tcp_init(loop, &li->tcp);
     li->tcp.data = li;
-    li->count = sk_calloc(1, sizeof *li->count);
-    li->count->refs = 1;
+    li->authenticated = sk_calloc(1, sizeof *li->authenticated);
+    li->authenticated->refs = 1;
+    li->unauthenticated = sk_calloc(1, sizeof *li->unauthenticated);
+    li->unauthenticated->refs = 1;
 
     int rc = uv_tcp_bind(&li->tcp, (const struct sockaddr *)&sa, 0);
     if (rc == 0)
@@ -546,13 +737,33 @@ int sk_listener_start(struct sk_listener *l, uv_loop_t *loop,
     li->pub = l;
     li->tls = cfg->tls;
     sk_tls_ctx_ref(li->tls);
-    li->handshake_timeout_ms = cfg->handshake_timeout_ms
-                                   ? cfg->handshake_timeout_ms
-                                   : DEFAULT_TIMEOUT_MS;
+#define OR_DEFAULT(v, d) ((v) ? (v) : (d))
+    li->handshake_timeout_ms =
+        OR_DEFAULT(cfg->handshake_timeout_ms, DEFAULT_HANDSHAKE_TIMEOUT_MS);
+    li->max_handshakes =
+        OR_DEFAULT(cfg->max_handshakes, DEFAULT_MAX_HANDSHAKES);
+    li->max_per_source =
+        OR_DEFAULT(cfg->max_per_source, DEFAULT_MAX_PER_SOURCE);
     li->max_connections =
-        cfg->max_connections ? cfg->max_connections : DEFAULT_MAX_CONNECTIONS;
+        OR_DEFAULT(cfg->max_connections, DEFAULT_MAX_CONNECTIONS);
+    li->max_unauthenticated =
+        OR_DEFAULT(cfg->max_unauthenticated, DEFAULT_MAX_CONNECTIONS);
+#undef OR_DEFAULT
+    /* With at most a quarter of the budget arriving per iteration, and a
+     * silent one judged after two, there is always one to make room. */
+    li->accepts_per_iteration =
+        li->max_handshakes / 4 ? li->max_handshakes / 4 : 1;
     li->accept_cb = cfg->accept_cb;
     li->reject_cb = cfg->reject_cb;
+    uv_timer_init(loop, &li->trim);
+    li->trim.data = li;
+    li->refs++;
+    uv_timer_start(&li->trim, listener_trim_cb, TRIM_PERIOD_MS, TRIM_PERIOD_MS);
+    uv_check_init(loop, &li->tick);
+    li->tick.data = li;
+    li->refs++;
+    uv_check_start(&li->tick, listener_tick_cb);
+    uv_unref((uv_handle_t *)&li->tick);
     l->data = cfg->data;
     l->impl = li;
     return 0;
@@ -574,6 +785,18 @@ int sk_listener_port(const struct sk_listener *l)
     return li ? li->port : 0;
 }
 
+void sk_listener_counts(const struct sk_listener *l,
+                        struct sk_listener_counts *out)
+{
+    const struct listener_impl *li = l->impl;
+    memset(out, 0, sizeof *out);
+    if (!li)
+        return;
+    out->handshakes = li->n_pending;
+    out->authenticated = li->authenticated->open;
+    out->unauthenticated = li->unauthenticated->open;
+}
+
 void sk_listener_close(struct sk_listener *l, sk_listener_close_cb cb)
 {
     struct listener_impl *li = l->impl;
@@ -582,6 +805,8 @@ void sk_listener_close(struct sk_listener *l, sk_listener_close_cb cb)
     li->closing = true;
     li->close_cb = cb;
     uv_close((uv_handle_t *)&li->tcp, listener_handle_closed_cb);
+    uv_close((uv_handle_t *)&li->trim, listener_handle_closed_cb);
+    uv_close((uv_handle_t *)&li->tick, listener_handle_closed_cb);
     struct pending *p;
     while ((p = sk_list_first(&li->pending, struct pending, link)))
         pending_finish(p, UV_ECANCELED, NULL, true);

@@ -160,6 +160,9 @@ struct sk_tls_ctx *sk_tls_ctx_new(const struct sk_tls_config *cfg,
     SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
     SSL_CTX_set_num_tickets(c, 0);
     SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
+    /* An idle connection holds no record buffers (about 34 KiB): a
+     * thousand agents, or a flood of idle strangers, cost little. */
+    SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
 
     /* The cluster CA is the only trust anchor: a fresh store, never the
      * system's default paths. */
@@ -397,19 +400,24 @@ struct tls_stream {
     bool sock_reading; /* uv_read_start is in effect */
     bool ended;        /* nread < 0 was delivered: nothing more */
     int end;           /* socket EOF or error, or a local failure; 0: none */
+    bool heard;        /* a byte came from the peer */
     int closes;        /* handles still to be closed */
     sk_tls_handshake_cb hs_cb;
     void *hs_arg;
-    char rbuf[64 * 1024];
 };
+
+/* Every read lands here and is copied into the stream's BIO at once, so
+ * one buffer serves all streams of the thread: a stream costs its SSL
+ * state, not 64 KiB more (a flood of connections, a thousand agents). */
+static _Thread_local char read_buf[64 * 1024];
 
 static void tls_defer_cb(uv_idle_t *idle);
 
 static void tls_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
-    struct tls_stream *t = h->data;
+    (void)h;
     (void)hint;
-    *buf = uv_buf_init(t->rbuf, sizeof t->rbuf);
+    *buf = uv_buf_init(read_buf, sizeof read_buf);
 }
 
 static void sock_read_stop(struct tls_stream *t)
@@ -627,6 +635,8 @@ static void tls_read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
     struct tls_stream *t = h->data;
     if (nread == 0)
         return;
+    if (nread > 0)
+        t->heard = true;
     if (nread < 0) {
         set_end(t, (int)nread);
     } else if (BIO_write(t->net_in, buf->base, (int)nread) != (int)nread) {
@@ -717,6 +727,11 @@ static void tls_close(struct sk_stream *s)
     t->closes = 2;
     uv_close((uv_handle_t *)t->tcp, tls_closed_cb);
     uv_close((uv_handle_t *)&t->defer, tls_closed_cb);
+}
+
+bool sk_tls_stream_heard(const struct sk_stream *s)
+{
+    return ((const struct tls_stream *)s)->heard;
 }
 
 static const struct sk_stream_vtable tls_vtable = {

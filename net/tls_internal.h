@@ -66,4 +66,8 @@ struct sk_stream *sk_tls_stream_start(uv_loop_t *loop, uv_tcp_t *tcp,
                                       struct sk_tls_ctx *ctx, const char *addr,
                                       sk_tls_handshake_cb cb, void *arg);
 
+/* Whether any byte came from the peer yet (during a handshake: whether it
+ * sent its first message at all). */
+bool sk_tls_stream_heard(const struct sk_stream *s);
+
 #endif

@@ -1,6 +1,7 @@
 #include "skiff/raft_transport.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,9 +52,10 @@ struct pump {
     raft_uv_connect_cb raft_cb;
     char peer_addr[MAX_ADDR];
 
-    /* Incoming preamble. */
+    /* Incoming preamble, then the check of what goes to raft. */
     char pre[PREAMBLE_MAX];
     size_t pre_len;
+    struct sk_raft_frame frame;
 
     unsigned pending_closes;
     struct sk_list link; /* in tr->pumps */
@@ -113,6 +115,7 @@ static void pump_unlink_free(struct pump *p)
     sk_list_remove(&p->link);
     if (tr->stats.open > 0 && p->state == P_CLOSING && p->raft_pipe_handed)
         tr->stats.open--;
+    sk_raft_frame_free(&p->frame);
     free(p);
     maybe_finish_close(tr);
 }
@@ -233,6 +236,21 @@ static void to_raft(struct pump *p, const char *buf, size_t len)
     }
 }
 
+/* Checks what a peer sends before raft sees it (see the header). */
+static bool frame_ok(struct pump *p, const char *buf, size_t len)
+{
+    if (!p->incoming)
+        return true;
+    struct sk_err err;
+    if (sk_raft_frame_check(&p->frame, buf, len, &err) == SK_OK)
+        return true;
+    report(p->tr, "raft: %s (node %s): %s; connection closed",
+           p->stream ? p->stream->peer.addr : "?",
+           p->stream ? p->stream->peer.node_id : "?", err.msg);
+    pump_close(p);
+    return false;
+}
+
 static void stream_read_cb(struct sk_stream *s, ssize_t nread, const char *buf)
 {
     struct pump *p = s->data;
@@ -240,7 +258,8 @@ static void stream_read_cb(struct sk_stream *s, ssize_t nread, const char *buf)
         pump_close(p);
         return;
     }
-    to_raft(p, buf, (size_t)nread);
+    if (frame_ok(p, buf, (size_t)nread))
+        to_raft(p, buf, (size_t)nread);
 }
 
 /* ours -> stream */
@@ -489,6 +508,8 @@ static void preamble_read_cb(struct sk_stream *s, ssize_t nread,
     tr->stats.open++;
     p->peer_id = id;
     p->incoming = true;
+    sk_raft_frame_init(&p->frame, tr->cfg.max_entry_bytes,
+                       tr->cfg.max_snapshot_bytes);
     p->raft_pipe_handed = true;
     uv_pipe_t *raft_end = p->raft_pipe;
     p->raft_pipe = NULL;
@@ -497,7 +518,7 @@ static void preamble_read_cb(struct sk_stream *s, ssize_t nread,
     const char *rest = buf + ((size_t)nread - extra);
     begin_pumping(p);
     tr->accept_cb(tr->t, id, addr, (uv_stream_t *)raft_end);
-    if (extra > 0 && p->state == P_PUMPING)
+    if (extra > 0 && p->state == P_PUMPING && frame_ok(p, rest, extra))
         to_raft(p, rest, extra);
 }
 
@@ -543,6 +564,271 @@ static void sweep_cb(uv_timer_t *timer)
     }
 }
 
+/* ---- the message check (raft_transport.h) ---- */
+
+enum { F_PREAMBLE, F_HEADER, F_PAYLOAD, F_FAILED };
+
+/* libraft's message types and entry types (raft.h). */
+enum {
+    M_APPEND_ENTRIES = 1,
+    M_APPEND_ENTRIES_RESULT,
+    M_REQUEST_VOTE,
+    M_REQUEST_VOTE_RESULT,
+    M_INSTALL_SNAPSHOT,
+    M_TIMEOUT_NOW,
+};
+
+static const char *const message_names[] = {
+    "?",           "AppendEntries",     "AppendEntriesResult",
+    "RequestVote", "RequestVoteResult", "InstallSnapshot",
+    "TimeoutNow",
+};
+
+static uint64_t get64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+void sk_raft_frame_init(struct sk_raft_frame *f, size_t max_entry_bytes,
+                        size_t max_snapshot_bytes)
+{
+    memset(f, 0, sizeof *f);
+    f->max_entry_bytes =
+        max_entry_bytes ? max_entry_bytes : SK_RAFT_DEFAULT_MAX_ENTRY_BYTES;
+    f->max_snapshot_bytes = max_snapshot_bytes
+                                ? max_snapshot_bytes
+                                : SK_RAFT_DEFAULT_MAX_SNAPSHOT_BYTES;
+    f->phase = F_PREAMBLE;
+}
+
+void sk_raft_frame_free(struct sk_raft_frame *f)
+{
+    free(f->header);
+    f->header = NULL;
+}
+
+static enum sk_rc frame_fail(struct sk_raft_frame *f, struct sk_err *err,
+                             enum sk_rc code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static enum sk_rc frame_fail(struct sk_raft_frame *f, struct sk_err *err,
+                             enum sk_rc code, const char *fmt, ...)
+{
+    char why[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    sk_err_set(err, code, "message %llu (%s): %s",
+               (unsigned long long)f->messages + 1,
+               f->type < sizeof message_names / sizeof message_names[0]
+                   ? message_names[f->type]
+                   : "unknown type",
+               why);
+    sk_raft_frame_free(f);
+    f->phase = F_FAILED;
+    return code;
+}
+
+/* The fewest header bytes libraft's decoder reads for this message
+ * (uvDecodeMessage), before the lengths inside the header add to it. */
+static size_t header_min(unsigned type, unsigned version, size_t len)
+{
+    switch (type) {
+    case M_APPEND_ENTRIES:
+        return 40; /* + 16 per entry */
+    case M_APPEND_ENTRIES_RESULT:
+        /* Version 0 with more than 24 bytes reads as version 2. */
+        if (version == 0 && len > 24)
+            version = 2;
+        return 24 + (version >= 1 ? 2 : 0) + (version >= 2 ? 2 : 0);
+    case M_REQUEST_VOTE:
+        return 40;
+    case M_REQUEST_VOTE_RESULT:
+        if (version == 0)
+            version = len == 16 ? 1 : 2;
+        return version >= 2 ? 22 : 16;
+    case M_INSTALL_SNAPSHOT:
+        return 48; /* + the configuration */
+    default:       /* M_TIMEOUT_NOW */
+        return 24;
+    }
+}
+
+/* A raft configuration as configurationDecode reads it: format 1, a server
+ * count, then per server its ID, a NUL-terminated address and a role byte,
+ * all within len bytes. */
+static bool configuration_ok(const unsigned char *p, size_t len)
+{
+    if (len < 9 || p[0] != 1)
+        return false;
+    uint64_t n = get64(p + 1);
+    size_t at = 9;
+    for (uint64_t i = 0; i < n; i++) {
+        if (len - at < 8 + 1 + 1)
+            return false;
+        at += 8;
+        const unsigned char *nul = memchr(p + at, 0, len - at);
+        if (!nul)
+            return false;
+        at = (size_t)(nul - p) + 1;
+        if (at >= len)
+            return false;
+        at++;
+    }
+    return true;
+}
+
+/* A complete header: checks it and sets the payload length. */
+static enum sk_rc header_check(struct sk_raft_frame *f, struct sk_err *err)
+{
+    const unsigned char *h = f->header;
+    size_t len = f->header_len;
+    f->payload_left = 0;
+    if (f->type == M_APPEND_ENTRIES) {
+        uint64_t n = get64(h + 32);
+        if (n > (len - 40) / 16)
+            return frame_fail(f, err, SK_EPROTO,
+                              "%llu entries do not fit a %zu-byte header",
+                              (unsigned long long)n, len);
+        uint64_t total = 0;
+        for (uint64_t i = 0; i < n; i++) {
+            const unsigned char *e = h + 40 + 16 * i;
+            unsigned etype = e[8];
+            uint32_t elen = get32(e + 12);
+            if (etype < 1 || etype > 3)
+                return frame_fail(f, err, SK_EPROTO,
+                                  "entry %llu has unknown type %u",
+                                  (unsigned long long)i, etype);
+            if (elen > f->max_entry_bytes)
+                return frame_fail(f, err, SK_ETOOBIG,
+                                  "entry %llu of %lu bytes exceeds the "
+                                  "%zu-byte limit",
+                                  (unsigned long long)i, (unsigned long)elen,
+                                  f->max_entry_bytes);
+            if (i + 1 < n && elen % 8 != 0)
+                return frame_fail(f, err, SK_EPROTO,
+                                  "entry %llu of %lu bytes is not padded to "
+                                  "8 bytes",
+                                  (unsigned long long)i, (unsigned long)elen);
+            total += elen;
+        }
+        uint64_t batch_max =
+            (uint64_t)SK_RAFT_MAX_BATCH_ENTRIES * f->max_entry_bytes;
+        if (total > batch_max)
+            return frame_fail(f, err, SK_ETOOBIG,
+                              "entries of %llu bytes exceed the %llu-byte "
+                              "limit",
+                              (unsigned long long)total,
+                              (unsigned long long)batch_max);
+        f->payload_left = total;
+    } else if (f->type == M_INSTALL_SNAPSHOT) {
+        uint64_t conf_len = get64(h + 32);
+        if (conf_len == 0 || conf_len > len - 48)
+            return frame_fail(f, err, SK_EPROTO,
+                              "a configuration of %llu bytes does not fit "
+                              "a %zu-byte header",
+                              (unsigned long long)conf_len, len);
+        if (!configuration_ok(h + 40, (size_t)conf_len))
+            return frame_fail(f, err, SK_EPROTO,
+                              "the configuration does not decode");
+        uint64_t data_len = get64(h + 40 + conf_len);
+        if (data_len > f->max_snapshot_bytes)
+            return frame_fail(f, err, SK_ETOOBIG,
+                              "a snapshot of %llu bytes exceeds the %zu-byte "
+                              "limit",
+                              (unsigned long long)data_len,
+                              f->max_snapshot_bytes);
+        f->payload_left = data_len;
+    }
+    return SK_OK;
+}
+
+static enum sk_rc preamble_check(struct sk_raft_frame *f, struct sk_err *err)
+{
+    f->type = f->pre[0];
+    f->version = f->pre[2];
+    uint64_t hlen = get64(f->pre + 8);
+    if (f->type < M_APPEND_ENTRIES || f->type > M_TIMEOUT_NOW)
+        return frame_fail(f, err, SK_EPROTO, "unknown message type %u",
+                          f->type);
+    if (hlen > SK_RAFT_MAX_HEADER_BYTES)
+        return frame_fail(f, err, SK_ETOOBIG,
+                          "a header of %llu bytes exceeds the %u-byte limit",
+                          (unsigned long long)hlen, SK_RAFT_MAX_HEADER_BYTES);
+    size_t min = header_min(f->type, f->version, (size_t)hlen);
+    if (hlen < min)
+        return frame_fail(f, err, SK_EPROTO,
+                          "a header of %llu bytes is shorter than the %zu "
+                          "its type needs",
+                          (unsigned long long)hlen, min);
+    f->header_len = (size_t)hlen;
+    f->header = sk_malloc(f->header_len);
+    return SK_OK;
+}
+
+enum sk_rc sk_raft_frame_check(struct sk_raft_frame *f, const void *buf,
+                               size_t len, struct sk_err *err)
+{
+    const unsigned char *p = buf;
+    while (len > 0) {
+        size_t take;
+        switch (f->phase) {
+        case F_PREAMBLE:
+            take = sizeof f->pre - f->got;
+            take = take < len ? take : len;
+            memcpy(f->pre + f->got, p, take);
+            f->got += take;
+            if (f->got == sizeof f->pre) {
+                f->got = 0;
+                if (preamble_check(f, err) != SK_OK)
+                    return err->code;
+                f->phase = F_HEADER;
+            }
+            break;
+        case F_HEADER:
+            take = f->header_len - f->got;
+            take = take < len ? take : len;
+            memcpy(f->header + f->got, p, take);
+            f->got += take;
+            if (f->got == f->header_len) {
+                f->got = 0;
+                if (header_check(f, err) != SK_OK)
+                    return err->code;
+                sk_raft_frame_free(f);
+                f->phase = f->payload_left ? F_PAYLOAD : F_PREAMBLE;
+                if (!f->payload_left)
+                    f->messages++;
+            }
+            break;
+        case F_PAYLOAD:
+            take = f->payload_left < len ? (size_t)f->payload_left : len;
+            f->payload_left -= take;
+            if (f->payload_left == 0) {
+                f->phase = F_PREAMBLE;
+                f->messages++;
+            }
+            break;
+        default:
+            return sk_err_set(err, SK_EPROTO,
+                              "the stream failed its check "
+                              "before");
+        }
+        p += take;
+        len -= take;
+    }
+    return SK_OK;
+}
+
 static int tr_init(struct raft_uv_transport *t, raft_id id, const char *address)
 {
     struct transport *tr = t->impl;
@@ -559,6 +845,10 @@ static int tr_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
         .host = tr->listen_host,
         .port = tr->cfg.listen_port,
         .tls = tr->cfg.server_tls,
+        /* Only managers get past the handshake (a certificate is
+         * required), so strangers are only ever handshakes: a small budget
+         * of their own that never takes a peer's place. */
+        .max_handshakes = 32,
         .max_connections = 256,
         .accept_cb = listener_accept_cb,
         .reject_cb = listener_reject_cb,

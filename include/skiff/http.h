@@ -11,6 +11,23 @@
  * arrived (408), idle keep-alive time, open connections. Malformed requests
  * get 400 with the parser's reason and the connection is closed.
  *
+ * Strangers -- connections whose stream has no verified client certificate
+ * (a joining node, a health probe, anyone) -- are budgeted apart, so that
+ * they can never take the place of a client with a certificate:
+ *   - at most max_unauthenticated of them, and max_unauthenticated_per_source
+ *     from one IP address; when either is full, the oldest idle stranger
+ *     (else the oldest still sending its request) is closed to make room,
+ *     and only when none can go the new one gets 503;
+ *   - idle and request deadlines of unauthenticated_timeout_ms (when
+ *     shorter than the general ones);
+ *   - optionally a request rate per source address (a token bucket of
+ *     unauthenticated_burst, refilled at unauthenticated_rate per second):
+ *     past it, 429 with Retry-After (the connection stays: a new TLS
+ *     handshake would cost more than the answer). Token checks and joins
+ *     cost CPU; this keeps a flood of them from one address small.
+ * Connections with a certificate count against max_connections (503 past
+ * it).
+ *
  * Requests on one connection are handled one at a time, in order (no
  * pipelining in parallel): the next is parsed only after the handler
  * finished the current one.
@@ -69,13 +86,23 @@ struct sk_http_req {
 
 struct sk_http_server_config {
     sk_http_handler handler;
-    void *data;                  /* available as srv->data */
-    size_t max_header_bytes;     /* 0: 16 KiB */
-    size_t max_body_bytes;       /* 0: 1 MiB */
-    unsigned request_timeout_ms; /* 0: 30000 */
-    unsigned idle_timeout_ms;    /* 0: 120000 */
-    unsigned max_connections;    /* 0: 1024 */
-    const char *server_name;     /* "Server:" header; NULL: "skiff" */
+    void *data;                              /* available as srv->data */
+    size_t max_header_bytes;                 /* 0: 16 KiB */
+    size_t max_body_bytes;                   /* 0: 1 MiB */
+    unsigned request_timeout_ms;             /* 0: 30000 */
+    unsigned idle_timeout_ms;                /* 0: 120000 */
+    unsigned max_connections;                /* with a certificate; 0: 1024 */
+    unsigned max_unauthenticated;            /* 0: 128 */
+    unsigned max_unauthenticated_per_source; /* 0: 8 */
+    unsigned unauthenticated_timeout_ms;     /* 0: 10000 */
+    unsigned unauthenticated_rate;  /* requests/s per source; 0: no limit */
+    unsigned unauthenticated_burst; /* 0: 2 x rate */
+    const char *server_name;        /* "Server:" header; NULL: "skiff" */
+    /* The server refused or closed a connection or a request itself (a
+     * budget, the rate): err names the address and the cause. Optional;
+     * for logging (strangers can make these happen at will: log them
+     * rate-limited). */
+    void (*reject_cb)(struct sk_http_server *srv, const struct sk_err *err);
 };
 
 struct sk_http_server {
@@ -93,7 +120,8 @@ void sk_http_server_adopt(struct sk_http_server *srv, struct sk_stream *s);
  * left. */
 void sk_http_server_close(struct sk_http_server *srv,
                           sk_http_server_close_cb cb);
-/* Number of open connections (for /metrics and tests). */
+/* Number of open connections, with and without certificates (for /metrics
+ * and tests). */
 unsigned sk_http_server_connections(const struct sk_http_server *srv);
 
 /* ---- Reading a request ---- */

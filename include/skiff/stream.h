@@ -103,19 +103,51 @@ struct sk_listener;
 typedef void (*sk_listener_accept_cb)(struct sk_listener *l,
                                       struct sk_stream *s);
 /* A connection was refused before reaching accept_cb (TLS handshake failed,
- * certificate rejected, too many connections, handshake timeout). err names
- * the remote address and the cause, e.g.
- * `10.77.0.14:51234: certificate expired`. Optional; for logging. */
+ * certificate rejected, a budget below was full, handshake timeout). err
+ * names the remote address and the cause, e.g.
+ * `10.77.0.14:51234: certificate expired`. Optional; for logging (anyone
+ * can make these happen at will: log them rate-limited). */
 typedef void (*sk_listener_reject_cb)(struct sk_listener *l,
                                       const struct sk_err *err);
 typedef void (*sk_listener_close_cb)(struct sk_listener *l);
 
+/* Admission. Until its TLS handshake is done a connection proves nothing,
+ * so handshakes have a budget of their own and a short deadline:
+ *
+ * - at most max_handshakes at once. When full, a new connection takes the
+ *   place of the oldest handshake that has not sent a byte though it was
+ *   polled for it (a client sends its first message at once, an idle
+ *   connection never does), or else of the oldest handshake that has begun
+ *   (a client near by finishes in a few ms: it is the last to go); only if
+ *   every handshake is too new to judge is the new connection refused.
+ *   Connections are taken from the kernel's queue at most a quarter of the
+ *   budget per loop iteration, so that a burst cannot fill the budget with
+ *   the unjudged. So a flood of idle or stalled connections cannot keep
+ *   out a client with a certificate.
+ * - at most max_per_source at once from one IP address; more from that
+ *   address are refused at once (a burst from one address cannot push out
+ *   the handshakes of everyone else).
+ * - handshake_timeout_ms to complete, from the accept.
+ *
+ * Accepted streams are counted in two separate budgets, so that strangers
+ * never take a peer's place: streams with a verified client certificate
+ * against max_connections, all others (plain TCP, or TLS without a client
+ * certificate) against max_unauthenticated; a stream beyond its budget is
+ * refused. The owner of unauthenticated streams should budget them more
+ * tightly itself (the HTTP server does: skiff/http.h).
+ *
+ * After a flood (TRIM_CHURN refused or unauthenticated connections come
+ * and gone), the listener hands freed memory back to the system
+ * (malloc_trim), at most every few seconds. */
 struct sk_listener_config {
     const char *host; /* IPv4 address to bind, e.g. "10.77.0.11" */
     int port;
     struct sk_tls_ctx *tls; /* NULL: plain TCP. Referenced, not stolen. */
-    unsigned handshake_timeout_ms; /* 0: 10000 */
-    unsigned max_connections;      /* open streams + handshakes; 0: 1024 */
+    unsigned handshake_timeout_ms; /* 0: 1000 */
+    unsigned max_handshakes;       /* TLS handshakes at once; 0: 64 */
+    unsigned max_per_source;       /* ... from one IP address; 0: 8 */
+    unsigned max_connections;      /* authenticated streams; 0: 1024 */
+    unsigned max_unauthenticated;  /* other streams; 0: 1024 */
     sk_listener_accept_cb accept_cb;
     sk_listener_reject_cb reject_cb; /* may be NULL */
     void *data;
@@ -124,6 +156,13 @@ struct sk_listener_config {
 struct sk_listener {
     void *data;
     void *impl; /* private */
+};
+
+/* What is open right now (for /metrics and tests). */
+struct sk_listener_counts {
+    unsigned handshakes;    /* TLS handshakes in progress */
+    unsigned authenticated; /* accepted streams still open, by kind */
+    unsigned unauthenticated;
 };
 
 /* Binds and listens. On failure nothing is left open and err says which
@@ -135,6 +174,8 @@ int sk_listener_start(struct sk_listener *l, uv_loop_t *loop,
 void sk_listener_set_tls(struct sk_listener *l, struct sk_tls_ctx *tls);
 /* The port actually bound (useful with port 0 in tests). */
 int sk_listener_port(const struct sk_listener *l);
+void sk_listener_counts(const struct sk_listener *l,
+                        struct sk_listener_counts *out);
 /* Stops listening, aborts handshakes in progress (accepted streams are
  * untouched: their owners close them), then calls cb. */
 void sk_listener_close(struct sk_listener *l, sk_listener_close_cb cb);

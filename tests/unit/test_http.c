@@ -65,6 +65,12 @@ struct fx {
     uv_timer_t timer;
     bool timer_used;
     bool timer_closed;
+
+    /* Streams pass for authenticated (a plain stream has no certificate;
+     * this is how the tests reach the budget of those that have one). */
+    bool authenticated;
+    int rejects;
+    struct sk_err reject;
 };
 
 static struct resp *cur_resp(struct rawc *c)
@@ -397,7 +403,18 @@ static void handler(struct sk_http_req *req)
 static void accept_cb(struct sk_listener *l, struct sk_stream *s)
 {
     struct fx *f = l->data;
+    if (f->authenticated) {
+        s->peer.authenticated = true;
+        snprintf(s->peer.role, sizeof s->peer.role, "admin");
+    }
     sk_http_server_adopt(&f->srv, s);
+}
+
+static void srv_reject_cb(struct sk_http_server *srv, const struct sk_err *err)
+{
+    struct fx *f = srv->data;
+    f->rejects++;
+    sk_err_copy(&f->reject, err);
 }
 
 static void fx_start(struct fx *f, const struct sk_http_server_config *base)
@@ -409,6 +426,7 @@ static void fx_start(struct fx *f, const struct sk_http_server_config *base)
         cfg = *base;
     cfg.handler = handler;
     cfg.data = f;
+    cfg.reject_cb = srv_reject_cb;
     assert_int_equal(sk_http_server_init(&f->srv, &f->loop, &cfg), 0);
     struct sk_listener_config lc = {
         .host = "127.0.0.1", .port = 0, .accept_cb = accept_cb, .data = f};
@@ -1080,6 +1098,7 @@ static void test_max_connections(void **state)
     struct sk_http_server_config cfg = {.max_connections = 2};
     struct fx f;
     fx_start(&f, &cfg);
+    f.authenticated = true;
     struct rawc *a = rawc_new(&f);
     struct rawc *b = rawc_new(&f);
     rawc_send(a, "GET /echo HTTP/1.1\r\n\r\n");
@@ -1104,6 +1123,176 @@ static void test_max_connections(void **state)
     rawc_send(d, "GET /echo HTTP/1.1\r\n\r\n");
     r = rawc_wait(&f, d, 1);
     assert_int_equal(r->status, 200);
+    fx_stop(&f);
+}
+
+static bool cond_rejects(void *ctx)
+{
+    return ((struct fx *)ctx)->rejects > 0;
+}
+
+/* Strangers have a budget of their own: when it is full, the oldest idle
+ * one makes room, then the oldest still sending; clients with a
+ * certificate are not touched and not counted. */
+static void test_strangers_budget(void **state)
+{
+    (void)state;
+    struct sk_http_server_config cfg = {.max_unauthenticated = 2,
+                                        .max_connections = 1};
+    struct fx f;
+    fx_start(&f, &cfg);
+    f.authenticated = true;
+    struct rawc *member = rawc_new(&f);
+    rawc_send(member, "GET /echo HTTP/1.1\r\n\r\n");
+    rawc_wait(&f, member, 1);
+    f.authenticated = false;
+
+    struct rawc *a = rawc_new(&f);
+    struct rawc *b = rawc_new(&f);
+    rawc_send(a, "GET /echo HTTP/1.1\r\n\r\n");
+    rawc_send(b, "GET /echo HTTP/1.1\r\n\r\n");
+    rawc_wait(&f, a, 1);
+    rawc_wait(&f, b, 1);
+    assert_int_equal(sk_http_server_connections(&f.srv), 3);
+    assert_int_equal(f.rejects, 0);
+
+    /* c pushes out a, the oldest idle one. */
+    struct rawc *c = rawc_new(&f);
+    rawc_wait_eof(&f, a);
+    assert_int_equal(a->n_resp, 1);
+    assert_int_equal(f.rejects, 1);
+    assert_int_equal(f.reject.code, SK_EUNAVAIL);
+    assert_memory_equal(f.reject.msg, "127.0.0.1:", 10);
+    if (!strstr(f.reject.msg, ": idle connection without a client "
+                              "certificate closed for a newer one (max 2)"))
+        fail_msg("%s", f.reject.msg);
+    rawc_send(c, "GET /echo HTTP/1.1\r\n\r\n");
+    assert_int_equal(rawc_wait(&f, c, 1)->status, 200);
+
+    /* b is half-way through a request, c idle: d pushes out c. */
+    rawc_send(b, "GET /echo HTTP/1.1\r\n");
+    sk_test_run_for(&f.loop, 20);
+    struct rawc *d = rawc_new(&f);
+    rawc_wait_eof(&f, c);
+    assert_false(b->eof);
+    rawc_send(b, "\r\n");
+    assert_int_equal(rawc_wait(&f, b, 2)->status, 200);
+
+    /* Both still sending: the older one goes. */
+    rawc_send(b, "GET /echo HTTP/1.1\r\n");
+    rawc_send(d, "GET /echo HTTP/1.1\r\n");
+    sk_test_run_for(&f.loop, 20);
+    struct rawc *e = rawc_new(&f);
+    rawc_wait_eof(&f, b);
+    if (!strstr(f.reject.msg, ": slow connection without a client "
+                              "certificate closed for a newer one (max 2)"))
+        fail_msg("%s", f.reject.msg);
+    assert_false(d->eof);
+    rawc_send(e, "GET /echo HTTP/1.1\r\n\r\n");
+    assert_int_equal(rawc_wait(&f, e, 1)->status, 200);
+
+    /* The member was never touched. */
+    rawc_send(member, "GET /echo HTTP/1.1\r\n\r\n");
+    assert_int_equal(rawc_wait(&f, member, 2)->status, 200);
+    assert_false(member->eof);
+    fx_stop(&f);
+}
+
+/* One address has its own smaller budget: its idle connections make room
+ * for its new ones; when none is idle, the new one gets 503. */
+static void test_strangers_per_source(void **state)
+{
+    (void)state;
+    struct sk_http_server_config cfg = {.max_unauthenticated_per_source = 2};
+    struct fx f;
+    fx_start(&f, &cfg);
+    struct rawc *a = rawc_new(&f);
+    struct rawc *b = rawc_new(&f);
+    sk_test_run_for(&f.loop, 20);
+    struct rawc *c = rawc_new(&f);
+    rawc_wait_eof(&f, a);
+    if (!strstr(f.reject.msg, "closed for a newer one (max 2 from "
+                              "127.0.0.1)"))
+        fail_msg("%s", f.reject.msg);
+    rawc_send(b, "GET /echo HTTP/1.1\r\n");
+    rawc_send(c, "GET /echo HTTP/1.1\r\n");
+    sk_test_run_for(&f.loop, 20);
+    struct rawc *d = rawc_new(&f);
+    struct resp *r = rawc_wait(&f, d, 1);
+    assert_int_equal(r->status, 503);
+    assert_error_body(r, "unavailable",
+                      "too many connections without a client certificate "
+                      "from 127.0.0.1 (max 2)");
+    rawc_wait_eof(&f, d);
+    assert_false(b->eof);
+    assert_false(c->eof);
+    fx_stop(&f);
+}
+
+/* Strangers get the short deadline, members the long one. */
+static void test_strangers_deadline(void **state)
+{
+    (void)state;
+    struct sk_http_server_config cfg = {.unauthenticated_timeout_ms = 200};
+    struct fx f;
+    fx_start(&f, &cfg);
+    f.authenticated = true;
+    struct rawc *member = rawc_new(&f);
+    f.authenticated = false;
+    struct rawc *idle = rawc_new(&f);
+    struct rawc *slow = rawc_new(&f);
+    rawc_send(slow, "GET /echo HTTP/1.1\r\n");
+    uint64_t start = uv_now(&f.loop);
+    rawc_wait_eof(&f, idle);
+    struct resp *r = rawc_wait(&f, slow, 1);
+    assert_int_equal(r->status, 408);
+    assert_error_body(r, "timeout", "request not received within 200 ms");
+    assert_true(uv_now(&f.loop) - start < 2000);
+    sk_test_run_for(&f.loop, 200);
+    assert_false(member->eof);
+    fx_stop(&f);
+}
+
+/* Requests without a certificate from one address are rate-limited; the
+ * connection stays open. */
+static void test_strangers_rate(void **state)
+{
+    (void)state;
+    struct sk_http_server_config cfg = {.unauthenticated_rate = 5,
+                                        .unauthenticated_burst = 3};
+    struct fx f;
+    fx_start(&f, &cfg);
+    struct rawc *a = rawc_new(&f);
+    for (int i = 1; i <= 3; i++) {
+        rawc_send(a, "GET /echo HTTP/1.1\r\n\r\n");
+        assert_int_equal(rawc_wait(&f, a, i)->status, 200);
+    }
+    rawc_send(a, "GET /echo HTTP/1.1\r\n\r\n");
+    struct resp *r = rawc_wait(&f, a, 4);
+    assert_int_equal(r->status, 429);
+    assert_error_body(r, "unavailable",
+                      "too many requests without a client certificate from "
+                      "127.0.0.1 (limit 5/s)");
+    assert_string_equal(resp_header(r, "retry-after"), "1");
+    assert_int_equal(f.n_requests, 3);
+    assert_true(sk_test_run_until(&f.loop, cond_rejects, &f, DEADLINE_MS));
+    if (!strstr(f.reject.msg, "too many requests"))
+        fail_msg("%s", f.reject.msg);
+
+    /* Members are not counted; after 200 ms there is a token again. */
+    f.authenticated = true;
+    struct rawc *member = rawc_new(&f);
+    for (int i = 1; i <= 5; i++) {
+        rawc_send(member, "GET /echo HTTP/1.1\r\n\r\n");
+        assert_int_equal(rawc_wait(&f, member, i)->status, 200);
+    }
+    f.authenticated = false;
+    sk_test_run_for(&f.loop, 250);
+    rawc_send(a, "GET /echo HTTP/1.1\r\n\r\n");
+    assert_int_equal(rawc_wait(&f, a, 5)->status, 200);
+    rawc_send(a, "GET /echo HTTP/1.1\r\n\r\n");
+    assert_int_equal(rawc_wait(&f, a, 6)->status, 429);
+    assert_false(a->eof);
     fx_stop(&f);
 }
 
@@ -1279,6 +1468,10 @@ int main(void)
         cmocka_unit_test(test_request_timeout),
         cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_max_connections),
+        cmocka_unit_test(test_strangers_budget),
+        cmocka_unit_test(test_strangers_per_source),
+        cmocka_unit_test(test_strangers_deadline),
+        cmocka_unit_test(test_strangers_rate),
         cmocka_unit_test(test_async_handler),
         cmocka_unit_test(test_streaming_response),
         cmocka_unit_test(test_disconnect_during_stream),

@@ -150,12 +150,12 @@ static void fx_init(struct fx *f)
     assert_int_equal(uv_loop_init(&f->loop), 0);
 }
 
-static void fx_listen(struct fx *f, unsigned max_connections)
+static void fx_listen(struct fx *f, unsigned max_unauthenticated)
 {
     struct sk_listener_config cfg = {
         .host = "127.0.0.1",
         .port = 0,
-        .max_connections = max_connections,
+        .max_unauthenticated = max_unauthenticated,
         .accept_cb = accept_cb,
         .reject_cb = reject_cb,
         .data = f,
@@ -609,11 +609,14 @@ static void connection_cap(void **state)
     memset(&f.cli, 0, sizeof f.cli);
 
     /* A second connection over the cap is refused (its TCP connect may
-     * well have succeeded; then it ends at once). */
+     * well have succeeded; then it ends at once). A plain stream has no
+     * certificate: it counts against max_unauthenticated. */
     fx_connect_to(&f, port);
     assert_true(sk_test_run_until(&f.loop, two_events, &f, 5000));
     assert_int_equal(f.reject.code, SK_EUNAVAIL);
-    assert_non_null(strstr(f.reject.msg, "too many connections (max 1)"));
+    assert_non_null(strstr(f.reject.msg,
+                           "too many connections without a client "
+                           "certificate (max 1)"));
     assert_memory_equal(f.reject.msg, "127.0.0.1:", 10);
     assert_int_equal(f.accepts, 1);
     if (f.cli.s) {

@@ -143,6 +143,7 @@ struct fx {
     uv_loop_t loop;
     struct sk_listener l;
     int accepts, rejects, listener_closes;
+    int too_new; /* refusals because every handshake was too new */
     struct sk_err reject;
     struct end srv[MAX_ACCEPTED];
     struct end cli;
@@ -230,6 +231,8 @@ static void reject_cb(struct sk_listener *l, const struct sk_err *err)
 {
     struct fx *f = l->data;
     f->rejects++;
+    if (strstr(err->msg, "too new to judge"))
+        f->too_new++;
     sk_err_copy(&f->reject, err);
 }
 
@@ -907,6 +910,369 @@ static void client_handshake_timeout_and_cancel(void **state)
     fx_done(&f);
 }
 
+/* ---- Admission: the handshake budget and the two stream budgets ---- */
+
+/* raw_connect from another loopback source address. */
+static void raw_connect_from(uv_loop_t *loop, struct raw *r, int port,
+                             const char *source)
+{
+    memset(r, 0, sizeof *r);
+    struct sockaddr_in sa, src;
+    uv_ip4_addr("127.0.0.1", port, &sa);
+    uv_ip4_addr(source, 0, &src);
+    uv_tcp_init(loop, &r->tcp);
+    r->tcp.data = r;
+    r->req.data = r;
+    assert_int_equal(uv_tcp_bind(&r->tcp, (struct sockaddr *)&src, 0), 0);
+    assert_int_equal(uv_tcp_connect(&r->req, &r->tcp, (struct sockaddr *)&sa,
+                                    raw_connect_cb),
+                     0);
+    assert_true(sk_test_run_until(loop, raw_connected, r, 5000));
+    assert_int_equal(
+        uv_read_start((uv_stream_t *)&r->tcp, raw_alloc_cb, raw_read_cb), 0);
+}
+
+static void fx_listen_budget(struct fx *f, struct sk_tls_ctx *tls,
+                             const struct sk_listener_config *budget)
+{
+    struct sk_listener_config cfg = *budget;
+    cfg.host = "127.0.0.1";
+    cfg.port = 0;
+    cfg.tls = tls;
+    cfg.accept_cb = accept_cb;
+    cfg.reject_cb = reject_cb;
+    cfg.data = f;
+    struct sk_err err;
+    if (sk_listener_start(&f->l, &f->loop, &cfg, &err) != 0)
+        fail_msg("listen: %s", err.msg);
+}
+
+struct counts_want {
+    struct fx *f;
+    unsigned handshakes, authenticated, unauthenticated;
+};
+
+static bool counts_are(void *ctx)
+{
+    struct counts_want *w = ctx;
+    struct sk_listener_counts c;
+    sk_listener_counts(&w->f->l, &c);
+    return c.handshakes == w->handshakes &&
+           c.authenticated == w->authenticated &&
+           c.unauthenticated == w->unauthenticated;
+}
+
+static void expect_counts(struct fx *f, unsigned handshakes,
+                          unsigned authenticated, unsigned unauthenticated)
+{
+    struct counts_want w = {f, handshakes, authenticated, unauthenticated};
+    if (!sk_test_run_until(&f->loop, counts_are, &w, 5000)) {
+        struct sk_listener_counts c;
+        sk_listener_counts(&f->l, &c);
+        fail_msg("counts: %u handshakes, %u authenticated, %u "
+                 "unauthenticated; want %u, %u, %u",
+                 c.handshakes, c.authenticated, c.unauthenticated, handshakes,
+                 authenticated, unauthenticated);
+    }
+}
+
+/* A full handshake budget drops its oldest handshake for a new one, so
+ * idle connections cannot keep a client with a certificate out. */
+static void handshake_budget_drops_oldest(void **state)
+{
+    struct fx f;
+    fx_init(&f);
+    struct sk_tls_ctx *sctx = server_ctx(&P.m1, true);
+    struct sk_listener_config budget = {.max_handshakes = 2,
+                                        .handshake_timeout_ms = 60000};
+    fx_listen_budget(&f, sctx, &budget);
+    sk_tls_ctx_unref(sctx);
+    int port = sk_listener_port(&f.l);
+    struct raw r[3];
+    raw_connect(&f.loop, &r[0], port);
+    raw_connect(&f.loop, &r[1], port);
+    expect_counts(&f, 2, 0, 0);
+    assert_int_equal(f.rejects, 0);
+    sk_test_run_for(&f.loop, 20); /* they had their chance to speak */
+
+    /* The third idle connection pushes out the first. */
+    raw_connect(&f.loop, &r[2], port);
+    assert_true(sk_test_run_until(&f.loop, raw_ended, &r[0], 5000));
+    assert_int_equal(f.rejects, 1);
+    assert_int_equal(f.reject.code, SK_EUNAVAIL);
+    assert_memory_equal(f.reject.msg, "127.0.0.1:", 10);
+    if (!strstr(f.reject.msg, ": TLS handshake dropped for a newer "
+                              "connection after ") ||
+        !strstr(f.reject.msg, " ms without a word (max 2 at once)"))
+        fail_msg("%s", f.reject.msg);
+    expect_counts(&f, 2, 0, 0);
+
+    /* A client with a certificate gets in while the budget is full. */
+    sk_test_run_for(&f.loop, 20);
+    struct sk_tls_ctx *cctx = client_ctx(&P.w1);
+    fx_connect(&f, cctx, "manager", "m1", 0);
+    sk_tls_ctx_unref(cctx);
+    assert_true(sk_test_run_until(&f.loop, connected, &f, 5000));
+    assert_int_equal(f.connect_status, 0);
+    assert_true(sk_test_run_until(&f.loop, raw_ended, &r[1], 5000));
+    assert_int_equal(f.rejects, 2);
+    assert_int_equal(r[2].ends, 0);
+    expect_counts(&f, 1, 1, 0);
+    for (int i = 0; i < 3; i++)
+        uv_close((uv_handle_t *)&r[i].tcp, raw_closed_cb);
+    fx_done(&f);
+}
+
+static void raw_written_cb(uv_write_t *req, int status)
+{
+    (void)req;
+    (void)status;
+}
+
+/* Sends the first 5 bytes of a ClientHello record: the server has heard
+ * from the client and waits for the rest. */
+static void raw_begin_hello(struct fx *f, struct raw *r)
+{
+    static char hello[] = {0x16, 0x03, 0x01, 0x00, 0x40};
+    static uv_write_t w;
+    uv_buf_t b = uv_buf_init(hello, sizeof hello);
+    assert_int_equal(
+        uv_write(&w, (uv_stream_t *)&r->tcp, &b, 1, raw_written_cb), 0);
+    sk_test_run_for(&f->loop, 50);
+}
+
+/* A handshake that has begun is kept, though older, while a silent one
+ * can make room; among those that have begun, the oldest goes. */
+static void handshake_budget_keeps_talkers(void **state)
+{
+    struct fx f;
+    fx_init(&f);
+    struct sk_tls_ctx *sctx = server_ctx(&P.m1, true);
+    struct sk_listener_config budget = {.max_handshakes = 2,
+                                        .handshake_timeout_ms = 60000};
+    fx_listen_budget(&f, sctx, &budget);
+    sk_tls_ctx_unref(sctx);
+    int port = sk_listener_port(&f.l);
+    struct raw r[5];
+    raw_connect(&f.loop, &r[0], port);
+    raw_begin_hello(&f, &r[0]);
+    raw_connect(&f.loop, &r[1], port);
+    sk_test_run_for(&f.loop, 20);
+    raw_connect(&f.loop, &r[2], port);
+    assert_true(sk_test_run_until(&f.loop, raw_ended, &r[1], 5000));
+    assert_int_equal(f.rejects, 1);
+    if (!strstr(f.reject.msg, " without a word (max 2 at once)"))
+        fail_msg("%s", f.reject.msg);
+    sk_test_run_for(&f.loop, 50);
+    assert_int_equal(r[0].ends + r[2].ends, 0);
+    expect_counts(&f, 2, 0, 0);
+
+    /* Both speak now: the older makes room for a newcomer. */
+    raw_begin_hello(&f, &r[2]);
+    raw_connect(&f.loop, &r[3], port);
+    assert_true(sk_test_run_until(&f.loop, raw_ended, &r[0], 5000));
+    assert_int_equal(f.rejects, 2);
+    if (!strstr(f.reject.msg, " ms (max 2 at once)") ||
+        strstr(f.reject.msg, "without a word"))
+        fail_msg("%s", f.reject.msg);
+    /* A silent one goes before a talker, though newer. */
+    sk_test_run_for(&f.loop, 20);
+    raw_connect(&f.loop, &r[4], port);
+    assert_true(sk_test_run_until(&f.loop, raw_ended, &r[3], 5000));
+    assert_int_equal(f.rejects, 3);
+    assert_int_equal(r[2].ends + r[4].ends, 0);
+    expect_counts(&f, 2, 0, 0);
+    for (int i = 0; i < 5; i++)
+        uv_close((uv_handle_t *)&r[i].tcp, raw_closed_cb);
+    fx_done(&f);
+}
+
+static bool rejects_8(void *ctx)
+{
+    return ((struct fx *)ctx)->rejects == 8;
+}
+
+/* A burst larger than the budget, all at once: connections are taken a
+ * few per loop iteration, so a silent one can always be judged and make
+ * room; none is refused for coming too early. */
+static void handshake_burst_paced(void **state)
+{
+    struct fx f;
+    fx_init(&f);
+    struct sk_tls_ctx *sctx = server_ctx(&P.m1, true);
+    struct sk_listener_config budget = {.max_handshakes = 4,
+                                        .max_per_source = 100,
+                                        .handshake_timeout_ms = 60000};
+    fx_listen_budget(&f, sctx, &budget);
+    sk_tls_ctx_unref(sctx);
+    struct raw r[12];
+    struct sockaddr_in sa;
+    uv_ip4_addr("127.0.0.1", sk_listener_port(&f.l), &sa);
+    for (int i = 0; i < 12; i++) {
+        memset(&r[i], 0, sizeof r[i]);
+        uv_tcp_init(&f.loop, &r[i].tcp);
+        r[i].tcp.data = &r[i];
+        r[i].req.data = &r[i];
+        assert_int_equal(uv_tcp_connect(&r[i].req, &r[i].tcp,
+                                        (struct sockaddr *)&sa, raw_connect_cb),
+                         0);
+    }
+    assert_true(sk_test_run_until(&f.loop, rejects_8, &f, 5000));
+    sk_test_run_for(&f.loop, 50);
+    assert_int_equal(f.rejects, 8);
+    assert_int_equal(f.too_new, 0);
+    if (!strstr(f.reject.msg, " without a word (max 4 at once)"))
+        fail_msg("%s", f.reject.msg);
+    expect_counts(&f, 4, 0, 0);
+    for (int i = 0; i < 12; i++)
+        uv_close((uv_handle_t *)&r[i].tcp, raw_closed_cb);
+    fx_done(&f);
+}
+
+/* One address at its own limit is refused at once, and does not touch the
+ * handshakes of other addresses. */
+static void handshake_budget_per_source(void **state)
+{
+    struct fx f;
+    fx_init(&f);
+    struct sk_tls_ctx *sctx = server_ctx(&P.m1, true);
+    struct sk_listener_config budget = {.max_handshakes = 8,
+                                        .max_per_source = 2,
+                                        .handshake_timeout_ms = 60000};
+    fx_listen_budget(&f, sctx, &budget);
+    sk_tls_ctx_unref(sctx);
+    int port = sk_listener_port(&f.l);
+    struct raw a[3], b;
+    raw_connect_from(&f.loop, &a[0], port, "127.0.0.5");
+    raw_connect_from(&f.loop, &a[1], port, "127.0.0.5");
+    raw_connect_from(&f.loop, &b, port, "127.0.0.6");
+    expect_counts(&f, 3, 0, 0);
+
+    raw_connect_from(&f.loop, &a[2], port, "127.0.0.5");
+    assert_true(sk_test_run_until(&f.loop, raw_ended, &a[2], 5000));
+    assert_int_equal(f.rejects, 1);
+    assert_int_equal(f.reject.code, SK_EUNAVAIL);
+    assert_memory_equal(f.reject.msg, "127.0.0.5:", 10);
+    if (!strstr(f.reject.msg, ": too many TLS handshakes from 127.0.0.5 "
+                              "(max 2)"))
+        fail_msg("%s", f.reject.msg);
+    assert_int_equal(a[0].ends + a[1].ends + b.ends, 0);
+    expect_counts(&f, 3, 0, 0);
+    uv_close((uv_handle_t *)&a[0].tcp, raw_closed_cb);
+    uv_close((uv_handle_t *)&a[1].tcp, raw_closed_cb);
+    uv_close((uv_handle_t *)&a[2].tcp, raw_closed_cb);
+    uv_close((uv_handle_t *)&b.tcp, raw_closed_cb);
+    fx_done(&f);
+}
+
+/* A handshake has 1 s unless the listener says otherwise. */
+static void handshake_default_deadline(void **state)
+{
+    struct fx f;
+    fx_init(&f);
+    struct sk_tls_ctx *sctx = server_ctx(&P.m1, true);
+    fx_listen(&f, sctx, 0);
+    sk_tls_ctx_unref(sctx);
+    struct raw r;
+    int64_t t0 = sk_test_now_ms();
+    raw_connect(&f.loop, &r, sk_listener_port(&f.l));
+    assert_true(sk_test_run_until(&f.loop, rejected, &f, 5000));
+    int64_t took = sk_test_now_ms() - t0;
+    assert_non_null(
+        strstr(f.reject.msg, ": TLS handshake timed out after 1000 ms"));
+    assert_true(took >= 900 && took < 3000);
+    uv_close((uv_handle_t *)&r.tcp, raw_closed_cb);
+    fx_done(&f);
+}
+
+/* Extra clients for the budget tests. */
+struct cl {
+    struct sk_connect_req req;
+    struct sk_stream *s;
+    int done, status;
+};
+
+static void cl_cb(struct sk_connect_req *req, struct sk_stream *s, int status)
+{
+    struct cl *c = req->data;
+    c->done++;
+    c->status = status;
+    c->s = s;
+}
+
+static bool cl_done(void *ctx)
+{
+    return ((struct cl *)ctx)->done > 0;
+}
+
+static void cl_connect(struct fx *f, struct cl *c, struct sk_tls_ctx *tls)
+{
+    memset(c, 0, sizeof *c);
+    struct sk_connect_config cfg = {
+        .host = "127.0.0.1", .port = sk_listener_port(&f->l), .tls = tls};
+    c->req.data = c;
+    assert_int_equal(sk_connect(&c->req, &f->loop, &cfg, cl_cb), 0);
+    assert_true(sk_test_run_until(&f->loop, cl_done, c, 5000));
+}
+
+static bool rejects_2(void *ctx)
+{
+    return ((struct fx *)ctx)->rejects == 2;
+}
+
+/* Streams with and without a client certificate have budgets of their
+ * own: strangers cannot take a peer's place, nor the reverse. */
+static void stream_budgets_apart(void **state)
+{
+    struct fx f;
+    fx_init(&f);
+    struct sk_tls_ctx *sctx = server_ctx(&P.m1, false);
+    struct sk_listener_config budget = {.max_connections = 1,
+                                        .max_unauthenticated = 1};
+    fx_listen_budget(&f, sctx, &budget);
+    sk_tls_ctx_unref(sctx);
+    struct sk_tls_ctx *anon = client_ctx(NULL);
+    struct sk_tls_ctx *w1 = client_ctx(&P.w1);
+    struct cl c[4];
+
+    cl_connect(&f, &c[0], anon);
+    expect_counts(&f, 0, 0, 1);
+    cl_connect(&f, &c[1], anon); /* the handshake succeeds, then: refused */
+    assert_true(sk_test_run_until(&f.loop, rejected, &f, 5000));
+    if (!strstr(f.reject.msg,
+                ": too many connections without a client certificate (max "
+                "1)"))
+        fail_msg("%s", f.reject.msg);
+    cl_connect(&f, &c[2], w1);
+    expect_counts(&f, 0, 1, 1);
+    assert_int_equal(f.rejects, 1);
+    cl_connect(&f, &c[3], w1);
+    assert_true(sk_test_run_until(&f.loop, rejects_2, &f, 5000));
+    if (!strstr(f.reject.msg, ": too many connections (max 1)") ||
+        strstr(f.reject.msg, "certificate"))
+        fail_msg("%s", f.reject.msg);
+    expect_counts(&f, 0, 1, 1);
+    assert_int_equal(f.accepts, 2);
+    assert_false(f.srv[0].s->peer.authenticated);
+    assert_true(f.srv[1].s->peer.authenticated);
+
+    /* A closed stream frees its place in its own budget. */
+    end_close(&f.srv[0]);
+    expect_counts(&f, 0, 1, 0);
+    struct cl again;
+    cl_connect(&f, &again, anon);
+    expect_counts(&f, 0, 1, 1);
+    assert_int_equal(f.accepts, 3);
+
+    for (int i = 0; i < 4; i++)
+        if (c[i].s)
+            sk_stream_close(c[i].s, NULL);
+    sk_stream_close(again.s, NULL);
+    sk_tls_ctx_unref(anon);
+    sk_tls_ctx_unref(w1);
+    fx_done(&f);
+}
+
 static void contexts_and_pems(void **state)
 {
     struct sk_err err;
@@ -975,6 +1341,12 @@ int main(void)
         cmocka_unit_test(listener_close_aborts_handshake),
         cmocka_unit_test(handshake_timeout),
         cmocka_unit_test(client_handshake_timeout_and_cancel),
+        cmocka_unit_test(handshake_budget_drops_oldest),
+        cmocka_unit_test(handshake_budget_keeps_talkers),
+        cmocka_unit_test(handshake_burst_paced),
+        cmocka_unit_test(handshake_budget_per_source),
+        cmocka_unit_test(handshake_default_deadline),
+        cmocka_unit_test(stream_budgets_apart),
         cmocka_unit_test(contexts_and_pems),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
