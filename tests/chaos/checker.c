@@ -20,6 +20,7 @@ struct checker {
     struct check_report *r;
     uint64_t max_steps;
     size_t described;
+    int64_t t_base; /* times are printed from the first event on */
 };
 
 static void say(struct checker *c, const char *fmt, ...)
@@ -59,9 +60,9 @@ static void undecided(struct checker *c, const char *fmt, ...)
     free(s);
 }
 
-static double secs(int64_t ns)
+static double secs(const struct checker *c, int64_t ns)
 {
-    return (double)ns / 1e9;
+    return (double)(ns - c->t_base) / 1e9;
 }
 
 /* "line 12: client 3 cas(version 4213 -> "c1-3-17") = fail(conflict),
@@ -92,10 +93,11 @@ static void describe(struct checker *c, const char *indent,
     }
     char when[64];
     if (op->complete_ns == LIN_NEVER)
-        snprintf(when, sizeof when, "%.6f s-(no reply)", secs(op->invoke_ns));
+        snprintf(when, sizeof when, "%.6f s-(no reply)",
+                 secs(c, op->invoke_ns));
     else
-        snprintf(when, sizeof when, "%.6f-%.6f s", secs(op->invoke_ns),
-                 secs(op->complete_ns));
+        snprintf(when, sizeof when, "%.6f-%.6f s", secs(c, op->invoke_ns),
+                 secs(c, op->complete_ns));
     say(c, "%sline %zu: client %" PRId64 " %s%s%s, %s%s%s\n", indent, op->line,
         op->client, op->reg ? op->reg : "", op->reg ? " " : "", what, when,
         op->via ? " via " : "", op->via ? op->via : "");
@@ -531,6 +533,8 @@ enum check_verdict chaos_check(const struct chaos_history *h,
     };
     for (size_t i = 0; i < h->n; i++) {
         const struct chaos_op *op = &h->ops[i];
+        if (i == 0 || op->invoke_ns < c.t_base)
+            c.t_base = op->invoke_ns;
         if (op->kind == CHAOS_INIT || op->kind == CHAOS_SET_READ)
             continue;
         out->ops++;
@@ -542,6 +546,10 @@ enum check_verdict chaos_check(const struct chaos_history *h,
     check_set(&c);
     if (out->anomalies) {
         out->verdict = CHECK_ANOMALY;
+        say(&c,
+            "(times are seconds since the first event, at %.3f s of the "
+            "monotonic clock)\n",
+            (double)c.t_base / 1e9);
         if (c.described > MAX_DESCRIBED)
             say(&c, "(%zu more anomalies not described)\n",
                 c.described - MAX_DESCRIBED);

@@ -24,7 +24,8 @@
  * type     invoke, then one of ok | fail (definitely did not happen;
  *          "error" says why: "conflict" for a version mismatch) | info (no
  *          answer: it may or may not have happened).
- * t_ns     monotonic nanoseconds since the driver started.
+ * t_ns     monotonic nanoseconds (CLOCK_MONOTONIC: the same clock in every
+ *          process on the machine).
  *
  * An invoke without a completion (the driver stopped first) counts as info.
  * Unknown keys are ignored. */
