@@ -17,6 +17,7 @@
 #   SKIFFD_ENV   "K=V ..." set in every skiffd's environment
 . "$(dirname "${BASH_SOURCE[0]}")/../loopback/lib.sh"
 
+WHERE="loopback $PREFIX.x"
 CLIENT=$BUILD_DIR/tests/chaos/chaos_client
 CHECK=$BUILD_DIR/tests/chaos/chaos_check
 for tool in "$CLIENT" "$CHECK"; do
@@ -112,6 +113,7 @@ current_leader() {
     done
 }
 has_leader() { [ -n "$(current_leader)" ]; }
+node_log() { echo "$TEST_DIR/$1.log"; }
 all_healthy() {
     local n
     for n in "${MANAGERS[@]}"; do healthy "$(api "$n")" || return 1; done

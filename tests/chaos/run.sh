@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The history checker under faults, on loopback: rounds of concurrent
-# clients (chaos_client) against a fresh cluster of 3 or 5 managers while a
-# nemesis injects faults, each round's history checked by chaos_check.
+# The history checker under faults: rounds of concurrent clients
+# (chaos_client) against a fresh cluster of 3 or 5 managers, on loopback or
+# on the lab, while a nemesis injects faults, each round's history checked
+# by chaos_check.
 #
 #   tests/chaos/run.sh                      (build first: ninja -C build)
+#   flock /tmp/skiff-lab.lock env CHAOS_ENV=lab tests/chaos/run.sh
 #
 # The long run, by hand (about 50 s a round):
 #
@@ -11,6 +13,7 @@
 #   CHAOS_ROUNDS=100 CHAOS_MANAGERS=5 tests/chaos/run.sh
 #
 # Settings (environment):
+#   CHAOS_ENV            loopback (default) or lab (tests/chaos/lab-lib.sh)
 #   CHAOS_ROUNDS         rounds (default 1)
 #   CHAOS_MANAGERS       3 or 5 (default 3)
 #   CHAOS_ROUND_SECONDS  client time per round (default 40)
@@ -41,10 +44,15 @@
 # copied to CHAOS_OUT_DIR and the path printed; the run exits 1 (3 if only
 # undecided), after finishing its rounds.
 #
-# Partitions need root, iptables and cgroup2 (see tests/chaos/lib.sh);
-# without them isolate and split are skipped (said once). Every rule,
-# cgroup, paused process and daemon is cleaned up at exit, also on failure.
-. "$(dirname "$0")/lib.sh"
+# Partitions need root, iptables and, on loopback, cgroup2 (see
+# tests/chaos/lib.sh); without them isolate and split are skipped (said
+# once). Every rule, cgroup, paused process and daemon is cleaned up at
+# exit, also on failure.
+if [ "${CHAOS_ENV:-loopback}" = lab ]; then
+    . "$(dirname "$0")/lab-lib.sh"
+else
+    . "$(dirname "$0")/lib.sh"
+fi
 
 ROUNDS=${CHAOS_ROUNDS:-1}
 N_MANAGERS=${CHAOS_MANAGERS:-3}
@@ -150,10 +158,10 @@ fault() {
 mkdir -p "$OUT_DIR"
 TOTAL_OPS=0 TOTAL_OK=0 TOTAL_FAIL=0 TOTAL_UNKNOWN=0 TOTAL_FAULTS=0
 ANOMALOUS=0 UNDECIDED=0
-log "$ROUNDS round(s), $N_MANAGERS managers on $PREFIX.x, ${ROUND_SECS}s each, $CLIENTS clients, faults: ${FAULT_KINDS[*]}, seed $SEED"
+log "$ROUNDS round(s), $N_MANAGERS managers on $WHERE, ${ROUND_SECS}s each, $CLIENTS clients, faults: ${FAULT_KINDS[*]}, seed $SEED"
 for round in $(seq "$ROUNDS"); do
     fresh_cluster "$N_MANAGERS"
-    if [ -n "${CHAOS_REQUIRE_LOG:-}" ] && ! grep -qF -- "$CHAOS_REQUIRE_LOG" "$TEST_DIR/m1.log"; then
+    if [ -n "${CHAOS_REQUIRE_LOG:-}" ] && ! grep -qF -- "$CHAOS_REQUIRE_LOG" "$(node_log "${MANAGERS[0]}")"; then
         log "skipped: skiffd does not say \"$CHAOS_REQUIRE_LOG\" in its log"
         exit 77
     fi
@@ -200,7 +208,7 @@ for round in $(seq "$ROUNDS"); do
         mkdir -p "$keep"
         cp "$HIST" "$TEST_DIR/check-$round.txt" "$TEST_DIR/client-$round.log" \
             "$NEMESIS_LOG" "$keep/"
-        for n in "${MANAGERS[@]}"; do cp "$TEST_DIR/$n.log" "$keep/" 2>/dev/null || true; done
+        for n in "${MANAGERS[@]}"; do cp "$(node_log "$n")" "$keep/$n.log" 2>/dev/null || true; done
         case $check_rc in
         1) ANOMALOUS=$(( ANOMALOUS + 1 )); what=anomaly ;;
         3) UNDECIDED=$(( UNDECIDED + 1 )); what=undecided ;;
