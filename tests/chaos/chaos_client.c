@@ -23,9 +23,11 @@
  * Each client has one op in flight and waits a random think time (0 to
  * twice --think) between ops; each op goes to a random manager of --hosts
  * (reads to --read-host if given). Outcomes: 200 ok; 409 with code
- * "conflict" fail (error "conflict": the version had moved on); other 4xx,
- * or a refused TCP connection, fail (nothing happened); 5xx, a timeout or
- * a broken connection info (it may or may not have happened) -- and the
+ * "conflict" fail (error "conflict": the version had moved on); other 4xx
+ * fail (nothing happened); 5xx and every transport error (timeouts, resets,
+ * refused connections: curl resends a request on a new connection when a
+ * kept-alive one dies under it, so even "failed to connect" may follow a
+ * request that arrived) info: it may or may not have happened -- and the
  * client is retired, the next op goes out under a new client number.
  *
  * --final: reads the whole set once through every manager with
@@ -318,11 +320,9 @@ static void call_cb(struct sk_http_call *h)
             snprintf(errbuf, sizeof errbuf, "HTTP %ld", h->status);
             error = errbuf;
         }
-    } else if (!h->status && strstr(h->err.msg, ": failed to connect to ")) {
-        /* The TCP connection was refused: nothing was sent. */
-        type = "fail";
-        error = "connection refused";
     } else {
+        /* Even "failed to connect" may follow a request sent: curl resends
+         * it on a new connection when a kept-alive one dies under it. */
         type = "info";
         const char *code = error_code(reply);
         if (h->status)
