@@ -1,11 +1,12 @@
 /* chaos_check: checks a history written by chaos_client (history.h) and
  * says what it found (checker.h).
  *
- *   chaos_check [--max-steps N] HISTORY.jsonl
+ *   chaos_check [--max-steps N] [--max-memo BYTES] HISTORY.jsonl
  *
  * Prints one summary line,
  *   ops=.. ok=.. fail=.. unknown=.. registers=.. adds=.. acked=..
- *   unanswered=.. (present ..) set_reads=.. steps=.. anomalies=.. verdict=..
+ *   unanswered=.. (present ..) set_reads=.. steps=.. memo_mib=..
+ *   anomalies=.. verdict=..
  * then a paragraph per anomaly. Exit status: 0 no anomaly, 1 anomalies,
  * 3 undecided (a search ran out of budget, or the set was never read),
  * 2 the history cannot be read. */
@@ -17,14 +18,18 @@
 #include "skiff/datadir.h"
 #include "skiff/flags.h"
 
-enum { F_MAX_STEPS, F_HELP, F_COUNT };
+enum { F_MAX_STEPS, F_MAX_MEMO, F_HELP, F_COUNT };
 
 static struct sk_flag flags[F_COUNT] = {
     [F_MAX_STEPS] = {.name = "max-steps",
                      .type = SK_FLAG_INT,
                      .min = 1,
                      .max = INT64_MAX,
-                     .help = "search budget per register (default 10000000)"},
+                     .help = "search budget per register (default 10^9)"},
+    [F_MAX_MEMO] = {.name = "max-memo",
+                    .type = SK_FLAG_BYTES,
+                    .help = "memory for the search's memo, per register "
+                            "(default 2G)"},
     [F_HELP] = {.name = "help",
                 .short_name = 'h',
                 .type = SK_FLAG_BOOL,
@@ -44,7 +49,8 @@ int main(int argc, char **argv)
     }
     if (flags[F_HELP].on || res.n_positional != 1) {
         fprintf(flags[F_HELP].on ? stdout : stderr,
-                "usage: chaos_check [--max-steps N] HISTORY.jsonl\n\n");
+                "usage: chaos_check [--max-steps N] [--max-memo BYTES] "
+                "HISTORY.jsonl\n\n");
         sk_flags_usage(flags[F_HELP].on ? stdout : stderr, flags, F_COUNT);
         sk_flags_free(flags, F_COUNT, &res);
         return flags[F_HELP].on ? 0 : 2;
@@ -73,10 +79,11 @@ int main(int argc, char **argv)
     enum check_verdict v = chaos_check(&h, &opts, &r);
     printf("ops=%zu ok=%zu fail=%zu unknown=%zu registers=%zu adds=%zu "
            "acked=%zu unanswered=%zu (present %zu) set_reads=%zu "
-           "steps=%llu anomalies=%zu verdict=%s\n",
+           "steps=%llu memo_mib=%zu anomalies=%zu verdict=%s\n",
            r.ops, r.ok, r.fail, r.info, r.registers, r.adds, r.adds_ok,
            r.adds_unknown, r.adds_unknown_present, r.set_reads,
-           (unsigned long long)r.steps, r.anomalies, verdict_names[v]);
+           (unsigned long long)r.steps, r.memo_bytes >> 20, r.anomalies,
+           verdict_names[v]);
     fputs(r.text, stdout);
     check_report_free(&r);
     chaos_history_free(&h);

@@ -13,12 +13,13 @@
 
 #define GHOST (-1)       /* every value no read returns, no CAS expects */
 #define MAX_DESCRIBED 20 /* anomalies described in full, per check */
-#define DEFAULT_MAX_STEPS 10000000u
+#define DEFAULT_MAX_STEPS 1000000000u
+#define DEFAULT_MAX_MEMO_BYTES ((size_t)2 << 30)
 
 struct checker {
     const struct chaos_history *h;
     struct check_report *r;
-    uint64_t max_steps;
+    struct lin_limits limits;
     size_t described;
     int64_t t_base; /* times are printed from the first event on */
 };
@@ -366,16 +367,18 @@ static void check_register(struct checker *c, struct reg *g)
     }
     free(expect);
     struct lin_result res;
-    lin_check(lops, n, mapped(&rc, 0), c->max_steps, &res);
+    lin_check(lops, n, mapped(&rc, 0), &c->limits, &res);
     c->r->steps += res.steps;
+    if (res.memo_bytes > c->r->memo_bytes)
+        c->r->memo_bytes = res.memo_bytes;
     if (res.verdict == LIN_ANOMALY)
         report_lin(&rc, lops, src, n, &res);
     else if (res.verdict == LIN_UNDECIDED) {
         c->r->registers_undecided++;
         undecided(c,
                   "register %s: the search ran out of its budget (%" PRIu64
-                  " steps, %zu ops)",
-                  g->name, res.steps, n);
+                  " steps, %zu MiB of memo, %zu ops)",
+                  g->name, res.steps, res.memo_bytes >> 20, n);
     }
     lin_result_free(&res);
 out:
@@ -528,8 +531,14 @@ enum check_verdict chaos_check(const struct chaos_history *h,
     struct checker c = {
         .h = h,
         .r = out,
-        .max_steps =
-            opts && opts->max_steps ? opts->max_steps : DEFAULT_MAX_STEPS,
+        .limits =
+            {
+                .max_steps = opts && opts->max_steps ? opts->max_steps
+                                                     : DEFAULT_MAX_STEPS,
+                .max_memo_bytes = opts && opts->max_memo_bytes
+                                      ? opts->max_memo_bytes
+                                      : DEFAULT_MAX_MEMO_BYTES,
+            },
     };
     for (size_t i = 0; i < h->n; i++) {
         const struct chaos_op *op = &h->ops[i];

@@ -33,7 +33,8 @@
 enum check_verdict { CHECK_OK, CHECK_ANOMALY, CHECK_UNDECIDED };
 
 struct check_opts {
-    uint64_t max_steps; /* per register; 0: 10,000,000 */
+    uint64_t max_steps;    /* per register; 0: 10^9 */
+    size_t max_memo_bytes; /* per register; 0: 2 GiB */
 };
 
 struct check_report {
@@ -41,7 +42,8 @@ struct check_report {
     /* Client ops (not init, not set_read), by outcome. */
     size_t ops, ok, fail, info;
     size_t registers, registers_undecided;
-    uint64_t steps; /* summed over registers */
+    uint64_t steps;    /* summed over registers */
+    size_t memo_bytes; /* the most one register's search used */
     size_t adds, adds_ok, adds_unknown, adds_unknown_present, set_reads;
     size_t anomalies;
     /* One paragraph per anomaly or undecided check, each line ending in

@@ -95,6 +95,11 @@ static bool memo_add(struct memo *m, uint64_t set_hash, int state,
     return true;
 }
 
+static size_t memo_bytes(const struct memo *m)
+{
+    return m->cap * sizeof *m->slots + m->cap_words * sizeof *m->words;
+}
+
 static int cmp_entry(const void *a, const void *b)
 {
     const struct entry *x = a, *y = b;
@@ -204,7 +209,8 @@ static size_t *same_effect_chain(const struct lin_op *ops, size_t n)
 }
 
 enum lin_verdict lin_check(const struct lin_op *ops, size_t n, int init,
-                           uint64_t max_steps, struct lin_result *out)
+                           const struct lin_limits *limits,
+                           struct lin_result *out)
 {
     memset(out, 0, sizeof *out);
     out->stuck = SIZE_MAX;
@@ -253,7 +259,8 @@ enum lin_verdict lin_check(const struct lin_op *ops, size_t n, int init,
     /* While an answered op is left, so is its reply, after e: e cannot run
      * off the end of the list. */
     while (definite > 0) {
-        if (++out->steps > max_steps) {
+        if (++out->steps > limits->max_steps ||
+            memo_bytes(&memo) > limits->max_memo_bytes) {
             verdict = LIN_UNDECIDED;
             break;
         }
@@ -316,6 +323,7 @@ enum lin_verdict lin_check(const struct lin_op *ops, size_t n, int init,
     }
     out->verdict = verdict;
     out->memo_entries = memo.used;
+    out->memo_bytes = memo_bytes(&memo);
     free(memo.slots);
     free(memo.words);
     free(stack);

@@ -31,8 +31,10 @@
  * unanswered ops identical in effect are linearized in the order of their
  * calls (the search tries the earliest only).
  *
- * The search is exponential in the worst case: `max_steps` bounds it, and
- * running out is reported as LIN_UNDECIDED, never as an anomaly. */
+ * The search is exponential in the worst case: `limits` bound its steps
+ * (one per list entry visited, some 20-50 million a second) and the memory
+ * of its memo; running out of either is reported as LIN_UNDECIDED, never
+ * as an anomaly. */
 #ifndef CHAOS_LINEARIZE_H
 #define CHAOS_LINEARIZE_H
 
@@ -52,6 +54,11 @@ struct lin_op {
 
 enum lin_verdict { LIN_OK, LIN_ANOMALY, LIN_UNDECIDED };
 
+struct lin_limits {
+    uint64_t max_steps;
+    size_t max_memo_bytes;
+};
+
 /* What the search found. On LIN_ANOMALY, the point where it got furthest:
  * `order` holds the ops (indices) of the longest legal prefix it built
  * (n_order of them, heap array owned by the result), after which op
@@ -60,7 +67,7 @@ enum lin_verdict { LIN_OK, LIN_ANOMALY, LIN_UNDECIDED };
 struct lin_result {
     enum lin_verdict verdict;
     uint64_t steps;
-    size_t memo_entries;
+    size_t memo_entries, memo_bytes;
     size_t *order;
     size_t n_order;
     size_t stuck;
@@ -68,7 +75,8 @@ struct lin_result {
 };
 
 enum lin_verdict lin_check(const struct lin_op *ops, size_t n, int init,
-                           uint64_t max_steps, struct lin_result *out);
+                           const struct lin_limits *limits,
+                           struct lin_result *out);
 void lin_result_free(struct lin_result *r);
 
 #endif

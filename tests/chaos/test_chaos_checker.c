@@ -18,10 +18,17 @@
 #define N LIN_NEVER
 #define GHOST (-1)
 
+static const struct lin_limits *steps(uint64_t n)
+{
+    static struct lin_limits l;
+    l = (struct lin_limits){.max_steps = n, .max_memo_bytes = 1 << 30};
+    return &l;
+}
+
 static enum lin_verdict run(const struct lin_op *ops, size_t n, int init,
                             struct lin_result *res)
 {
-    enum lin_verdict v = lin_check(ops, n, init, 1000000, res);
+    enum lin_verdict v = lin_check(ops, n, init, steps(1000000), res);
     assert_int_equal(res->verdict, v);
     return v;
 }
@@ -185,9 +192,9 @@ static void equal_unanswered_writes_are_interchangeable(void **state)
     }
     ops[n++] = (struct lin_op){LIN_READ, 0, 0, 5000, 5010};
     struct lin_result res;
-    assert_int_equal(lin_check(ops, n, 0, 1000000, &res), LIN_ANOMALY);
+    assert_int_equal(lin_check(ops, n, 0, steps(1000000), &res), LIN_ANOMALY);
     lin_result_free(&res);
-    assert_int_equal(lin_check(ops, n - 1, 0, 1000000, &res), LIN_OK);
+    assert_int_equal(lin_check(ops, n - 1, 0, steps(1000000), &res), LIN_OK);
     lin_result_free(&res);
 }
 
@@ -200,10 +207,17 @@ static void budget_is_undecided_not_anomaly(void **state)
         ops[i] = (struct lin_op){LIN_WRITE, i + 1, 0, i, 1000};
     ops[16] = (struct lin_op){LIN_READ, 99, 0, 2000, 2010};
     struct lin_result res;
-    assert_int_equal(lin_check(ops, 17, 0, 1000, &res), LIN_UNDECIDED);
+    assert_int_equal(lin_check(ops, 17, 0, steps(1000), &res), LIN_UNDECIDED);
     assert_null(res.order);
     lin_result_free(&res);
-    assert_int_equal(lin_check(ops, 17, 0, 100000000, &res), LIN_ANOMALY);
+    assert_int_equal(lin_check(ops, 17, 0, steps(100000000), &res),
+                     LIN_ANOMALY);
+    assert_true(res.memo_bytes > 256 * 1024);
+    lin_result_free(&res);
+    /* The same when its memo would outgrow the memory allowed. */
+    struct lin_limits small = {.max_steps = 100000000,
+                               .max_memo_bytes = 256 * 1024};
+    assert_int_equal(lin_check(ops, 17, 0, &small, &res), LIN_UNDECIDED);
     lin_result_free(&res);
 }
 
