@@ -22,11 +22,13 @@
  *
  * Each client has one op in flight and waits a random think time (0 to
  * twice --think) between ops; each op goes to a random manager of --hosts
- * (reads to --read-host if given). Outcomes: 200 ok; 409 with code
- * "conflict" fail (error "conflict": the version had moved on); other 4xx
- * fail (nothing happened); 5xx and every transport error (timeouts, resets,
- * refused connections: curl resends a request on a new connection when a
- * kept-alive one dies under it, so even "failed to connect" may follow a
+ * (reads to --read-host if given), on a connection of its own ("Connection:
+ * close": curl resends a request on a new connection when a kept-alive one
+ * dies before any reply, so a request could arrive twice). Outcomes: 200 ok;
+ * 409 with code "conflict" fail (error "conflict": the version had moved on);
+ * other 4xx fail (nothing happened); 5xx and every transport error (timeouts,
+ * resets, refused connections: curl resends a request on a new connection when
+ * a kept-alive one dies under it, so even "failed to connect" may follow a
  * request that arrived) info: it may or may not have happened -- and the
  * client is retired, the next op goes out under a new client number.
  *
@@ -361,6 +363,12 @@ static void call_cb(struct sk_http_call *h)
     client_done(c);
 }
 
+/* A fresh connection for every op. curl sends a request again on a new
+ * connection when a kept-alive one dies before any reply: a request could
+ * arrive twice and take effect twice, which the history cannot show. Without
+ * reuse, curl never resends. */
+static const char *const close_header[] = {"Connection: close", NULL};
+
 static void client_next(struct client *c)
 {
     struct driver *d = c->d;
@@ -423,6 +431,7 @@ static void client_next(struct client *c)
     c->call.body = c->body;
     c->call.body_len = c->body ? strlen(c->body) : 0;
     c->call.tls = &d->tls;
+    c->call.headers = close_header;
     c->call.connect_timeout_ms = d->timeout_ms;
     c->call.timeout_ms = d->timeout_ms;
     c->call.cb = call_cb;
