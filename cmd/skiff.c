@@ -71,6 +71,8 @@ enum {
     G_FORMAT,
     G_QUIET,
     G_TIMEOUT,
+    G_CONSISTENT,
+    G_STALE,
     G_VERSION,
     G_HELP,
     G_COUNT
@@ -98,6 +100,14 @@ static struct sk_flag gflags[G_COUNT] = {
     [G_TIMEOUT] = {.name = "timeout",
                    .type = SK_FLAG_DURATION,
                    .help = "give up after this long (default 15s)"},
+    [G_CONSISTENT] = {.name = "consistent",
+                      .type = SK_FLAG_BOOL,
+                      .help = "linearizable reads: the leader confirms it "
+                              "still leads before answering"},
+    [G_STALE] = {.name = "stale",
+                 .type = SK_FLAG_BOOL,
+                 .help = "read what a manager has even when it knows no "
+                         "leader"},
     [G_VERSION] = {.name = "version",
                    .type = SK_FLAG_BOOL,
                    .help = "print versions"},
@@ -154,6 +164,8 @@ int main(int argc, char **argv)
     cli.json =
         gflags[G_FORMAT].set && strcmp(gflags[G_FORMAT].str, "json") == 0;
     cli.quiet = gflags[G_QUIET].on;
+    cli.consistent = gflags[G_CONSISTENT].on;
+    cli.stale = gflags[G_STALE].on;
     cli.timeout_ms =
         gflags[G_TIMEOUT].set ? (unsigned)gflags[G_TIMEOUT].num : 15000;
 

@@ -20,8 +20,14 @@ struct cli {
     char **hosts; /* managers to try, in order */
     size_t n_hosts;
     size_t preferred; /* the one that answered last */
-    bool json;        /* --format json */
-    bool quiet;       /* -q */
+    bool consistent;  /* --consistent: linearizable reads */
+    bool stale;       /* --stale: read even without a leader */
+    /* The highest Raft index this user has seen applied (kept in the file
+     * CONFIG.index): every read asks for at least it, so a write is seen
+     * by the next command on any manager. */
+    unsigned long long seen_index, seen_loaded;
+    bool json;  /* --format json */
+    bool quiet; /* -q */
     unsigned timeout_ms;
 };
 

@@ -159,6 +159,50 @@ void cli_refresh_managers(void)
 /* Loads the credentials and the managers' addresses on the first call to a
  * manager, so that what needs no manager (a command's --help, its flag
  * errors) works without credentials. */
+/* CONFIG.index: "CLUSTER-ID INDEX", the highest Raft index seen in a reply
+ * from that cluster (read your writes across commands). Unreadable, absent
+ * or another cluster's (a cluster made anew with the same credentials
+ * path): 0 -- no guarantee, and no wait for an index that never comes. */
+static char *index_path(void)
+{
+    return sk_printf("%s.index", cli.config);
+}
+
+static void load_seen_index(void)
+{
+    char *path = index_path();
+    FILE *f = fopen(path, "r");
+    unsigned long long v = 0;
+    char cluster[64] = "";
+    if (f) {
+        if (fscanf(f, "%63s %llu", cluster, &v) != 2 ||
+            !cli.creds.cluster_id || strcmp(cluster, cli.creds.cluster_id))
+            v = 0;
+        fclose(f);
+    }
+    free(path);
+    cli.seen_index = cli.seen_loaded = v;
+}
+
+/* Written only when it grew, atomically, and never lowered. */
+static void save_seen_index(void)
+{
+    if (cli.seen_index <= cli.seen_loaded || !cli.creds.cluster_id)
+        return;
+    char *path = index_path();
+    char *tmp = sk_printf("%s.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (f) {
+        fprintf(f, "%s %llu\n", cli.creds.cluster_id, cli.seen_index);
+        if (fclose(f) == 0)
+            rename(tmp, path);
+        else
+            unlink(tmp);
+    }
+    free(tmp);
+    free(path);
+}
+
 enum sk_rc cli_connect(struct sk_err *err)
 {
     if (cli.connected)
@@ -176,12 +220,15 @@ enum sk_rc cli_connect(struct sk_err *err)
     else
         for (size_t i = 0; i < cli.creds.n_managers; i++)
             add_hosts(cli.creds.managers[i]);
+    load_seen_index();
     cli.connected = true;
     return SK_OK;
 }
 
 void cli_close(void)
 {
+    if (cli.connected)
+        save_seen_index();
     for (size_t i = 0; i < cli.n_hosts; i++)
         free(cli.hosts[i]);
     free(cli.hosts);
@@ -259,7 +306,18 @@ static enum sk_rc do_call(const char *method, const char *path,
         all_refused = true;
         for (size_t k = 0; k < cli.n_hosts; k++) {
             size_t i = (cli.preferred + k) % cli.n_hosts;
-            char *url = sk_printf("https://%s%s", cli.hosts[i], path);
+            /* Reads: linearizable, or stale on purpose, as asked. */
+            bool read = strcmp(method, "GET") == 0;
+            const char *flag = read && cli.consistent ? "consistent=1"
+                               : read && cli.stale    ? "stale=1"
+                                                      : NULL;
+            char *url = sk_printf("https://%s%s%s%s", cli.hosts[i], path,
+                                  flag ? (strchr(path, '?') ? "&" : "?") : "",
+                                  flag ? flag : "");
+            char min_index[64];
+            snprintf(min_index, sizeof min_index, "X-Skiff-Min-Index: %llu",
+                     cli.seen_index);
+            const char *headers[] = {min_index, NULL};
             unsigned long long now = mono_ms();
             unsigned left = deadline > now ? (unsigned)(deadline - now) : 1;
             struct sk_http_call call = {
@@ -272,8 +330,15 @@ static enum sk_rc do_call(const char *method, const char *path,
                 .timeout_ms = stream ? 0 : (left < 10000 ? left : 10000),
                 .on_data = stream ? stream_data : NULL,
                 .data = stream,
+                .headers = headers,
+                .capture_header = "X-Skiff-Index",
             };
             enum sk_rc rc = sk_http_call_sync(&call);
+            unsigned long long applied =
+                call.captured ? strtoull(call.captured, NULL, 10) : 0;
+            if (applied > cli.seen_index && call.status >= 200 &&
+                call.status < 300)
+                cli.seen_index = applied;
             long status = call.status;
             if (rc == SK_OK || (stream && stream->stopped))
                 rc = stream && stream->stopped

@@ -39,8 +39,19 @@ void call_handoff(struct call *c)
     call_free(c);
 }
 
+/* Every reply says how far this manager has applied the log, so a client
+ * can ask any manager for at least that much next time (reads.c). */
+static void stamp_index(struct call *c)
+{
+    char index[24];
+    snprintf(index, sizeof index, "%llu",
+             (unsigned long long)reads_applied(c->m));
+    sk_http_add_header(c->req, "X-Skiff-Index", index);
+}
+
 void call_json(struct call *c, int status, json_t *body)
 {
+    stamp_index(c);
     sk_http_respond_json(c->req, status, body);
     call_free(c);
 }
@@ -48,12 +59,14 @@ void call_json(struct call *c, int status, json_t *body)
 void call_raw(struct call *c, int status, const char *content_type,
               const char *body, size_t len)
 {
+    stamp_index(c);
     sk_http_respond(c->req, status, content_type, body, len);
     call_free(c);
 }
 
 void call_error(struct call *c, const struct sk_err *err)
 {
+    stamp_index(c);
     sk_http_respond_error(c->req, err);
     call_free(c);
 }
@@ -152,9 +165,43 @@ static void call_propose_done(struct sk_manager *m, void *ctx, enum sk_rc rc,
     free(r);
 }
 
+#ifdef SKIFF_TEST_FAULTS
+/* Test builds only (-Dtest_faults=true): SKIFF_TEST_ACK_BEFORE_COMMIT=1
+ * acknowledges a write as soon as the leader has appended it, before it
+ * commits -- a deliberately broken manager that tests/chaos must catch. */
+bool mgr_test_ack_before_commit(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *v = getenv("SKIFF_TEST_ACK_BEFORE_COMMIT");
+        on = v && strcmp(v, "1") == 0;
+    }
+    return on;
+}
+
+static void forget_outcome(struct sk_manager *m, void *ctx, enum sk_rc rc,
+                           const struct sk_err *err)
+{
+    free(ctx);
+}
+#endif
+
 void call_propose_logged(struct call *c, struct sk_txn *t, json_t *reply,
                          char *committed)
 {
+#ifdef SKIFF_TEST_FAULTS
+    if (mgr_test_ack_before_commit()) {
+        struct sk_err err;
+        if (!mgr_propose(c->m, t, forget_outcome, committed, &err)) {
+            json_decref(reply);
+            free(committed);
+            call_error(c, &err);
+            return;
+        }
+        call_json(c, 200, reply ? reply : json_pack("{s:b}", "ok", 1));
+        return;
+    }
+#endif
     struct call_reply *r = sk_calloc(1, sizeof *r);
     r->c = c;
     r->reply = reply;

@@ -100,8 +100,27 @@ static void raft_storage_error(void *ctx, const struct sk_err *err)
 
 /* The leader's loops run every TICK_MS, and at once when kicked
  * (mgr_kick). */
+/* Notes when a leader was last known (for refusing reads without one). */
+static void note_leader(struct sk_manager *m)
+{
+    if (sk_raft_leader(&m->raft, NULL))
+        m->leader_seen_ms = uv_now(m->loop);
+}
+
+int64_t mgr_leaderless_ms(const struct sk_manager *m)
+{
+    if (sk_raft_leader(&m->raft, NULL))
+        return 0;
+    uint64_t limit =
+        m->cfg.election_timeout_ms ? m->cfg.election_timeout_ms : 1000;
+    uint64_t gone = uv_now(m->loop) - m->leader_seen_ms;
+    return gone > limit ? (int64_t)gone : 0;
+}
+
 static void tick_cb(uv_timer_t *t)
 {
+    note_leader(t->data);
+    reads_check(t->data);
     recheck_raft_peers(t->data);
     sk_log_flush_limited();
     leader_tick(t->data);
@@ -236,6 +255,7 @@ static void close_all(struct sk_manager *m)
 {
     m->stopping = true;
     sessions_end_all(m);
+    reads_close(m);
     m->closes_pending = 1;
     if (m->tick_inited) {
         m->closes_pending++;
@@ -267,11 +287,19 @@ static void close_all(struct sk_manager *m)
 struct sk_manager *sk_manager_start(const struct sk_manager_config *cfg,
                                     struct sk_err *err)
 {
+#ifdef SKIFF_TEST_FAULTS
+    if (mgr_test_ack_before_commit())
+        SK_WARN("manager", "SKIFF_TEST_ACK_BEFORE_COMMIT=1: acknowledging "
+                           "writes before they commit (a test build's "
+                           "fault switch)");
+#endif
     struct sk_manager *m = sk_calloc(1, sizeof *m);
     m->loop = cfg->loop;
+    m->leader_seen_ms = uv_now(m->loop);
     m->cfg = *cfg;
     sk_list_init(&m->sessions);
     sk_list_init(&m->forwards);
+    sk_list_init(&m->reads);
     m->raft_dir = sk_strdup(cfg->raft_dir);
     m->node_id = sk_strdup(cfg->node_id);
     m->cluster_id = sk_strdup(cfg->cluster_id);

@@ -103,6 +103,12 @@ struct sk_manager {
 
     /* The router's (router.c): calls forwarded to the leader, in flight. */
     struct sk_list forwards; /* struct forward */
+    /* Reads and forwarded replies waiting for this manager to catch up or
+     * for a barrier (reads.c). */
+    struct sk_list reads;
+    /* When a leader was last known (uv_now ms), for refusing reads while
+     * none is. */
+    uint64_t leader_seen_ms;
 
     /* Counters for /metrics. */
     uint64_t requests, forwarded, refused;
@@ -158,6 +164,9 @@ void call_propose_logged(struct call *c, struct sk_txn *t, json_t *reply,
                          char *committed);
 
 int64_t mgr_now_ms(void);
+#ifdef SKIFF_TEST_FAULTS
+bool mgr_test_ack_before_commit(void);
+#endif
 /* The certificate a TLS peer presented (pointing into peer). */
 struct sk_cert_ident mgr_peer_cert(const struct sk_peer *peer);
 /* The leader's node object, or NULL. */
@@ -172,6 +181,32 @@ json_t *mgr_node_json(const struct sk_manager *m, const struct sk_node *n);
 /* Wakes the leader loops soon (after a change that may need action): the
  * manager's tick runs in the next turn of the loop. */
 void mgr_kick(struct sk_manager *m);
+
+/* ---- reads.c: read-your-writes and linearizable reads ---- */
+
+typedef void (*read_fn)(struct call *c);
+/* This manager's applied Raft index: every reply carries it as
+ * X-Skiff-Index, and a client that sends the highest it has seen as
+ * X-Skiff-Min-Index reads its own writes on any manager. */
+uint64_t reads_applied(const struct sk_manager *m);
+/* Serves the read fn(c) once this manager has applied min_index (at most
+ * 2 s; then 503 "behind"); with `linearizable` (the leader only), once a
+ * barrier has confirmed it still leads and applied everything committed
+ * before the call. */
+void reads_serve(struct call *c, read_fn fn, uint64_t min_index,
+                 bool linearizable);
+/* Sends a reply the leader gave to a forwarded call once this manager has
+ * applied `index` too (so the caller's next read here sees its write). */
+void reads_reply_after(struct call *c, uint64_t index, int status,
+                       const char *body, size_t len);
+/* Answers what waits for an index now applied, or for too long. Called on
+ * every store change and every tick. */
+void reads_check(struct sk_manager *m);
+/* Answers everything still waiting (503); before the HTTP server closes. */
+void reads_close(struct sk_manager *m);
+/* How long no leader has been known beyond the election timeout (ms), or
+ * 0. */
+int64_t mgr_leaderless_ms(const struct sk_manager *m);
 
 /* ---- router.c ---- */
 

@@ -17,48 +17,56 @@
  * API, for an admin certificate or a call a manager forwarded for one. */
 enum auth { AUTH_NONE, AUTH_NODE, AUTH_MANAGER, AUTH_ADMIN };
 
+/* Where a call is served: LEADER, writes (a follower forwards them); READ,
+ * reads of the store, served by any manager that has applied what the
+ * caller has seen (X-Skiff-Min-Index), by the leader after a barrier with
+ * ?consistent=1, and refused while no leader is known unless ?stale=1;
+ * HERE, everything else (health, the CA, streams, the agent's calls). */
+enum serve { HERE, LEADER, READ };
+
 struct route {
     const char *method;
     const char *pattern; /* "*" segments capture a parameter */
     enum auth auth;
-    bool forward; /* handled by the leader */
+    enum serve serve;
     void (*fn)(struct call *c);
 };
 
 static const struct route routes[] = {
-    {"GET", "/v1/health", AUTH_NONE, false, api_health},
-    {"GET", "/v1/ca", AUTH_NONE, false, api_ca},
-    {"POST", "/v1/join", AUTH_NONE, true, api_join},
-    {"GET", "/v1/cluster", AUTH_ADMIN, true, api_cluster},
-    {"GET", "/v1/managers", AUTH_ADMIN, false, api_managers},
-    {"GET", "/v1/join-tokens", AUTH_ADMIN, false, api_tokens},
-    {"POST", "/v1/join-tokens/rotate", AUTH_ADMIN, true, api_tokens_rotate},
-    {"GET", "/v1/nodes", AUTH_ADMIN, false, api_nodes},
-    {"GET", "/v1/nodes/*", AUTH_ADMIN, false, api_node_get},
-    {"POST", "/v1/nodes/*/update", AUTH_ADMIN, true, api_node_update},
-    {"POST", "/v1/nodes/*/promote", AUTH_ADMIN, true, api_node_promote},
-    {"POST", "/v1/nodes/*/demote", AUTH_ADMIN, true, api_node_demote},
-    {"DELETE", "/v1/nodes/*", AUTH_ADMIN, true, api_node_remove},
-    {"POST", "/v1/node/heartbeat", AUTH_NODE, true, api_self_heartbeat},
-    {"POST", "/v1/node/certificate", AUTH_NODE, true, api_self_certificate},
-    {"POST", "/v1/node/leave", AUTH_NODE, true, api_self_leave},
-    {"POST", "/v1/node/status", AUTH_NODE, true, api_self_status},
-    {"GET", "/v1/node/assignments", AUTH_NODE, false, api_self_assignments},
-    {"GET", "/v1/services", AUTH_ADMIN, false, api_services},
-    {"POST", "/v1/services", AUTH_ADMIN, true, api_service_create},
-    {"GET", "/v1/services/*", AUTH_ADMIN, false, api_service_get},
-    {"POST", "/v1/services/*/update", AUTH_ADMIN, true, api_service_update},
-    {"POST", "/v1/services/*/rollback", AUTH_ADMIN, true, api_service_rollback},
-    {"DELETE", "/v1/services/*", AUTH_ADMIN, true, api_service_remove},
-    {"GET", "/v1/services/*/logs", AUTH_ADMIN, false, api_service_logs},
-    {"GET", "/v1/tasks", AUTH_ADMIN, false, api_tasks},
-    {"GET", "/v1/networks", AUTH_ADMIN, false, api_networks},
-    {"POST", "/v1/networks", AUTH_ADMIN, true, api_network_create},
-    {"GET", "/v1/networks/*", AUTH_ADMIN, false, api_network_get},
-    {"DELETE", "/v1/networks/*", AUTH_ADMIN, true, api_network_remove},
-    {"GET", "/v1/agent/*", AUTH_MANAGER, false, api_agent},
-    {"GET", "/v1/events", AUTH_ADMIN, false, api_events},
-    {"GET", "/metrics", AUTH_ADMIN, false, api_metrics},
+    {"GET", "/v1/health", AUTH_NONE, HERE, api_health},
+    {"GET", "/v1/ca", AUTH_NONE, HERE, api_ca},
+    {"POST", "/v1/join", AUTH_NONE, LEADER, api_join},
+    {"GET", "/v1/cluster", AUTH_ADMIN, LEADER, api_cluster},
+    {"GET", "/v1/managers", AUTH_ADMIN, READ, api_managers},
+    {"GET", "/v1/join-tokens", AUTH_ADMIN, READ, api_tokens},
+    {"POST", "/v1/join-tokens/rotate", AUTH_ADMIN, LEADER, api_tokens_rotate},
+    {"GET", "/v1/nodes", AUTH_ADMIN, READ, api_nodes},
+    {"GET", "/v1/nodes/*", AUTH_ADMIN, READ, api_node_get},
+    {"POST", "/v1/nodes/*/update", AUTH_ADMIN, LEADER, api_node_update},
+    {"POST", "/v1/nodes/*/promote", AUTH_ADMIN, LEADER, api_node_promote},
+    {"POST", "/v1/nodes/*/demote", AUTH_ADMIN, LEADER, api_node_demote},
+    {"DELETE", "/v1/nodes/*", AUTH_ADMIN, LEADER, api_node_remove},
+    {"POST", "/v1/node/heartbeat", AUTH_NODE, LEADER, api_self_heartbeat},
+    {"POST", "/v1/node/certificate", AUTH_NODE, LEADER, api_self_certificate},
+    {"POST", "/v1/node/leave", AUTH_NODE, LEADER, api_self_leave},
+    {"POST", "/v1/node/status", AUTH_NODE, LEADER, api_self_status},
+    {"GET", "/v1/node/assignments", AUTH_NODE, HERE, api_self_assignments},
+    {"GET", "/v1/services", AUTH_ADMIN, READ, api_services},
+    {"POST", "/v1/services", AUTH_ADMIN, LEADER, api_service_create},
+    {"GET", "/v1/services/*", AUTH_ADMIN, READ, api_service_get},
+    {"POST", "/v1/services/*/update", AUTH_ADMIN, LEADER, api_service_update},
+    {"POST", "/v1/services/*/rollback", AUTH_ADMIN, LEADER,
+     api_service_rollback},
+    {"DELETE", "/v1/services/*", AUTH_ADMIN, LEADER, api_service_remove},
+    {"GET", "/v1/services/*/logs", AUTH_ADMIN, HERE, api_service_logs},
+    {"GET", "/v1/tasks", AUTH_ADMIN, READ, api_tasks},
+    {"GET", "/v1/networks", AUTH_ADMIN, READ, api_networks},
+    {"POST", "/v1/networks", AUTH_ADMIN, LEADER, api_network_create},
+    {"GET", "/v1/networks/*", AUTH_ADMIN, READ, api_network_get},
+    {"DELETE", "/v1/networks/*", AUTH_ADMIN, LEADER, api_network_remove},
+    {"GET", "/v1/agent/*", AUTH_MANAGER, HERE, api_agent},
+    {"GET", "/v1/events", AUTH_ADMIN, HERE, api_events},
+    {"GET", "/metrics", AUTH_ADMIN, HERE, api_metrics},
 };
 
 /* Matches path against pattern; fills up to two parameters. */
@@ -81,6 +89,27 @@ static bool match(const char *pattern, const char *path, struct call *c)
             return false;
     }
     return *pattern == '\0' && *path == '\0';
+}
+
+/* ?NAME or ?NAME=anything but 0. */
+static bool query_flag(const struct sk_http_req *req, const char *name)
+{
+    char v[8];
+    return sk_http_query(req, name, v, sizeof v) && strcmp(v, "0") != 0;
+}
+
+static bool parse_index(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (!*s || strlen(s) > 19)
+        return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    *out = v;
+    return true;
 }
 
 static void refuse(struct call *c, const struct sk_err *err)
@@ -257,8 +286,13 @@ static void forward_cb(struct sk_http_call *h)
         sk_err_wrap(&err, "leader unreachable");
         call_error(c, &err);
     } else {
-        call_raw(c, (int)h->status, "application/json",
-                 h->resp_body ? h->resp_body : "", h->resp_len);
+        /* Read your writes: answer once this manager has applied what the
+         * leader did for the call, so that the caller's next read here sees
+         * it. */
+        uint64_t index = 0;
+        if (!h->captured || !parse_index(h->captured, &index))
+            index = 0;
+        reads_reply_after(c, index, (int)h->status, h->resp_body, h->resp_len);
     }
     sk_http_call_reset(h);
     free(f->url);
@@ -333,6 +367,7 @@ static void forward(struct call *c)
     f->http.body = c->req->body_len ? c->req->body : NULL;
     f->http.body_len = c->req->body_len;
     f->http.headers = f->headers;
+    f->http.capture_header = "X-Skiff-Index";
     f->http.tls = &m->creds;
     f->http.connect_timeout_ms = 2000;
     f->http.timeout_ms = FORWARD_TIMEOUT_MS;
@@ -397,17 +432,38 @@ void router_handle(struct sk_http_req *req)
                         req->path);
         return;
     }
-    char consistent[8];
-    bool want_consistent =
-        sk_http_query(req, "consistent", consistent, sizeof consistent) &&
-        strcmp(consistent, "0") != 0;
+    bool want_consistent = query_flag(req, "consistent");
+    bool leader = sk_raft_is_leader(&m->raft);
     bool to_leader =
-        (r->forward || want_consistent) && !sk_raft_is_leader(&m->raft);
+        (r->serve == LEADER || (r->serve == READ && want_consistent)) &&
+        !leader;
     if (!authorise(c, r->auth, to_leader))
         return;
     if (to_leader) {
         forward(c);
         return;
     }
-    r->fn(c);
+    if (r->serve != READ) {
+        r->fn(c);
+        return;
+    }
+    int64_t alone = mgr_leaderless_ms(m);
+    if (alone > 0 && !query_flag(req, "stale")) {
+        call_errorf(c, SK_EUNAVAIL,
+                    "no leader: this manager has heard of none for %lld ms "
+                    "(a majority of managers unreachable?); add ?stale=1 "
+                    "(skiff --stale) to read what it has anyway",
+                    (long long)alone);
+        return;
+    }
+    uint64_t min_index = 0;
+    const char *seen = sk_http_header(req, "x-skiff-min-index");
+    if (seen && !parse_index(seen, &min_index)) {
+        call_errorf(c, SK_EINVAL,
+                    "X-Skiff-Min-Index must be a Raft index (digits), got "
+                    "\"%.32s\"",
+                    seen);
+        return;
+    }
+    reads_serve(c, r->fn, min_index, want_consistent);
 }

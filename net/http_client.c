@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <string.h>
 
 #include "skiff/http.h"
@@ -179,6 +180,26 @@ static CURLcode ssl_ctx_cb(CURL *easy, void *ssl_ctx, void *parm)
 
 /* ---- Bodies ---- */
 
+/* Keeps the value of the response header the caller asked for. */
+static size_t header_cb(char *buf, size_t size, size_t nitems, void *userdata)
+{
+    struct call *c = userdata;
+    size_t n = size * nitems;
+    const char *name = c->pub->capture_header;
+    size_t len = strlen(name);
+    if (n > len + 1 && buf[len] == ':' && strncasecmp(buf, name, len) == 0) {
+        const char *v = buf + len + 1, *end = buf + n;
+        while (v < end && (*v == ' ' || *v == '\t'))
+            v++;
+        while (end > v &&
+               (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+            end--;
+        free(c->pub->captured);
+        c->pub->captured = sk_strndup(v, (size_t)(end - v));
+    }
+    return n;
+}
+
 static bool status_ok(long status)
 {
     return status >= 200 && status < 300;
@@ -284,6 +305,7 @@ static struct call *call_new(struct sk_http_call *pub, struct client *cl)
     pub->status = 0;
     pub->resp_body = NULL;
     pub->resp_len = 0;
+    pub->captured = NULL;
     if (!call_validate(pub))
         return NULL;
     CURL *e = curl_easy_init();
@@ -309,6 +331,10 @@ static struct call *call_new(struct sk_http_call *pub, struct client *cl)
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+    if (pub->capture_header) {
+        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+        curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
+    }
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                      (long)(pub->connect_timeout_ms
                                 ? pub->connect_timeout_ms
@@ -749,6 +775,8 @@ void sk_http_call_reset(struct sk_http_call *call)
     free(call->resp_body);
     call->resp_body = NULL;
     call->resp_len = 0;
+    free(call->captured);
+    call->captured = NULL;
     call->status = 0;
     sk_err_clear(&call->err);
 }

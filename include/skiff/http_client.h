@@ -56,6 +56,7 @@ struct sk_http_call {
     unsigned timeout_ms;         /* whole call; 0: none (streams) */
     size_t max_response_bytes;   /* buffered body cap; 0: 16 MiB */
     sk_http_data_cb on_data;     /* NULL: buffer the body */
+    const char *capture_header;  /* a response header to keep, or NULL */
     sk_http_call_cb cb;
     void *data;
 
@@ -63,6 +64,7 @@ struct sk_http_call {
     long status;     /* HTTP status, 0 on transport error */
     char *resp_body; /* buffered body, NUL-terminated (NULL if streamed) */
     size_t resp_len;
+    char *captured;    /* capture_header's value, if the response had it */
     struct sk_err err; /* code SK_OK when a response arrived */
 
     void *impl; /* private */
