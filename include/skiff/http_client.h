@@ -64,6 +64,7 @@ struct sk_http_call {
     char *resp_body; /* buffered body, NUL-terminated (NULL if streamed) */
     size_t resp_len;
     struct sk_err err; /* code SK_OK when a response arrived */
+    int os_errno;      /* a transport error's errno (ECONNREFUSED...), or 0 */
 
     void *impl; /* private */
 };
