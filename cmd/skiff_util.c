@@ -11,6 +11,7 @@
 
 #include "skiff/http_client.h"
 #include "skiff/mem.h"
+#include "skiff/parse.h"
 #include "skiff_cli.h"
 
 struct cli cli;
@@ -70,16 +71,41 @@ static int take_output_flags(const struct sk_flag *flags, size_t n, int argc,
     return k;
 }
 
+void command_of(const char *usage, char *buf, size_t size)
+{
+    size_t len = 0;
+    for (const char *p = usage; *p;) {
+        size_t w = strspn(p, "abcdefghijklmnopqrstuvwxyz-");
+        if (w == 0 || (p[w] != ' ' && p[w] != '\0'))
+            break;
+        len = (size_t)(p + w - usage);
+        p += w;
+        p += *p == ' ';
+    }
+    if (len >= size)
+        len = size - 1;
+    memcpy(buf, usage, len);
+    buf[len] = '\0';
+}
+
 bool parse_flags(const char *usage, struct sk_flag *flags, size_t n, int argc,
                  char **argv, bool stop_at_positional,
                  struct sk_flags_result *res, int *exit_code)
 {
     struct sk_err err;
     argc = take_output_flags(flags, n, argc, argv, stop_at_positional);
+    if (cli.describe) {
+        cli.describe(usage, flags, n, cli.describe_ctx);
+        *exit_code = 0;
+        return false;
+    }
     if (sk_flags_parse(flags, n, argc, argv, stop_at_positional, res, &err) !=
         SK_OK) {
-        fprintf(stderr, "skiff: %s\nusage: %s\n", err.msg, usage);
-        sk_flags_usage(stderr, flags, n);
+        /* One line and where to read more, as docker does: the whole
+         * usage would bury the line that matters. */
+        char cmd[64];
+        command_of(usage, cmd, sizeof cmd);
+        fprintf(stderr, "skiff: %s\nSee '%s --help'.\n", err.msg, cmd);
         *exit_code = 2;
         return false;
     }
@@ -513,24 +539,43 @@ const char *title(const char *s, char *buf, size_t size)
     return buf;
 }
 
+const char *plural(long long n, const char *one, const char *many)
+{
+    return n == 1 || n == -1 ? one : many;
+}
+
 void ago(long long ms, char *buf, size_t size)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    long long s = (now - ms) / 1000;
-    if (ms <= 0)
+    char age[48];
+    if (ms <= 0) {
         snprintf(buf, size, "-");
-    else if (s < 1)
+    } else if (now - ms < 1000) {
         snprintf(buf, size, "just now");
-    else if (s < 120)
-        snprintf(buf, size, "%lld seconds ago", s);
-    else if (s < 7200)
-        snprintf(buf, size, "%lld minutes ago", s / 60);
-    else if (s < 172800)
-        snprintf(buf, size, "%lld hours ago", s / 3600);
-    else
-        snprintf(buf, size, "%lld days ago", s / 86400);
+    } else {
+        sk_format_age(now - ms, age, sizeof age);
+        snprintf(buf, size, "%s ago", age);
+    }
+}
+
+char *cli_escape(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = sk_malloc(3 * strlen(s) + 1), *o = out;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+            (*p >= '0' && *p <= '9') || strchr("-._~", *p)) {
+            *o++ = (char)*p;
+        } else {
+            *o++ = '%';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
+        }
+    }
+    *o = '\0';
+    return out;
 }
 
 json_t *cli_get(const char *collection, const char *ref, struct sk_err *err)
