@@ -653,8 +653,7 @@ int main(int argc, char **argv)
     struct sk_err err;
     if (sk_flags_parse(flags, F_COUNT, argc - 1, argv + 1, false, &res, &err) !=
         SK_OK) {
-        fprintf(stderr, "skiffd: %s\n", err.msg);
-        usage(stderr);
+        fprintf(stderr, "skiffd: %s\nSee 'skiffd --help'.\n", err.msg);
         return 2;
     }
     if (flags[F_HELP].on) {

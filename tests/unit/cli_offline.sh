@@ -6,6 +6,7 @@
 # answering.
 set -eu
 skiff=$1
+skiffd=${2:-}
 nowhere=/nonexistent/skiff-admin.json
 fail() { echo "FAIL: $*"; exit 1; }
 for cmd in "cluster info" "join-token" "node ls" "node inspect" "node update" \
@@ -51,6 +52,11 @@ out=$("$skiff" service --help) || fail "service --help exited $?"
 for sub in create ls ps inspect scale update rollback rm logs; do
     echo "$out" | grep -q "^  $sub " || fail "service --help does not list $sub: $out"
 done
+if [ -n "$skiffd" ]; then
+    rc=0; out=$("$skiffd" --data-dri /nonexistent 2>&1) || rc=$?
+    [ "$rc" = 2 ] && [ "$out" = "skiffd: unknown flag --data-dri (did you mean --data-dir?)
+See 'skiffd --help'." ] || fail "skiffd's unknown flag (exit $rc): $out"
+fi
 echo "ok: $skiff without a cluster: help, unknown flags and commands"
 
 # The completion script: made from the CLI's own tables, complete for
