@@ -10,13 +10,17 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char *const lines[] = {
+static const char task_line[] =
     "{\"index\":5,\"type\":\"task\",\"action\":\"update\",\"id\":"
     "\"aaaaaaaaaaaaaaaaaaaaaaaaaa\",\"name\":\"web.1\",\"service_id\":"
     "\"bbbbbbbbbbbbbbbbbbbbbbbbbb\",\"service_name\":\"web\",\"node_id\":"
-    "\"cccccccccccccccccccccccccc\",\"node_name\":\"h1\"}",
+    "\"cccccccccccccccccccccccccc\",\"node_name\":\"h1\"}";
+static const char node_line[] =
     "{\"index\":6,\"type\":\"node\",\"action\":\"create\",\"id\":"
-    "\"cccccccccccccccccccccccccc\",\"name\":\"h1\"}",
+    "\"cccccccccccccccccccccccccc\",\"name\":\"h1\"}";
+static const char *const lines[] = {
+    task_line,
+    node_line,
     "{\"type\":\"gap\",\"message\":\"gone\"}",
     "not json",
 };
