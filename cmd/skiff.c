@@ -15,55 +15,78 @@
 #include "version.h"
 #include "skiff_cli.h"
 
-struct command {
-    const char *words[2];
-    int (*fn)(int argc, char **argv);
-    const char *help;
-};
-
-static const struct command commands[] = {
+const struct cli_command cli_commands[] = {
     {{"cluster", "info"},
      cmd_cluster_info,
-     "cluster ID, leader, Raft term and index, managers"},
+     "cluster ID, leader, Raft term and index, managers",
+     NULL},
     {{"join-token", NULL},
      cmd_join_token,
-     "join-token worker|manager [--rotate] [-q]"},
-    {{"node", "ls"}, cmd_node_ls, "list nodes"},
-    {{"node", "inspect"}, cmd_node_inspect, "show nodes in detail"},
+     "join-token worker|manager [--rotate] [-q]",
+     "worker manager"},
+    {{"node", "ls"}, cmd_node_ls, "list nodes", NULL},
+    {{"node", "ps"}, cmd_node_ps, "list the tasks on nodes", NULL},
+    {{"node", "inspect"}, cmd_node_inspect, "show nodes in detail", NULL},
     {{"node", "update"},
      cmd_node_update,
-     "change availability and labels of a node"},
-    {{"node", "promote"}, cmd_node_promote, "make workers managers"},
-    {{"node", "demote"}, cmd_node_demote, "make managers workers"},
-    {{"node", "rm"}, cmd_node_rm, "remove nodes from the cluster"},
+     "change availability and labels of a node",
+     NULL},
+    {{"node", "promote"}, cmd_node_promote, "make workers managers", NULL},
+    {{"node", "demote"}, cmd_node_demote, "make managers workers", NULL},
+    {{"node", "rm"}, cmd_node_rm, "remove nodes from the cluster", NULL},
     {{"service", "create"},
      cmd_service_create,
-     "create a service: --name N --replicas R IMAGE [CMD...]"},
-    {{"service", "ls"}, cmd_service_ls, "list services"},
-    {{"service", "ps"}, cmd_service_ps, "list a service's tasks"},
-    {{"service", "inspect"}, cmd_service_inspect, "show services in detail"},
-    {{"service", "scale"}, cmd_service_scale, "SERVICE=REPLICAS..."},
-    {{"service", "update"}, cmd_service_update, "change a service"},
+     "create a service: --name N --replicas R IMAGE [CMD...]",
+     NULL},
+    {{"service", "ls"}, cmd_service_ls, "list services", NULL},
+    {{"service", "ps"}, cmd_service_ps, "list services' tasks", NULL},
+    {{"service", "inspect"},
+     cmd_service_inspect,
+     "show services in detail",
+     NULL},
+    {{"service", "scale"}, cmd_service_scale, "SERVICE=REPLICAS...", NULL},
+    {{"service", "update"}, cmd_service_update, "change a service", NULL},
     {{"service", "rollback"},
      cmd_service_rollback,
-     "put a service's previous task spec back"},
-    {{"service", "rm"}, cmd_service_rm, "remove services"},
-    {{"service", "logs"}, cmd_service_logs, "the logs of a service's tasks"},
+     "put a service's previous task spec back",
+     NULL},
+    {{"service", "rm"}, cmd_service_rm, "remove services", NULL},
+    {{"service", "logs"},
+     cmd_service_logs,
+     "the logs of a service's tasks",
+     NULL},
     {{"network", "create"},
      cmd_network_create,
-     "create an overlay network: [--subnet CIDR] NAME"},
-    {{"network", "ls"}, cmd_network_ls, "list networks"},
-    {{"network", "inspect"}, cmd_network_inspect, "show networks in detail"},
-    {{"network", "rm"}, cmd_network_rm, "remove networks"},
+     "create an overlay network: [--subnet CIDR] NAME",
+     NULL},
+    {{"network", "ls"}, cmd_network_ls, "list networks", NULL},
+    {{"network", "inspect"},
+     cmd_network_inspect,
+     "show networks in detail",
+     NULL},
+    {{"network", "rm"}, cmd_network_rm, "remove networks", NULL},
     {{"stack", "deploy"},
      cmd_stack_deploy,
-     "create or update a stack: -c COMPOSE-FILE... STACK"},
-    {{"stack", "ls"}, cmd_stack_ls, "list stacks"},
-    {{"stack", "services"}, cmd_stack_services, "list a stack's services"},
-    {{"stack", "ps"}, cmd_stack_ps, "list a stack's tasks"},
-    {{"stack", "rm"}, cmd_stack_rm, "remove stacks and all they made"},
-    {{"events", NULL}, cmd_events, "stream cluster events"},
+     "create or update a stack: -c COMPOSE-FILE... STACK",
+     NULL},
+    {{"stack", "ls"}, cmd_stack_ls, "list stacks", NULL},
+    {{"stack", "services"},
+     cmd_stack_services,
+     "list a stack's services",
+     NULL},
+    {{"stack", "ps"}, cmd_stack_ps, "list a stack's tasks", NULL},
+    {{"stack", "rm"}, cmd_stack_rm, "remove stacks and all they made", NULL},
+    {{"events", NULL}, cmd_events, "stream cluster events", NULL},
+    {{"version", NULL},
+     cmd_version,
+     "the versions of the CLI and of every manager",
+     NULL},
+    {{"completion", NULL},
+     cmd_completion,
+     "completion bash: a bash completion script",
+     "bash"},
 };
+const size_t cli_n_commands = sizeof cli_commands / sizeof cli_commands[0];
 
 enum {
     G_HOST,
@@ -78,7 +101,7 @@ enum {
     G_COUNT
 };
 
-static struct sk_flag gflags[G_COUNT] = {
+struct sk_flag cli_global_flags[G_COUNT] = {
     [G_HOST] = {.name = "host",
                 .short_name = 'H',
                 .type = SK_FLAG_STRING,
@@ -113,19 +136,101 @@ static struct sk_flag gflags[G_COUNT] = {
                    .help = "print versions"},
     [G_HELP] = HELP_FLAG,
 };
+const size_t cli_n_global_flags = G_COUNT;
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: skiff [OPTIONS] COMMAND ...\n\nOptions:\n");
-    sk_flags_usage(f, gflags, G_COUNT);
+    sk_flags_usage(f, cli_global_flags, G_COUNT);
     fprintf(f, "\nCommands:\n");
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+    for (size_t i = 0; i < cli_n_commands; i++) {
+        const struct cli_command *c = &cli_commands[i];
         char words[64];
-        snprintf(words, sizeof words, "%s%s%s", commands[i].words[0],
-                 commands[i].words[1] ? " " : "",
-                 commands[i].words[1] ? commands[i].words[1] : "");
-        fprintf(f, "  %-18s %s\n", words, commands[i].help);
+        snprintf(words, sizeof words, "%s%s%s", c->words[0],
+                 c->words[1] ? " " : "", c->words[1] ? c->words[1] : "");
+        fprintf(f, "  %-18s %s\n", words, c->help);
     }
+    fprintf(f, "\nRun 'skiff COMMAND --help' for more on a command.\n");
+}
+
+/* `skiff service` alone, or with --help: its subcommands. */
+static void group_usage(FILE *f, const char *group)
+{
+    fprintf(f, "usage: skiff %s COMMAND\n\nCommands:\n", group);
+    for (size_t i = 0; i < cli_n_commands; i++) {
+        const struct cli_command *c = &cli_commands[i];
+        if (c->words[1] && strcmp(c->words[0], group) == 0)
+            fprintf(f, "  %-10s %s\n", c->words[1], c->help);
+    }
+    fprintf(f, "\nRun 'skiff %s COMMAND --help' for more on a command.\n",
+            group);
+}
+
+static bool is_group(const char *word)
+{
+    for (size_t i = 0; i < cli_n_commands; i++)
+        if (cli_commands[i].words[1] &&
+            strcmp(cli_commands[i].words[0], word) == 0)
+            return true;
+    return false;
+}
+
+static bool is_help(const char *a)
+{
+    return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
+}
+
+/* Does this global flag (as written: "--host", "-H", "--host=x") take
+ * the next word as its value? */
+static bool global_takes_value(const char *a)
+{
+    if (strchr(a, '='))
+        return false;
+    for (size_t i = 0; i < G_COUNT; i++) {
+        const struct sk_flag *f = &cli_global_flags[i];
+        if (f->type == SK_FLAG_BOOL)
+            continue;
+        if ((a[1] == '-' && strcmp(a + 2, f->name) == 0) ||
+            (f->short_name && a[1] == f->short_name && a[2] == '\0'))
+            return true;
+    }
+    return false;
+}
+
+/* The command argv names, and how many words it took (1 or 2); NULL
+ * (with the exit code in *code) when there is none: the group's usage or
+ * an unknown command was printed. */
+static const struct cli_command *find_command(int argc, char **argv, int *used,
+                                              int *code)
+{
+    const char *w0 = argv[0], *w1 = argc > 1 ? argv[1] : NULL;
+    for (size_t i = 0; i < cli_n_commands; i++) {
+        const struct cli_command *c = &cli_commands[i];
+        if (strcmp(w0, c->words[0]) != 0)
+            continue;
+        if (!c->words[1]) {
+            *used = 1;
+            return c;
+        }
+        if (w1 && strcmp(w1, c->words[1]) == 0) {
+            *used = 2;
+            return c;
+        }
+    }
+    if (is_group(w0) && (!w1 || is_help(w1))) {
+        group_usage(w1 ? stdout : stderr, w0);
+        *code = w1 ? 0 : 2;
+    } else if (is_group(w0)) {
+        fprintf(stderr,
+                "skiff: unknown command \"%s %s\"\nSee 'skiff %s --help'.\n",
+                w0, w1, w0);
+        *code = 2;
+    } else {
+        fprintf(stderr, "skiff: unknown command \"%s\"\nSee 'skiff --help'.\n",
+                w0);
+        *code = 2;
+    }
+    return NULL;
 }
 
 int main(int argc, char **argv)
@@ -134,77 +239,53 @@ int main(int argc, char **argv)
     /* Global flags come before the command words; those that take a value
      * may have it as the next word. */
     int first = 1;
-    while (first < argc && argv[first][0] == '-') {
-        const char *a = argv[first];
-        bool takes_value =
-            !strchr(a, '=') &&
-            (strcmp(a, "--host") == 0 || strcmp(a, "-H") == 0 ||
-             strcmp(a, "--config") == 0 || strcmp(a, "--format") == 0 ||
-             strcmp(a, "--timeout") == 0);
-        first += takes_value ? 2 : 1;
-    }
+    while (first < argc && argv[first][0] == '-')
+        first += global_takes_value(argv[first]) ? 2 : 1;
     if (first > argc)
         first = argc;
     struct sk_flags_result res;
     struct sk_err err;
-    if (sk_flags_parse(gflags, G_COUNT, first - 1, argv + 1, false, &res,
-                       &err) != SK_OK) {
-        fprintf(stderr, "skiff: %s\n", err.msg);
-        usage(stderr);
+    if (sk_flags_parse(cli_global_flags, G_COUNT, first - 1, argv + 1, false,
+                       &res, &err) != SK_OK) {
+        fprintf(stderr, "skiff: %s\nSee 'skiff --help'.\n", err.msg);
         return 2;
     }
-    if (gflags[G_VERSION].on) {
+    if (cli_global_flags[G_VERSION].on) {
         sk_version_print(stdout, "skiff");
         return 0;
     }
-    if (gflags[G_HELP].on || first >= argc) {
-        usage(gflags[G_HELP].on ? stdout : stderr);
-        return gflags[G_HELP].on ? 0 : 2;
+    if (cli_global_flags[G_HELP].on || first >= argc) {
+        usage(cli_global_flags[G_HELP].on ? stdout : stderr);
+        return cli_global_flags[G_HELP].on ? 0 : 2;
     }
-    cli.json =
-        gflags[G_FORMAT].set && strcmp(gflags[G_FORMAT].str, "json") == 0;
-    cli.quiet = gflags[G_QUIET].on;
-    cli.consistent = gflags[G_CONSISTENT].on;
-    cli.stale = gflags[G_STALE].on;
-    cli.timeout_ms =
-        gflags[G_TIMEOUT].set ? (unsigned)gflags[G_TIMEOUT].num : 15000;
+    cli.json = cli_global_flags[G_FORMAT].set &&
+               strcmp(cli_global_flags[G_FORMAT].str, "json") == 0;
+    cli.quiet = cli_global_flags[G_QUIET].on;
+    cli.consistent = cli_global_flags[G_CONSISTENT].on;
+    cli.stale = cli_global_flags[G_STALE].on;
+    cli.timeout_ms = cli_global_flags[G_TIMEOUT].set
+                         ? (unsigned)cli_global_flags[G_TIMEOUT].num
+                         : 15000;
 
-    const struct command *cmd = NULL;
-    int used = 0;
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0] && !cmd; i++) {
-        const struct command *c = &commands[i];
-        if (strcmp(argv[first], c->words[0]) != 0)
-            continue;
-        if (!c->words[1]) {
-            cmd = c;
-            used = 1;
-        } else if (first + 1 < argc &&
-                   strcmp(argv[first + 1], c->words[1]) == 0) {
-            cmd = c;
-            used = 2;
-        }
-    }
-    if (!cmd) {
-        fprintf(stderr, "skiff: unknown command \"%s%s%s\"\n", argv[first],
-                first + 1 < argc ? " " : "",
-                first + 1 < argc ? argv[first + 1] : "");
-        usage(stderr);
-        return 2;
-    }
+    int used = 0, code = 2;
+    const struct cli_command *cmd =
+        find_command(argc - first, argv + first, &used, &code);
+    if (!cmd)
+        return code;
 
-    cli.config =
-        gflags[G_CONFIG].set ? gflags[G_CONFIG].str : getenv("SKIFF_CONFIG");
+    cli.config = cli_global_flags[G_CONFIG].set ? cli_global_flags[G_CONFIG].str
+                                                : getenv("SKIFF_CONFIG");
     if (!cli.config || !*cli.config)
         cli.config = "/var/lib/skiff/admin.json";
     const char *env_host = getenv("SKIFF_HOST");
-    cli.host_flag = gflags[G_HOST].set      ? gflags[G_HOST].str
-                    : env_host && *env_host ? env_host
-                                            : NULL;
+    cli.host_flag = cli_global_flags[G_HOST].set ? cli_global_flags[G_HOST].str
+                    : env_host && *env_host      ? env_host
+                                                 : NULL;
 
     int rc = cmd->fn(argc - first - used, argv + first + used);
     if (rc == 0)
         cli_refresh_managers();
     cli_close();
-    sk_flags_free(gflags, G_COUNT, &res);
+    sk_flags_free(cli_global_flags, G_COUNT, &res);
     return rc;
 }

@@ -29,6 +29,13 @@ struct cli {
     bool json;  /* --format json */
     bool quiet; /* -q */
     unsigned timeout_ms;
+    /* Set by `skiff completion`: parse_flags hands every command's usage
+     * and flag table here and ends the command (exit 0) before it does
+     * anything, so the completion script is made from the tables the
+     * commands parse with. */
+    void (*describe)(const char *usage, const struct sk_flag *flags, size_t n,
+                     void *ctx);
+    void *describe_ctx;
 };
 
 extern struct cli cli;
@@ -55,6 +62,8 @@ enum sk_rc cli_stream(const char *path,
                       bool (*on_line)(const char *line, void *ctx), void *ctx,
                       struct sk_err *err);
 
+/* s percent-encoded for a URL's path or query (heap; free()). */
+char *cli_escape(const char *s);
 /* GET /v1/COLLECTION/REF ("nodes", "services"); NULL with err on failure. */
 json_t *cli_get(const char *collection, const char *ref, struct sk_err *err);
 /* Read-modify-write of an object's spec with its version: the spec is
@@ -81,7 +90,11 @@ int cli_inspect(const char *collection, const char *usage, int argc,
 /* Prints "skiff: MESSAGE" to stderr and returns 1 (for `return fail(...)`). */
 int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int fail_err(const struct sk_err *err);
-/* Parses a command's flags; prints the error and usage on failure. */
+/* The command words at the start of a usage line: "skiff service create"
+ * of "skiff service create [OPTIONS] IMAGE". */
+void command_of(const char *usage, char *buf, size_t size);
+/* Parses a command's flags. On an error prints it and "See 'skiff CMD
+ * --help'." (exit code 2); on -h/--help prints the usage (exit code 0). */
 bool parse_flags(const char *usage, struct sk_flag *flags, size_t n, int argc,
                  char **argv, bool stop_at_positional,
                  struct sk_flags_result *res, int *exit_code);
@@ -112,14 +125,32 @@ const char *jstr(const json_t *o, const char *path); /* "a.b.c"; "" if none */
 long long jint(const json_t *o, const char *path);
 /* "Ready", "Active": first letter upper-cased into buf. */
 const char *title(const char *s, char *buf, size_t size);
+/* one or many by n: plural(n, "node", "nodes"). */
+const char *plural(long long n, const char *one, const char *many);
 /* "3 seconds ago" style age of a ms timestamp. */
 void ago(long long ms, char *buf, size_t size);
+
+/* The command table (skiff.c): one or two words, the function, a line of
+ * help, and for completion the words its positional arguments may be
+ * (space-separated), or NULL. */
+struct cli_command {
+    const char *words[2];
+    int (*fn)(int argc, char **argv);
+    const char *help;
+    const char *args;
+};
+extern const struct cli_command cli_commands[];
+extern const size_t cli_n_commands;
+/* The global flags (before the command words). */
+extern struct sk_flag cli_global_flags[];
+extern const size_t cli_n_global_flags;
 
 /* Commands. Each gets the arguments after its words. */
 int cmd_cluster_info(int argc, char **argv);
 int cmd_join_token(int argc, char **argv);
 int cmd_events(int argc, char **argv);
 int cmd_node_ls(int argc, char **argv);
+int cmd_node_ps(int argc, char **argv);
 int cmd_node_inspect(int argc, char **argv);
 int cmd_node_update(int argc, char **argv);
 int cmd_node_promote(int argc, char **argv);
@@ -143,5 +174,7 @@ int cmd_stack_ls(int argc, char **argv);
 int cmd_stack_services(int argc, char **argv);
 int cmd_stack_ps(int argc, char **argv);
 int cmd_stack_rm(int argc, char **argv);
+int cmd_version(int argc, char **argv);
+int cmd_completion(int argc, char **argv);
 
 #endif

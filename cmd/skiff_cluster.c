@@ -1,4 +1,4 @@
-/* skiff cluster info, join-token, events. */
+/* skiff cluster info, join-token, events, version. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,6 +6,7 @@
 
 #include "skiff/mem.h"
 #include "skiff_cli.h"
+#include "version.h"
 
 int cmd_cluster_info(int argc, char **argv)
 {
@@ -39,8 +40,8 @@ int cmd_cluster_info(int argc, char **argv)
            jint(c, "nodes.down"));
     printf("Heartbeat:     %lld ms (a node is down after 3 missed)\n",
            jint(c, "spec.heartbeat_period_ms"));
-    printf("Cert expiry:   %lld days\n",
-           jint(c, "spec.cert_expiry_ms") / (24LL * 3600 * 1000));
+    long long days = jint(c, "spec.cert_expiry_ms") / (24LL * 3600 * 1000);
+    printf("Cert expiry:   %lld %s\n", days, plural(days, "day", "days"));
     printf("CA digest:     %s\n\nManagers:\n", jstr(c, "ca_digest"));
     struct table t;
     table_init(&t, 5, "NAME", "NODE ID", "API", "RAFT", "STATUS");
@@ -129,6 +130,16 @@ out:
     return rc;
 }
 
+static void detail(char *buf, size_t size, const json_t *e, const char *key,
+                   const char *label)
+{
+    const char *v = jstr(e, key);
+    size_t len = strlen(buf);
+    if (*v && len < size)
+        snprintf(buf + len, size - len, "%s%s=%s", len ? ", " : "", label, v);
+}
+
+/* docker's manner: "TIME TYPE ACTION ID (name=..., ...)". */
 static bool print_event(const char *line, void *ctx)
 {
     if (cli.json) {
@@ -137,26 +148,73 @@ static bool print_event(const char *line, void *ctx)
         json_t *e = json_loads(line, 0, NULL);
         if (!e)
             return true;
+        if (!*jstr(e, "id")) { /* gap, error, store reset */
+            printf("%s %s\n", jstr(e, "type"),
+                   *jstr(e, "message") ? jstr(e, "message")
+                                       : jstr(e, "action"));
+            json_decref(e);
+            fflush(stdout);
+            return true;
+        }
         char when[32];
-        long long t = jint(e, "time") / 1000;
-        time_t tt = (time_t)t;
+        long long ms = jint(e, "time");
+        time_t tt = (time_t)(ms / 1000);
         struct tm tm;
         gmtime_r(&tt, &tm);
-        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        const char *name = jstr(e, "name");
-        const char *state = jstr(e, "state");
-        printf("%s %s %s %s%s%s%s%s\n", when, jstr(e, "type"),
-               jstr(e, "action"), jstr(e, "id"), *name ? " name=" : "", name,
-               *state ? " state=" : "", state);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+        char what[512] = "";
+        detail(what, sizeof what, e, "name", "name");
+        detail(what, sizeof what, e, "service_name", "service");
+        detail(what, sizeof what, e, "node_name", "node");
+        detail(what, sizeof what, e, "state", "state");
+        detail(what, sizeof what, e, "desired_state", "desired");
+        detail(what, sizeof what, e, "availability", "availability");
+        detail(what, sizeof what, e, "role", "role");
+        detail(what, sizeof what, e, "mode", "mode");
+        printf("%s.%03lldZ %s %s %s%s%s%s\n", when, ms % 1000, jstr(e, "type"),
+               jstr(e, "action"), jstr(e, "id"), *what ? " (" : "", what,
+               *what ? ")" : "");
         json_decref(e);
     }
     fflush(stdout);
     return true;
 }
 
+/* --filter KEY=VALUE values as docker's filters JSON, {"key":["v",...]};
+ * NULL (with err) on a malformed one or an unknown key. */
+static char *filters_json(const struct sk_flag *f, struct sk_err *err)
+{
+    static const char *const keys[] = {"type", "service", "node", "event",
+                                       NULL};
+    json_t *j = json_object();
+    for (size_t i = 0; i < f->n_strs; i++) {
+        const char *kv = f->strs[i], *eq = strchr(kv, '=');
+        size_t k = 0;
+        while (eq && keys[k] &&
+               (strlen(keys[k]) != (size_t)(eq - kv) ||
+                strncmp(keys[k], kv, (size_t)(eq - kv)) != 0))
+            k++;
+        if (!eq || !eq[1] || !keys[k]) {
+            sk_err_set(err, SK_EINVAL,
+                       "--filter \"%s\": want type=, service=, node= or "
+                       "event=VALUE",
+                       kv);
+            json_decref(j);
+            return NULL;
+        }
+        json_t *vals = json_object_get(j, keys[k]);
+        if (!vals)
+            json_object_set_new(j, keys[k], vals = json_array());
+        json_array_append_new(vals, json_string(eq + 1));
+    }
+    char *text = json_object_size(j) ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    return text ? text : sk_strdup("");
+}
+
 int cmd_events(int argc, char **argv)
 {
-    enum { SINCE, HELP, N };
+    enum { SINCE, FILTER, HELP, N };
     struct sk_flag f[N] = {
         [SINCE] = {.name = "since",
                    .type = SK_FLAG_INT,
@@ -164,23 +222,102 @@ int cmd_events(int argc, char **argv)
                    .max = INT64_MAX,
                    .metavar = "INDEX",
                    .help = "replay events after this Raft index first"},
+        [FILTER] = {.name = "filter",
+                    .short_name = 'f',
+                    .type = SK_FLAG_STRINGS,
+                    .metavar = "KEY=VALUE",
+                    .help = "type=node|service|task|network|..., "
+                            "service=SERVICE (its tasks too), node=NODE (its "
+                            "tasks too), event=create|update|remove; "
+                            "repeatable: values of one key or'ed, keys "
+                            "and'ed"},
         [HELP] = HELP_FLAG,
     };
+    const char *usage = "skiff events [--since INDEX] [--filter KEY=VALUE]... "
+                        "[--format json]";
     struct sk_flags_result res;
     int code;
-    if (!parse_flags("skiff events [--since INDEX]", f, N, argc, argv, false,
-                     &res, &code))
+    if (!parse_flags(usage, f, N, argc, argv, false, &res, &code))
         return code;
-    char path[64];
-    snprintf(path, sizeof path, "/v1/events%s%lld",
-             f[SINCE].set ? "?since=" : "",
-             f[SINCE].set ? (long long)f[SINCE].num : 0LL);
-    if (!f[SINCE].set)
-        snprintf(path, sizeof path, "/v1/events");
-    sk_flags_free(f, N, &res);
-    cli.timeout_ms = 0xffffffffu;
     struct sk_err err;
+    int rc = 0;
+    char *filters = filters_json(&f[FILTER], &err);
+    if (!filters) {
+        fprintf(stderr, "skiff: %s\nSee 'skiff events --help'.\n", err.msg);
+        rc = 2;
+        goto out;
+    }
+    char *q = cli_escape(filters);
+    char since[32] = "";
+    if (f[SINCE].set)
+        snprintf(since, sizeof since, "since=%lld", (long long)f[SINCE].num);
+    char *path =
+        sk_printf("/v1/events%s%s%s%s%s", *since || *q ? "?" : "", since,
+                  *since && *q ? "&" : "", *q ? "filters=" : "", q);
+    free(q);
+    free(filters);
+    cli.timeout_ms = 0xffffffffu;
     if (cli_stream(path, print_event, NULL, &err) != SK_OK)
-        return fail_err(&err);
-    return 0;
+        rc = fail_err(&err);
+    free(path);
+out:
+    sk_flags_free(f, N, &res);
+    return rc;
+}
+
+/* The managers' versions come from their node descriptions: each agent
+ * reports its skiffd's version when it connects, so a manager that is
+ * down shows the version it last ran. */
+int cmd_version(int argc, char **argv)
+{
+    struct sk_flag f[] = {HELP_FLAG};
+    struct sk_flags_result res;
+    int code;
+    if (!parse_flags("skiff version", f, 1, argc, argv, false, &res, &code))
+        return code;
+    sk_flags_free(f, 1, &res);
+    json_t *nodes = NULL;
+    struct sk_err err;
+    enum sk_rc got = cli_call("GET", "/v1/nodes", NULL, &nodes, &err);
+    json_t *managers = json_array();
+    size_t i;
+    json_t *n;
+    json_array_foreach(nodes, i, n)
+    {
+        if (strcmp(jstr(n, "spec.role"), "manager") != 0)
+            continue;
+        const char *v = jstr(n, "description.skiff_version");
+        json_array_append_new(
+            managers,
+            json_pack("{s:s, s:s, s:s, s:s}", "name", jstr(n, "spec.name"),
+                      "api_addr", jstr(n, "manager.api_addr"), "version",
+                      *v ? v : "unknown", "status", jstr(n, "manager_status")));
+    }
+    json_decref(nodes);
+    if (cli.json) {
+        json_t *all = json_pack("{s:{s:s}}", "client", "version", sk_version());
+        if (got == SK_OK)
+            json_object_set(all, "managers", managers);
+        print_json(all);
+        json_decref(all);
+    } else {
+        printf("Client:   skiff %s\n", sk_version());
+        if (got == SK_OK) {
+            printf("Managers:\n");
+            struct table t;
+            table_init(&t, 4, "NAME", "API", "VERSION", "STATUS");
+            json_array_foreach(managers, i, n)
+            {
+                char st[32];
+                table_row(&t, jstr(n, "name"), jstr(n, "api_addr"),
+                          jstr(n, "version"),
+                          title(jstr(n, "status"), st, sizeof st));
+            }
+            table_print(&t);
+            table_free(&t);
+        }
+    }
+    json_decref(managers);
+    /* The client's version is printed even when no manager answers. */
+    return got == SK_OK ? 0 : fail_err(&err);
 }

@@ -740,6 +740,23 @@ static void ports_text(const json_t *svc, char *buf, size_t size)
     }
 }
 
+/* What `service ls` adds to REPLICAS while an update is not done or did
+ * not go as asked: "3/4 (update paused)". Nothing once it completed. */
+static const char *update_mark(const char *state)
+{
+    static const char *const marks[][2] = {
+        {"updating", "updating"},
+        {"paused", "update paused"},
+        {"rollback_started", "rolling back"},
+        {"rollback_paused", "rollback paused"},
+        {"rollback_completed", "rolled back"},
+    };
+    for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
+        if (strcmp(state, marks[i][0]) == 0)
+            return marks[i][1];
+    return "";
+}
+
 int cmd_service_ls(int argc, char **argv)
 {
     struct sk_flag f[] = {{.name = "quiet",
@@ -769,9 +786,11 @@ int cmd_service_ls(int argc, char **argv)
         table_init(&t, 6, "ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS");
         json_array_foreach(all, i, s)
         {
-            char reps[48], ports[256];
-            snprintf(reps, sizeof reps, "%lld/%lld", jint(s, "tasks.running"),
-                     jint(s, "tasks.desired"));
+            char reps[64], ports[256];
+            const char *upd = update_mark(jstr(s, "update_status.state"));
+            snprintf(reps, sizeof reps, "%lld/%lld%s%s%s",
+                     jint(s, "tasks.running"), jint(s, "tasks.desired"),
+                     *upd ? " (" : "", upd, *upd ? ")" : "");
             ports_text(s, ports, sizeof ports);
             table_row(&t, jstr(s, "id"), jstr(s, "spec.name"),
                       jstr(s, "spec.mode"), reps,
@@ -784,114 +803,213 @@ int cmd_service_ls(int argc, char **argv)
     return 0;
 }
 
-/* A task's addresses, "10.0.1.5,10.0.2.7" (without the prefix lengths). */
-static void addresses_text(const json_t *task, char *buf, size_t size)
+/* ---- service inspect --pretty ---- */
+
+static void print_strs(const char *label, const json_t *arr)
 {
-    buf[0] = '\0';
-    size_t i, j;
-    json_t *att, *a;
-    json_array_foreach(json_object_get(task, "networks"), i, att)
-    {
-        json_array_foreach(json_object_get(att, "addresses"), j, a)
-        {
-            const char *text = json_string_value(a);
-            size_t len = strlen(buf);
-            snprintf(buf + len, size - len, "%s%.*s", len ? "," : "",
-                     (int)strcspn(text ? text : "", "/"), text ? text : "");
-        }
-    }
+    if (!json_array_size(arr))
+        return;
+    printf("%s", label);
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+        printf("%s%s", i ? " " : "", json_string_value(v));
+    printf("\n");
 }
 
-int cmd_service_ps(int argc, char **argv)
+static void print_kvs(const char *label, const json_t *obj)
 {
-    struct sk_flag f[] = {{.name = "quiet",
-                           .short_name = 'q',
-                           .type = SK_FLAG_BOOL,
-                           .help = "only IDs"},
-                          {.name = "all",
-                           .short_name = 'a',
-                           .type = SK_FLAG_BOOL,
-                           .help = "also the tasks that ended"},
-                          HELP_FLAG};
-    const char *usage = "skiff service ps [-q] [-a] SERVICE";
-    struct sk_flags_result res;
-    int code;
-    if (!parse_flags(usage, f, 3, argc, argv, false, &res, &code))
-        return code;
-    int rc = 0;
-    bool quiet = f[0].on || cli.quiet, all = f[1].on;
-    if (res.n_positional != 1) {
-        rc = fail("usage: %s", usage);
-        goto out;
-    }
-    char *path = sk_printf("/v1/tasks?service=%s", res.positional[0]);
-    json_t *tasks;
-    struct sk_err err;
-    enum sk_rc r = cli_call("GET", path, NULL, &tasks, &err);
-    free(path);
-    if (r != SK_OK) {
-        rc = fail_err(&err);
-        goto out;
-    }
+    if (!json_object_size(obj))
+        return;
+    printf("%s\n", label);
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)obj, k, v)
+        printf("  %s=%s\n", k, json_string_value(v));
+}
+
+static void print_duration(const char *label, long long ms)
+{
+    char d[32];
+    sk_format_duration_ms(ms, d, sizeof d);
+    printf("%s%s\n", label, d);
+}
+
+static void print_resources(const char *label, const json_t *r)
+{
+    long long cpus = jint(r, "nano_cpus"), mem = jint(r, "memory_bytes");
+    if (!cpus && !mem)
+        return;
+    printf("%s\n", label);
+    if (cpus)
+        printf("  CPUs:       %g\n", (double)cpus / 1e9);
+    if (mem)
+        printf("  Memory:     %.4g MiB\n", (double)mem / (1024.0 * 1024.0));
+}
+
+static void print_update_config(const char *label, const json_t *u)
+{
+    if (!u)
+        return;
+    printf("%s\n", label);
+    printf("  Parallelism:        %lld\n", jint(u, "parallelism"));
+    if (jint(u, "delay_ms"))
+        print_duration("  Delay:              ", jint(u, "delay_ms"));
+    printf("  On failure:         %s\n", jstr(u, "failure_action"));
+    print_duration("  Monitoring period:  ", jint(u, "monitor_ms"));
+    printf("  Max failure ratio:  %g\n",
+           json_number_value(json_object_get(u, "max_failure_ratio")));
+    printf("  Update order:       %s\n", jstr(u, "order"));
+}
+
+/* A network by its current name where it still exists, else as the spec
+ * named it. */
+static const char *network_name(const json_t *networks, const char *id,
+                                const char *named)
+{
     size_t i;
-    json_t *t;
-    if (cli.json) {
-        print_json(tasks);
-    } else if (quiet) {
-        json_array_foreach(tasks, i, t) printf("%s\n", jstr(t, "id"));
-    } else {
-        /* The addresses column only for services on networks. */
-        bool nets = false;
-        json_array_foreach(tasks, i, t) nets |=
-            json_array_size(json_object_get(t, "networks")) > 0;
-        struct table tb;
-        if (nets)
-            table_init(&tb, 8, "ID", "NAME", "IMAGE", "NODE", "DESIRED STATE",
-                       "CURRENT STATE", "ADDRESSES", "ERROR");
-        else
-            table_init(&tb, 7, "ID", "NAME", "IMAGE", "NODE", "DESIRED STATE",
-                       "CURRENT STATE", "ERROR");
-        json_array_foreach(tasks, i, t)
-        {
-            bool live = strcmp(jstr(t, "desired_state"), "running") == 0;
-            if (!all && !live &&
-                (strcmp(jstr(t, "status.state"), "running") != 0))
-                continue;
-            char desired[32], state[96], st[32], when[48];
-            title(jstr(t, "desired_state"), desired, sizeof desired);
-            ago(jint(t, "status.timestamp"), when, sizeof when);
-            snprintf(state, sizeof state, "%s %s",
-                     title(jstr(t, "status.state"), st, sizeof st), when);
-            const char *error = jstr(t, "status.err");
-            if (!*error && strcmp(jstr(t, "status.state"), "pending") == 0)
-                error = jstr(t, "status.message");
-            char shortid[16];
-            snprintf(shortid, sizeof shortid, "%.12s", jstr(t, "id"));
-            if (nets) {
-                char addrs[256];
-                addresses_text(t, addrs, sizeof addrs);
-                table_row(&tb, shortid, jstr(t, "name"),
-                          jstr(t, "spec.container.image"), jstr(t, "node_name"),
-                          desired, state, addrs, error);
-            } else {
-                table_row(&tb, shortid, jstr(t, "name"),
-                          jstr(t, "spec.container.image"), jstr(t, "node_name"),
-                          desired, state, error);
-            }
-        }
-        table_print(&tb);
-        table_free(&tb);
+    json_t *net;
+    json_array_foreach(networks, i, net)
+    {
+        if (strcmp(jstr(net, "id"), id) == 0)
+            return jstr(net, "spec.name");
     }
-    json_decref(tasks);
-out:
-    sk_flags_free(f, 3, &res);
-    return rc;
+    return named;
+}
+
+/* A service as people read it, in docker's manner: what it is, how far
+ * its update got and why, then its spec section by section. */
+static void print_pretty(const json_t *s, const json_t *networks)
+{
+    const json_t *spec = json_object_get(s, "spec");
+    const json_t *task = json_object_get(spec, "task");
+    const json_t *c = json_object_get(task, "container");
+    char buf[64], when[48];
+    printf("ID:             %s\n", jstr(s, "id"));
+    printf("Name:           %s\n", jstr(s, "spec.name"));
+    print_kvs("Labels:", json_object_get(spec, "labels"));
+    printf("Service Mode:   %s\n", title(jstr(spec, "mode"), buf, sizeof buf));
+    if (strcmp(jstr(spec, "mode"), "replicated") == 0)
+        printf("  Replicas:     %lld\n", jint(spec, "replicas"));
+    printf("Tasks:          %lld running of %lld desired\n",
+           jint(s, "tasks.running"), jint(s, "tasks.desired"));
+    const json_t *us = json_object_get(s, "update_status");
+    const char *ustate = jstr(us, "state");
+    if (*ustate && strcmp(ustate, "none") != 0) {
+        printf("UpdateStatus:\n");
+        printf("  State:        %s\n", ustate);
+        ago(jint(us, "started_at"), when, sizeof when);
+        printf("  Started:      %s\n", when);
+        if (jint(us, "completed_at")) {
+            ago(jint(us, "completed_at"), when, sizeof when);
+            printf("  Completed:    %s\n", when);
+        }
+        printf("  Message:      %s\n", jstr(us, "message"));
+    }
+    const json_t *pl = json_object_get(task, "placement");
+    if (json_array_size(json_object_get(pl, "constraints")) ||
+        json_array_size(json_object_get(pl, "preferences")) ||
+        jint(pl, "max_replicas")) {
+        printf("Placement:\n");
+        print_strs("  Constraints:  ", json_object_get(pl, "constraints"));
+        print_strs("  Preferences:  ", json_object_get(pl, "preferences"));
+        if (jint(pl, "max_replicas"))
+            printf("  Max replicas per node: %lld\n", jint(pl, "max_replicas"));
+    }
+    print_update_config("UpdateConfig:", json_object_get(spec, "update"));
+    print_update_config("RollbackConfig:", json_object_get(spec, "rollback"));
+    const json_t *r = json_object_get(task, "restart");
+    printf("RestartPolicy:\n");
+    printf("  Condition:    %s\n", jstr(r, "condition"));
+    print_duration("  Delay:        ", jint(r, "delay_ms"));
+    if (jint(r, "max_attempts"))
+        printf("  Max attempts: %lld\n", jint(r, "max_attempts"));
+    printf("ContainerSpec:\n");
+    printf("  Image:        %s\n", jstr(c, "image"));
+    print_strs("  Entrypoint:   ", json_object_get(c, "entrypoint"));
+    print_strs("  Args:         ", json_object_get(c, "command"));
+    print_strs("  Env:          ", json_object_get(c, "env"));
+    if (*jstr(c, "user"))
+        printf("  User:         %s\n", jstr(c, "user"));
+    if (*jstr(c, "workdir"))
+        printf("  Dir:          %s\n", jstr(c, "workdir"));
+    printf("  Init:         %s\n",
+           json_is_true(json_object_get(c, "init")) ? "true" : "false");
+    if (json_is_true(json_object_get(c, "read_only")))
+        printf("  Read-only root file system: true\n");
+    print_resources("Reservations:", json_object_get(task, "reservations"));
+    print_resources("Limits:", json_object_get(task, "limits"));
+    const json_t *nets = json_object_get(task, "networks");
+    if (json_array_size(nets)) {
+        printf("Networks:      ");
+        size_t i;
+        json_t *n;
+        json_array_foreach(nets, i, n) printf(
+            " %s", network_name(networks, jstr(n, "id"), jstr(n, "target")));
+        printf("\n");
+    }
+    printf("Endpoint Mode:  %s\n", jstr(spec, "endpoint.mode"));
+    const json_t *ports =
+        json_object_get(json_object_get(spec, "endpoint"), "ports");
+    if (json_array_size(ports)) {
+        printf("Ports:\n");
+        size_t i;
+        json_t *p;
+        json_array_foreach(ports, i, p)
+            printf("  %lld -> %lld/%s (%s)\n", jint(p, "published"),
+                   jint(p, "target"), jstr(p, "protocol"), jstr(p, "mode"));
+    }
 }
 
 int cmd_service_inspect(int argc, char **argv)
 {
-    return cli_inspect("services", "skiff service inspect SERVICE...", argc,
-                       argv);
+    enum { PRETTY, HELP, N };
+    struct sk_flag f[N] = {
+        [PRETTY] = {.name = "pretty",
+                    .type = SK_FLAG_BOOL,
+                    .help = "for people: the update status with its "
+                            "message, then the spec section by section"},
+        [HELP] = HELP_FLAG,
+    };
+    const char *usage = "skiff service inspect [--pretty] SERVICE...";
+    struct sk_flags_result res;
+    int code;
+    if (!parse_flags(usage, f, N, argc, argv, false, &res, &code))
+        return code;
+    int rc = 0;
+    if (res.n_positional == 0) {
+        rc = fail("usage: %s", usage);
+        goto out;
+    }
+    json_t *all = json_array(), *networks = NULL;
+    struct sk_err err;
+    for (size_t i = 0; i < res.n_positional && rc == 0; i++) {
+        json_t *o = cli_get("services", res.positional[i], &err);
+        if (!o)
+            rc = fail_err(&err);
+        else
+            json_array_append_new(all, o);
+    }
+    if (rc == 0 && f[PRETTY].on && !cli.json) {
+        /* Networks by name; without them, by the name the spec gave. */
+        if (cli_call("GET", "/v1/networks", NULL, &networks, &err) != SK_OK)
+            networks = NULL;
+        size_t i;
+        json_t *o;
+        json_array_foreach(all, i, o)
+        {
+            if (i)
+                printf("\n");
+            print_pretty(o, networks);
+        }
+    } else if (rc == 0) {
+        print_json(all);
+    }
+    json_decref(networks);
+    json_decref(all);
+out:
+    sk_flags_free(f, N, &res);
+    return rc;
 }
 
 int cmd_service_rollback(int argc, char **argv)

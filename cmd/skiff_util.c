@@ -11,6 +11,7 @@
 
 #include "skiff/http_client.h"
 #include "skiff/mem.h"
+#include "skiff/parse.h"
 #include "skiff_cli.h"
 
 struct cli cli;
@@ -70,16 +71,41 @@ static int take_output_flags(const struct sk_flag *flags, size_t n, int argc,
     return k;
 }
 
+void command_of(const char *usage, char *buf, size_t size)
+{
+    size_t len = 0;
+    for (const char *p = usage; *p;) {
+        size_t w = strspn(p, "abcdefghijklmnopqrstuvwxyz-");
+        if (w == 0 || (p[w] != ' ' && p[w] != '\0'))
+            break;
+        len = (size_t)(p + w - usage);
+        p += w;
+        p += *p == ' ';
+    }
+    if (len >= size)
+        len = size - 1;
+    memcpy(buf, usage, len);
+    buf[len] = '\0';
+}
+
 bool parse_flags(const char *usage, struct sk_flag *flags, size_t n, int argc,
                  char **argv, bool stop_at_positional,
                  struct sk_flags_result *res, int *exit_code)
 {
     struct sk_err err;
     argc = take_output_flags(flags, n, argc, argv, stop_at_positional);
+    if (cli.describe) {
+        cli.describe(usage, flags, n, cli.describe_ctx);
+        *exit_code = 0;
+        return false;
+    }
     if (sk_flags_parse(flags, n, argc, argv, stop_at_positional, res, &err) !=
         SK_OK) {
-        fprintf(stderr, "skiff: %s\nusage: %s\n", err.msg, usage);
-        sk_flags_usage(stderr, flags, n);
+        /* One line and where to read more, as docker does: the whole
+         * usage would bury the line that matters. */
+        char cmd[64];
+        command_of(usage, cmd, sizeof cmd);
+        fprintf(stderr, "skiff: %s\nSee '%s --help'.\n", err.msg, cmd);
         *exit_code = 2;
         return false;
     }
@@ -289,17 +315,95 @@ static bool stream_data(struct sk_http_call *call, const char *data, size_t len)
     return true;
 }
 
+/* Copies s into buf, cut to fit. */
+static void put(char *buf, size_t size, const char *s)
+{
+    size_t len = strlen(s);
+    if (len >= size)
+        len = size - 1;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+}
+
+/* What went wrong with one manager, in a few words: "connection
+ * refused", "connection timed out", "503: no leader yet". */
+static void short_cause(const struct sk_http_call *call, enum sk_rc rc,
+                        const struct sk_err *e, char *buf, size_t size)
+{
+    if (call->status != 0) {
+        int n = snprintf(buf, size, "%ld: ", call->status);
+        if (n > 0 && (size_t)n < size)
+            put(buf + n, size - (size_t)n, e->msg);
+        return;
+    }
+    if (rc == SK_ETIMEDOUT) {
+        put(buf, size,
+            strstr(e->msg, "onnection timed out") ? "connection timed out"
+                                                  : "no reply in time");
+        return;
+    }
+    if (rc == SK_EUNAVAIL && call->os_errno) {
+        put(buf, size, strerror(call->os_errno));
+        if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
+            buf[0] = (char)(buf[0] - 'A' + 'a');
+        return;
+    }
+    /* The transport's message names the URL first: the host is named
+     * already. */
+    const char *m = e->msg;
+    const char *sep = strncmp(m, "https://", 8) == 0 ? strstr(m, ": ") : NULL;
+    put(buf, size, sep ? sep + 2 : m);
+}
+
+/* Why each manager did not answer, for the one message of a call that
+ * found none. */
+struct tried {
+    char cause[160];
+    unsigned tries;
+};
+
+static void no_manager(const struct tried *tried, bool all_refused,
+                       unsigned long long took_ms, struct sk_err *err)
+{
+    char list[SK_ERRMSG_SIZE] = "";
+    size_t used = 0;
+    unsigned most = 0;
+    for (size_t i = 0; i < cli.n_hosts; i++) {
+        if (!tried[i].tries)
+            continue;
+        if (tried[i].tries > most)
+            most = tried[i].tries;
+        int n = snprintf(list + used, sizeof list - used, "%s%s (%s)",
+                         used ? ", " : "", cli.hosts[i], tried[i].cause);
+        if (n < 0 || (size_t)n >= sizeof list - used)
+            break;
+        used += (size_t)n;
+    }
+    enum sk_rc code = err->code ? err->code : SK_EUNAVAIL;
+    if (all_refused)
+        sk_err_set(err, code, "no manager accepted the connection: %s", list);
+    else if (most > 1)
+        sk_err_set(err, code, "no manager answered in %.1f s (%u tries): %s",
+                   (double)took_ms / 1000.0, most, list);
+    else
+        sk_err_set(err, code, "no manager answered in %.1f s: %s",
+                   (double)took_ms / 1000.0, list);
+}
+
 static enum sk_rc do_call(const char *method, const char *path,
                           const char *body, struct stream_ctx *stream,
                           json_t **out, struct sk_err *err)
 {
     if (cli_connect(err) != SK_OK)
         return err->code;
+    if (cli.n_hosts == 0)
+        return sk_err_set(err, SK_EUNAVAIL, "no manager to ask");
     struct sk_tls_creds tls = {.ca_pem = cli.creds.ca_pem,
                                .cert_pem = cli.creds.cert_pem,
                                .key_pem = cli.creds.key_pem,
                                .expect_role = "manager"};
-    unsigned long long deadline = mono_ms() + cli.timeout_ms;
+    unsigned long long start = mono_ms(), deadline = start + cli.timeout_ms;
+    struct tried *tried = sk_calloc(cli.n_hosts, sizeof *tried);
     struct sk_err last = {.code = SK_EUNAVAIL, .msg = "no manager to ask"};
     bool all_refused = false;
     for (unsigned round = 0;; round++) {
@@ -355,10 +459,14 @@ static enum sk_rc do_call(const char *method, const char *path,
                 cli.preferred = i;
                 sk_http_call_reset(&call);
                 free(url);
+                free(tried);
                 if (rc != SK_OK)
                     sk_err_copy(err, &last);
                 return rc;
             }
+            tried[i].tries++;
+            short_cause(&call, rc, &last, tried[i].cause,
+                        sizeof tried[i].cause);
             all_refused = all_refused && status == 0 && rc == SK_EAUTH;
             sk_http_call_reset(&call);
             free(url);
@@ -369,14 +477,10 @@ static enum sk_rc do_call(const char *method, const char *path,
             break;
         usleep(300 * 1000);
     }
-    sk_err_copy(err, &last);
-    if (cli.n_hosts > 1 && all_refused)
-        sk_err_wrap(err, "no manager accepted the connection (tried %zu)",
-                    cli.n_hosts);
-    else if (cli.n_hosts > 1)
-        sk_err_wrap(err, "no manager could answer in %u ms (tried %zu)",
-                    cli.timeout_ms, cli.n_hosts);
-    return err->code ? err->code : SK_EUNAVAIL;
+    err->code = last.code;
+    no_manager(tried, all_refused, mono_ms() - start, err);
+    free(tried);
+    return err->code;
 }
 
 enum sk_rc cli_call(const char *method, const char *path, const json_t *body,
@@ -500,24 +604,43 @@ const char *title(const char *s, char *buf, size_t size)
     return buf;
 }
 
+const char *plural(long long n, const char *one, const char *many)
+{
+    return n == 1 || n == -1 ? one : many;
+}
+
 void ago(long long ms, char *buf, size_t size)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    long long s = (now - ms) / 1000;
-    if (ms <= 0)
+    char age[48];
+    if (ms <= 0) {
         snprintf(buf, size, "-");
-    else if (s < 1)
+    } else if (now - ms < 1000) {
         snprintf(buf, size, "just now");
-    else if (s < 120)
-        snprintf(buf, size, "%lld seconds ago", s);
-    else if (s < 7200)
-        snprintf(buf, size, "%lld minutes ago", s / 60);
-    else if (s < 172800)
-        snprintf(buf, size, "%lld hours ago", s / 3600);
-    else
-        snprintf(buf, size, "%lld days ago", s / 86400);
+    } else {
+        sk_format_age(now - ms, age, sizeof age);
+        snprintf(buf, size, "%s ago", age);
+    }
+}
+
+char *cli_escape(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = sk_malloc(3 * strlen(s) + 1), *o = out;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+            (*p >= '0' && *p <= '9') || strchr("-._~", *p)) {
+            *o++ = (char)*p;
+        } else {
+            *o++ = '%';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
+        }
+    }
+    *o = '\0';
+    return out;
 }
 
 json_t *cli_get(const char *collection, const char *ref, struct sk_err *err)

@@ -189,6 +189,54 @@ static void die(const char *fmt, ...)
     exit(1);
 }
 
+/* DIR/NAME with DIR resolved (symbolic links, ".."), or NULL. */
+static char *in_real_dir(const char *dir, const char *name)
+{
+    char real[PATH_MAX];
+    if (!realpath(dir, real))
+        return NULL;
+    return sk_printf("%s/%s", strcmp(real, "/") == 0 ? "" : real, name);
+}
+
+/* The path this binary was started by, for the re-exec after a role
+ * change: /proc/PID/comm is the base name of the path given to exec, so
+ * exec'ing /proc/self/exe would rename the daemon "exe" and `pgrep -x
+ * skiffd`, pidof and monitoring would miss it. Resolved at start (a
+ * relative argv[0] means the working directory of then; a bare name, the
+ * first match in $PATH); the directory is resolved, the file name kept, so
+ * a daemon started through a symlink keeps that name. NULL if it cannot be
+ * found (the re-exec then falls back to /proc/self/exe). */
+static char *started_as(const char *argv0)
+{
+    if (!argv0 || !*argv0)
+        return NULL;
+    const char *slash = strrchr(argv0, '/');
+    char *found = NULL;
+    if (slash) {
+        char *dir = slash == argv0 ? sk_strdup("/")
+                                   : sk_strndup(argv0, (size_t)(slash - argv0));
+        found = in_real_dir(dir, slash + 1);
+        free(dir);
+    } else {
+        const char *path = getenv("PATH");
+        char *copy = sk_strdup(path && *path ? path : "/usr/bin:/bin");
+        char *save = NULL;
+        for (char *d = strtok_r(copy, ":", &save); d && !found;
+             d = strtok_r(NULL, ":", &save)) {
+            char *cand = sk_printf("%s/%s", d, argv0);
+            if (access(cand, X_OK) == 0)
+                found = in_real_dir(d, argv0);
+            free(cand);
+        }
+        free(copy);
+    }
+    if (found && access(found, X_OK) != 0) {
+        free(found);
+        found = NULL;
+    }
+    return found;
+}
+
 static const char *flag_str(int f, const char *def)
 {
     return flags[f].set ? flags[f].str : def;
@@ -605,8 +653,7 @@ int main(int argc, char **argv)
     struct sk_err err;
     if (sk_flags_parse(flags, F_COUNT, argc - 1, argv + 1, false, &res, &err) !=
         SK_OK) {
-        fprintf(stderr, "skiffd: %s\n", err.msg);
-        usage(stderr);
+        fprintf(stderr, "skiffd: %s\nSee 'skiffd --help'.\n", err.msg);
         return 2;
     }
     if (flags[F_HELP].on) {
@@ -628,6 +675,8 @@ int main(int argc, char **argv)
         sk_log_set_level(lvl);
     }
 
+    /* Before anything could change the working directory. */
+    char *self = started_as(argv[0]);
     struct daemon d = {.argv = argv};
     d.dir = sk_strdup(flag_str(F_DATA_DIR, "/var/lib/skiff"));
     d.raft_dir = sk_printf("%s/raft", d.dir);
@@ -749,10 +798,17 @@ int main(int argc, char **argv)
                 strncmp(argv[i], "--force-new-cluster=", 20) != 0)
                 argv[k++] = argv[i];
         argv[k] = NULL;
+        if (self)
+            execv(self, argv);
+        if (self)
+            SK_WARN("skiffd", "re-exec of %s: %s; trying /proc/self/exe", self,
+                    strerror(errno));
         execv("/proc/self/exe", argv);
         fprintf(stderr, "skiffd: re-exec: %s\n", strerror(errno));
+        free(self);
         return 1;
     }
+    free(self);
     SK_INFO("skiffd", "stopped");
     return 0;
 }

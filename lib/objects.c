@@ -518,6 +518,16 @@ void sk_service_roll_back(struct sk_service *s, int64_t now, char *message)
     s->update_status.message = message;
 }
 
+char *sk_update_done_message(const struct sk_update_status *st)
+{
+    static const char started[] = "rolling back: ";
+    if (st->state == SK_UPDATE_UPDATING)
+        return sk_strdup("update completed");
+    if (st->message && strncmp(st->message, started, sizeof started - 1) == 0)
+        return sk_printf("rolled back: %s", st->message + sizeof started - 1);
+    return sk_strdup("rollback completed");
+}
+
 bool sk_task_state_terminal(int state)
 {
     return state >= SK_TASK_COMPLETE;

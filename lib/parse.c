@@ -201,6 +201,26 @@ void sk_format_duration_ms(int64_t ms, char *buf, unsigned long size)
                  (long long)((ms % 3600000) / 60000));
 }
 
+void sk_format_age(int64_t ms, char *buf, unsigned long size)
+{
+    int64_t s = ms / 1000, n;
+    const char *unit;
+    if (s < 120) {
+        n = s;
+        unit = "second";
+    } else if (s < 7200) {
+        n = s / 60;
+        unit = "minute";
+    } else if (s < 172800) {
+        n = s / 3600;
+        unit = "hour";
+    } else {
+        n = s / 86400;
+        unit = "day";
+    }
+    snprintf(buf, size, "%lld %s%s", (long long)n, unit, n == 1 ? "" : "s");
+}
+
 int sk_hex_digit(char c)
 {
     if (c >= '0' && c <= '9')

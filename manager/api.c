@@ -449,11 +449,15 @@ void api_self_leave(struct call *c)
 /* ---- events ---- */
 
 #define EVENTS_MAX_QUEUED (1u << 20)
+/* Room for any query value: the server takes URLs up to 64 KiB. A value
+ * that did not fit would read as absent -- no filter at all. */
+#define EVENTS_MAX_FILTERS (64u << 10)
 
 struct watch {
     struct call *c;
     unsigned id;
     bool ended;
+    struct sk_events_filter *filter;
 };
 
 static void watch_end(struct watch *w)
@@ -462,6 +466,7 @@ static void watch_end(struct watch *w)
         return;
     w->ended = true;
     sk_events_unsubscribe(w->c->m->events, w->id);
+    sk_events_filter_free(w->filter);
     sk_http_stream_end(w->c->req);
     json_decref(w->c->body);
     free(w->c);
@@ -490,18 +495,32 @@ static void watch_abort(struct sk_http_req *req)
     watch_end(req->data);
 }
 
+/* GET /v1/events[?since=INDEX][&filters=JSON]: filters as docker's API
+ * takes them, {"type":["task"],"service":["web"]} (skiff/events.h). */
 void api_events(struct call *c)
 {
     char since_s[32] = "";
     uint64_t since = 0;
     if (sk_http_query(c->req, "since", since_s, sizeof since_s))
         since = strtoull(since_s, NULL, 10);
+    char *text = sk_malloc(EVENTS_MAX_FILTERS);
+    struct sk_events_filter *filter = NULL;
+    struct sk_err err;
+    enum sk_rc rc = SK_OK;
+    if (sk_http_query(c->req, "filters", text, EVENTS_MAX_FILTERS))
+        rc = sk_events_filter_parse(text, &filter, &err);
+    free(text);
+    if (rc != SK_OK) {
+        call_error(c, &err);
+        return;
+    }
     struct watch *w = sk_calloc(1, sizeof *w);
     w->c = c;
+    w->filter = filter;
     c->req->data = w;
     c->req->abort_cb = watch_abort;
     sk_http_stream_begin(c->req, 200, "application/x-ndjson");
-    w->id = sk_events_subscribe(c->m->events, since, watch_sink, w);
+    w->id = sk_events_subscribe(c->m->events, since, filter, watch_sink, w);
 }
 
 /* ---- metrics ---- */

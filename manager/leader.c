@@ -41,7 +41,7 @@ void leader_free(struct sk_manager *m)
 void leader_store_watch(const struct sk_event *ev, void *ctx)
 {
     struct sk_manager *m = ctx;
-    sk_events_record(m->events, ev, mgr_now_ms());
+    sk_events_record(m->events, m->store, ev, mgr_now_ms());
     reads_check(m);
     if (ev->type == SK_EV_RESET || ev->kind == SK_KIND_TASK ||
         ev->kind == SK_KIND_SERVICE || ev->kind == SK_KIND_NODE ||

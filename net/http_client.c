@@ -303,6 +303,7 @@ static struct call *call_new(struct sk_http_call *pub, struct client *cl)
 {
     sk_err_clear(&pub->err);
     pub->status = 0;
+    pub->os_errno = 0;
     pub->resp_body = NULL;
     pub->resp_len = 0;
     pub->captured = NULL;
@@ -476,6 +477,10 @@ static void call_result(struct call *c, CURLcode res)
         }
     } else {
         pub->status = 0;
+        long os_errno = 0;
+        if (res != CURLE_OK && curl_easy_getinfo(c->easy, CURLINFO_OS_ERRNO,
+                                                 &os_errno) == CURLE_OK)
+            pub->os_errno = (int)os_errno;
     }
 }
 
@@ -778,6 +783,7 @@ void sk_http_call_reset(struct sk_http_call *call)
     free(call->captured);
     call->captured = NULL;
     call->status = 0;
+    call->os_errno = 0;
     sk_err_clear(&call->err);
 }
 

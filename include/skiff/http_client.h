@@ -66,6 +66,7 @@ struct sk_http_call {
     size_t resp_len;
     char *captured;    /* capture_header's value, if the response had it */
     struct sk_err err; /* code SK_OK when a response arrived */
+    int os_errno;      /* a transport error's errno (ECONNREFUSED...), or 0 */
 
     void *impl; /* private */
 };

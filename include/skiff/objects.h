@@ -479,6 +479,11 @@ bool sk_task_state_terminal(int state); /* complete and beyond */
  * spec_version; update status rollback_started at now, with message (taken
  * over). The orchestrator then replaces tasks under the rollback settings. */
 void sk_service_roll_back(struct sk_service *s, int64_t now, char *message);
+/* What the update status says once the update or rollback st describes
+ * completed (heap): "update completed", "rollback completed", and for a
+ * rollback the orchestrator started on failures its cause, kept:
+ * "rolled back: 1 of 4 tasks failed; task web.3 failed: ...". */
+char *sk_update_done_message(const struct sk_update_status *st);
 
 /* ---- validation of what users send ---- */
 

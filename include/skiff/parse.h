@@ -25,5 +25,9 @@ bool sk_parse_int(const char *s, int64_t min, int64_t max, int64_t *out,
 int sk_hex_digit(char c);
 /* Formats milliseconds as the shortest of "1.5s", "250ms", "2m0s", ... */
 void sk_format_duration_ms(int64_t ms, char *buf, unsigned long size);
+/* An age for people, in its largest sensible unit, singular for one:
+ * "1 second", "45 seconds", "3 minutes", "5 hours", "2 days" (seconds up to
+ * 2 minutes, minutes up to 2 hours, hours up to 2 days). */
+void sk_format_age(int64_t ms, char *buf, unsigned long size);
 
 #endif

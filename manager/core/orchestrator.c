@@ -628,9 +628,7 @@ static void tend_service(struct pass *p, const struct sk_service *svc)
             upd->update_status.completed_at = p->now;
             free(upd->update_status.message);
             upd->update_status.message =
-                sk_strdup(svc->update_status.state == SK_UPDATE_UPDATING
-                              ? "update completed"
-                              : "rollback completed");
+                sk_update_done_message(&svc->update_status);
             sk_txn_update(p->txn, SK_KIND_SERVICE, upd, svc->meta.version);
             p->changes++;
             sk_object_free(SK_KIND_SERVICE, upd);

@@ -144,7 +144,12 @@ echo "$msg" | grep -q '^update paused: 1 of 4 tasks failed; task upd\.[1-4] fail
     fail "pause message: $msg"
 wait_for 5 check 'total_on upd h1 h2 h3 h4 h5 h6' != 3 && fail "a paused update went on replacing"
 [ "$(sk service ps upd | grep -c "$IMG.*Running *Running")" = 3 ] || fail "the old image does not run on 3 replicas"
-pass "an update whose first replacement fails pauses, saying why; 3 of 4 replicas keep running"
+sk service ls | grep -qE ' upd +replicated +3/4 \(update paused\) ' || fail "service ls does not mark the pause: $(sk service ls)"
+pretty=$(sk service inspect --pretty upd)
+echo "$pretty" | grep -qx '  State:        paused' || fail "inspect --pretty: no paused state: $pretty"
+echo "$pretty" | grep -q '^  Message:      update paused: 1 of 4 tasks failed; task upd\.[1-4] failed: image "skiff-test/missing:2" not found' ||
+    fail "inspect --pretty: no pause message: $pretty"
+pass "an update whose first replacement fails pauses, saying why (service ls, inspect --pretty); 3 of 4 replicas keep running"
 # `service rollback` puts the old image back; then a failing update with
 # failure action rollback rolls back by itself.
 sk service rollback upd >/dev/null
@@ -159,7 +164,12 @@ wait_for 30 converged upd 4 || fail "upd not 4/4 after the rollback: $(running u
 [ "$(sk service inspect upd | jq -r '.[0].spec.task.container.image')" = "$IMG" ] ||
     fail "the rollback did not restore the previous image"
 [ "$(sk service ps upd | grep -c "$IMG.*Running *Running")" = 4 ] || fail "the old image does not run on 4 replicas after the rollback"
-pass "failure action rollback: the previous image is back on every replica"
+# The cause stays once the rollback is done, where people look.
+sk service ls | grep -qE ' upd +replicated +4/4 \(rolled back\) ' || fail "service ls does not mark the rollback: $(sk service ls)"
+pretty=$(sk service inspect --pretty upd)
+echo "$pretty" | grep -q '^  Message:      rolled back: 1 of 4 tasks failed; task upd\.[1-4] failed: image "skiff-test/missing:3" not found' ||
+    fail "inspect --pretty: the rollback's cause is lost: $pretty"
+pass "failure action rollback: the previous image is back on every replica; the cause kept (service ls, inspect --pretty)"
 sk service rm upd >/dev/null
 
 # --- host loss -----------------------------------------------------------

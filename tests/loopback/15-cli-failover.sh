@@ -19,3 +19,21 @@ t0=$(now_ms)
 plain node ls >/dev/null || fail "node ls without m1"
 log "node ls answered $(elapsed_ms "$t0") ms after m1 died"
 ok "with the first manager dead, the CLI fails over using its file alone"
+
+# No manager answers: m1 is dead (connection refused), m2 hangs (SIGSTOP:
+# the kernel accepts the connection, no one answers). One line names every
+# manager tried with its cause, and the whole time spent.
+kill -STOP "$(pid m2)"
+t0=$(now_ms)
+rc=0
+out=$("$SKIFF" --timeout 3s --host "$(api m1),$(api m2)" node ls 2>&1) || rc=$?
+took=$(elapsed_ms "$t0")
+kill -CONT "$(pid m2)"
+[ "$rc" = 1 ] || fail "node ls with no manager answering exited $rc: $out"
+eq "$(printf '%s\n' "$out" | wc -l)" 1 "lines printed when no manager answers"
+contains "$out" "skiff: no manager answered in " "no manager answering"
+contains "$out" "$(api m1) (connection refused)" "the dead manager"
+contains "$out" "$(api m2) (connection timed out)" "the hung manager"
+[[ $out =~ answered\ in\ (2\.[5-9]|3\.[0-4])\ s ]] || fail "the time said is not the time given (3 s): $out"
+[ "$took" -lt 4500 ] || fail "node ls took $took ms with --timeout 3s"
+ok "no manager answering: one line naming both with their causes, after $took ms: $out"

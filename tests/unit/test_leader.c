@@ -270,7 +270,7 @@ static void events_ring(void **state)
 {
     struct sk_events *e = sk_events_new(3);
     struct collected live = {0};
-    unsigned id = sk_events_subscribe(e, 0, sink, &live);
+    unsigned id = sk_events_subscribe(e, 0, NULL, sink, &live);
     struct sk_node *n = sk_object_new(SK_KIND_NODE);
     sk_id_new(n->meta.id);
     n->spec.name = sk_strdup("h1");
@@ -279,7 +279,7 @@ static void events_ring(void **state)
                               .kind = SK_KIND_NODE,
                               .new_obj = n,
                               .index = i};
-        sk_events_record(e, &ev, 1000 + (int64_t)i);
+        sk_events_record(e, NULL, &ev, 1000 + (int64_t)i);
     }
     assert_int_equal(live.lines, 5);
     assert_non_null(strstr(live.text, "\"action\":\"create\""));
@@ -290,7 +290,7 @@ static void events_ring(void **state)
 
     /* Resume from index 3: 4 and 5 are replayed. */
     struct collected resumed = {0};
-    id = sk_events_subscribe(e, 3, sink, &resumed);
+    id = sk_events_subscribe(e, 3, NULL, sink, &resumed);
     assert_int_equal(resumed.lines, 2);
     assert_non_null(strstr(resumed.text, "\"index\":4"));
     assert_null(strstr(resumed.text, "\"index\":3"));
@@ -298,7 +298,7 @@ static void events_ring(void **state)
 
     /* From index 1: 2 is gone from the ring of 3: a gap line first. */
     struct collected gap = {0};
-    id = sk_events_subscribe(e, 1, sink, &gap);
+    id = sk_events_subscribe(e, 1, NULL, sink, &gap);
     assert_int_equal(gap.lines, 4);
     assert_non_null(strstr(gap.text, "\"type\":\"gap\""));
     sk_events_unsubscribe(e, id);
@@ -309,18 +309,157 @@ static void events_ring(void **state)
     sec->spec.name = sk_strdup("db");
     sec->spec.data = sk_strdup("SUPERSECRET");
     struct collected s = {0};
-    id = sk_events_subscribe(e, 0, sink, &s);
+    id = sk_events_subscribe(e, 0, NULL, sink, &s);
     struct sk_event ev = {.type = SK_EV_CREATE,
                           .kind = SK_KIND_SECRET,
                           .new_obj = sec,
                           .index = 9};
-    sk_events_record(e, &ev, 1);
+    sk_events_record(e, NULL, &ev, 1);
     assert_int_equal(s.lines, 1);
     assert_null(strstr(s.text, "SUPERSECRET"));
     sk_events_unsubscribe(e, id);
     sk_object_free(SK_KIND_SECRET, sec);
     sk_object_free(SK_KIND_NODE, n);
     sk_events_free(e);
+}
+
+/* The store's events, recorded as the manager does: from a watcher, with
+ * the store after the change for the names. */
+static struct sk_events *watched;
+
+static void record_cb(const struct sk_event *ev, void *ctx)
+{
+    sk_events_record(watched, store, ev, 1000);
+}
+
+static struct sk_service *add_service(const char *name)
+{
+    struct sk_service *s = sk_object_new(SK_KIND_SERVICE);
+    sk_id_new(s->meta.id);
+    s->spec.name = sk_strdup(name);
+    s->spec.replicas = 1;
+    s->spec.task.container.image = sk_strdup("img");
+    struct sk_txn *t = sk_txn_new();
+    sk_txn_create(t, SK_KIND_SERVICE, s);
+    commit(t);
+    return s;
+}
+
+static struct sk_task *add_task(const struct sk_service *s, int64_t slot,
+                                const struct sk_node *n)
+{
+    struct sk_task *t = sk_object_new(SK_KIND_TASK);
+    sk_id_new(t->meta.id);
+    memcpy(t->service_id, s->meta.id, SK_ID_SIZE);
+    memcpy(t->node_id, n->meta.id, SK_ID_SIZE);
+    t->slot = slot;
+    t->desired_state = SK_TASK_RUNNING;
+    t->status.state = SK_TASK_RUNNING;
+    sk_schema_copy(&sk_task_spec_schema, &t->spec, &s->spec.task);
+    struct sk_txn *x = sk_txn_new();
+    sk_txn_create(x, SK_KIND_TASK, t);
+    commit(x);
+    return t;
+}
+
+static void remove_object(enum sk_kind kind, const char *id)
+{
+    struct sk_txn *t = sk_txn_new();
+    sk_txn_delete(t, kind, id, 0);
+    commit(t);
+}
+
+/* The lines a subscriber with this filter gets of what was recorded. */
+static int filtered(const char *filter_json, struct collected *c)
+{
+    struct sk_events_filter *f;
+    struct sk_err err;
+    if (sk_events_filter_parse(filter_json, &f, &err) != SK_OK)
+        fail_msg("filter %s: %s", filter_json, err.msg);
+    memset(c, 0, sizeof *c);
+    unsigned id = sk_events_subscribe(watched, 1, f, sink, c);
+    sk_events_unsubscribe(watched, id);
+    sk_events_filter_free(f);
+    return c->lines;
+}
+
+/* Events name what they are about: a task by its name, its service's
+ * and its node's, also after the service and the node were removed;
+ * filters by type, event, service and node, docker's way. */
+static void events_names_and_filters(void **state)
+{
+    watched = sk_events_new(64);
+    idx = 1; /* replays (filtered) start after index 1 */
+    unsigned wid = sk_store_watch(store, record_cb, NULL);
+    struct sk_node *h1 = add_node("h1", SK_ROLE_WORKER, SK_NODE_READY);
+    struct sk_service *web = add_service("web"), *api = add_service("api");
+    struct sk_task *t3 = add_task(web, 3, h1);
+    struct sk_task *a1 = add_task(api, 1, h1);
+    struct collected c;
+
+    assert_int_equal(filtered("{\"type\":[\"task\"]}", &c), 2);
+    assert_non_null(strstr(c.text, "\"name\":\"web.3\""));
+    assert_non_null(strstr(c.text, "\"service_name\":\"web\""));
+    assert_non_null(strstr(c.text, "\"node_name\":\"h1\""));
+    assert_non_null(strstr(c.text, "\"name\":\"api.1\""));
+
+    /* Removed: the names stay with the events that follow. */
+    remove_object(SK_KIND_SERVICE, web->meta.id);
+    remove_object(SK_KIND_NODE, h1->meta.id);
+    t3->status.state = SK_TASK_ORPHANED;
+    struct sk_txn *x = sk_txn_new();
+    sk_txn_update(x, SK_KIND_TASK, t3, 0);
+    commit(x);
+    remove_object(SK_KIND_TASK, t3->meta.id);
+    assert_int_equal(
+        filtered("{\"event\":[\"remove\"],\"type\":[\"task\"]}", &c), 1);
+    assert_non_null(strstr(c.text, "\"name\":\"web.3\""));
+    assert_non_null(strstr(c.text, "\"service_name\":\"web\""));
+    assert_non_null(strstr(c.text, "\"node_name\":\"h1\""));
+    assert_int_equal(
+        filtered("{\"type\":[\"service\"],\"event\":[\"remove\"]}", &c), 1);
+    assert_non_null(strstr(c.text, "\"name\":\"web\""));
+
+    /* service=: the service's events and its tasks'; values of a key
+     * or'ed, keys and'ed; by name or ID prefix. */
+    assert_int_equal(filtered("{\"service\":[\"web\"]}", &c), 5);
+    assert_int_equal(filtered("{\"service\":[\"web\",\"api\"]}", &c), 7);
+    char f[128];
+    snprintf(f, sizeof f, "{\"service\":[\"%.6s\"],\"type\":[\"task\"]}",
+             api->meta.id);
+    assert_int_equal(filtered(f, &c), 1);
+    assert_non_null(strstr(c.text, "\"name\":\"api.1\""));
+    /* node=: the node's events and the tasks on it. */
+    assert_int_equal(filtered("{\"node\":[\"h1\"]}", &c), 2 + 4);
+    assert_int_equal(filtered("{\"node\":[\"h1\"],\"type\":[\"node\"]}", &c),
+                     2);
+    assert_int_equal(filtered("{\"node\":[\"h9\"]}", &c), 0);
+
+    /* Wrong filters are refused, naming what is wrong. */
+    struct sk_events_filter *bad;
+    struct sk_err err;
+    assert_int_equal(sk_events_filter_parse("{\"colour\":[\"x\"]}", &bad, &err),
+                     SK_EINVAL);
+    assert_non_null(strstr(err.msg, "filter colour: no such key"));
+    assert_int_equal(
+        sk_events_filter_parse("{\"type\":[\"tasks\"]}", &bad, &err),
+        SK_EINVAL);
+    assert_non_null(strstr(err.msg, "type=tasks: no such type"));
+    assert_int_equal(
+        sk_events_filter_parse("{\"event\":\"create\"}", &bad, &err),
+        SK_EINVAL);
+    assert_int_equal(sk_events_filter_parse("type=task", &bad, &err),
+                     SK_EINVAL);
+    assert_int_equal(sk_events_filter_parse("", &bad, &err), SK_OK);
+    assert_null(bad);
+
+    sk_store_unwatch(store, wid);
+    sk_events_free(watched);
+    sk_object_free(SK_KIND_NODE, h1);
+    sk_object_free(SK_KIND_SERVICE, web);
+    sk_object_free(SK_KIND_SERVICE, api);
+    sk_object_free(SK_KIND_TASK, t3);
+    sk_object_free(SK_KIND_TASK, a1);
 }
 
 int main(void)
@@ -330,6 +469,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(liveness, setup, teardown),
         cmocka_unit_test_setup_teardown(liveness_after_join, setup, teardown),
         cmocka_unit_test_setup_teardown(events_ring, setup, teardown),
+        cmocka_unit_test_setup_teardown(events_names_and_filters, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -93,13 +93,32 @@ static void format_durations(void **state)
     assert_string_equal(buf, "1m30s");
 }
 
+/* Singular for one: "1 second", not "1 seconds". */
+static void format_ages(void **state)
+{
+    static const struct {
+        int64_t ms;
+        const char *want;
+    } cases[] = {
+        {0, "0 seconds"},         {1000, "1 second"},
+        {1999, "1 second"},       {2000, "2 seconds"},
+        {119000, "119 seconds"},  {120000, "2 minutes"},
+        {7199000, "119 minutes"}, {7200000, "2 hours"},
+        {172800000, "2 days"},    {86400000LL * 400, "400 days"},
+    };
+    char buf[32];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sk_format_age(cases[i].ms, buf, sizeof buf);
+        assert_string_equal(buf, cases[i].want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(durations),
-        cmocka_unit_test(sizes),
-        cmocka_unit_test(cpus_and_ints),
-        cmocka_unit_test(format_durations),
+        cmocka_unit_test(durations),     cmocka_unit_test(sizes),
+        cmocka_unit_test(cpus_and_ints), cmocka_unit_test(format_durations),
+        cmocka_unit_test(format_ages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
