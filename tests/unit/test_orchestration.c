@@ -1109,6 +1109,265 @@ static void global_tasks_wait_for_addresses(void **state)
     assert_int_equal(check_addresses_unique(net_back), 4);
 }
 
+/* ---- nodes that stop satisfying what their tasks need ---- */
+
+/* Applies edit to node `name` and commits it. */
+static void edit_node(const char *name, void (*edit)(struct sk_node *))
+{
+    const struct sk_node *n = sk_store_get_by_name(store, SK_KIND_NODE, name);
+    struct sk_node *u = sk_object_dup(SK_KIND_NODE, n);
+    edit(u);
+    struct sk_txn *t = sk_txn_new();
+    sk_txn_update(t, SK_KIND_NODE, u, 0);
+    commit(t);
+    sk_object_free(SK_KIND_NODE, u);
+}
+
+static void promote(struct sk_node *n)
+{
+    n->spec.role = SK_ROLE_MANAGER;
+}
+
+static void label_eu(struct sk_node *n)
+{
+    sk_kv_set(&n->spec.labels, &n->spec.n_labels, "zone", "eu");
+}
+
+static void label_rm_zone(struct sk_node *n)
+{
+    sk_kv_del(&n->spec.labels, &n->spec.n_labels, "zone");
+}
+
+static void shrink_to_512m(struct sk_node *n)
+{
+    n->description.memory_bytes = 512LL << 20;
+}
+
+/* The message of the (one) task of svc on node `name` told to shut
+ * down, or NULL. */
+static const char *shutdown_message(const char *svc, const char *name)
+{
+    const struct sk_node *n = sk_store_get_by_name(store, SK_KIND_NODE, name);
+    size_t k;
+    const void **tasks = sk_store_list(store, SK_KIND_TASK, &k);
+    const char *msg = NULL;
+    for (size_t i = 0; i < k; i++) {
+        const struct sk_task *t = tasks[i];
+        if (strcmp(t->service_id, svc) == 0 &&
+            strcmp(t->node_id, n->meta.id) == 0 &&
+            t->desired_state == SK_TASK_SHUTDOWN)
+            msg = t->status.message;
+    }
+    free(tasks);
+    return msg;
+}
+
+static void workers_only_slow_restart(struct sk_service *s)
+{
+    sk_strs_push(&s->spec.task.placement.constraints,
+                 &s->spec.task.placement.n_constraints, "node.role==worker");
+    s->spec.task.restart.delay_ms = 60000;
+}
+
+/* `node promote h1` under a task of a workers-only service: the task is
+ * told to stop, saying why, and its replacement runs on a worker at once
+ * (no restart delay: the node, not the task, changed). */
+static void promoted_node_loses_workers_only_tasks(void **state)
+{
+    five_nodes();
+    const struct sk_service *s =
+        add_service("w", SK_MODE_REPLICATED, 5, workers_only_slow_restart);
+    char id[SK_ID_SIZE];
+    memcpy(id, s->meta.id, SK_ID_SIZE);
+    settle();
+    assert_int_equal(running_on(id, "h1"), 1);
+    int64_t t0 = now;
+    edit_node("h1", promote);
+    settle();
+    assert_true(now - t0 < 1000);
+    assert_int_equal(running_on(id, "h1"), 0);
+    assert_int_equal(count(id, NULL, SK_TASK_RUNNING, SK_TASK_RUNNING), 5);
+    assert_string_equal(shutdown_message(id, "h1"),
+                        "node h1 no longer satisfies node.role==worker");
+    /* A pause keeps the tasks where they are. */
+    int on_h2 = running_on(id, "h2");
+    assert_true(on_h2 >= 1);
+    set_node("h2", SK_NODE_READY, SK_AVAIL_PAUSE);
+    settle();
+    assert_int_equal(running_on(id, "h2"), on_h2);
+    /* A drain moves them, saying so. */
+    set_node("h2", SK_NODE_READY, SK_AVAIL_DRAIN);
+    settle();
+    assert_int_equal(running_on(id, "h2"), 0);
+    assert_int_equal(count(id, NULL, SK_TASK_RUNNING, SK_TASK_RUNNING), 5);
+    assert_string_equal(shutdown_message(id, "h2"), "node h2 is drained");
+}
+
+/* `node update --label-rm zone h4` under the tasks of a zone==eu service:
+ * they move to the other node of the zone; with no node left in it, they
+ * wait, pending, saying why. */
+static void label_removed_moves_tasks(void **state)
+{
+    five_nodes();
+    edit_node("h4", label_eu);
+    edit_node("h5", label_eu);
+    const struct sk_service *s =
+        add_service("eu", SK_MODE_REPLICATED, 4, constrain_zone);
+    char id[SK_ID_SIZE];
+    memcpy(id, s->meta.id, SK_ID_SIZE);
+    settle();
+    assert_int_equal(running_on(id, "h4"), 2);
+    assert_int_equal(running_on(id, "h5"), 2);
+    edit_node("h4", label_rm_zone);
+    settle();
+    assert_int_equal(running_on(id, "h4"), 0);
+    assert_int_equal(running_on(id, "h5"), 4);
+    assert_string_equal(shutdown_message(id, "h4"),
+                        "node h4 no longer satisfies node.labels.zone==eu");
+    edit_node("h5", label_rm_zone);
+    settle();
+    assert_int_equal(count(id, NULL, SK_TASK_RUNNING, -1), 0);
+    assert_int_equal(count(id, NULL, SK_TASK_PENDING, SK_TASK_RUNNING), 4);
+}
+
+/* A global service leaves a node that no longer matches, naming the
+ * constraint, and comes back when it matches again. */
+static void global_leaves_unmatched_node(void **state)
+{
+    five_nodes();
+    for (int i = 0; i < 5; i++)
+        edit_node(NODES[i], label_eu);
+    const struct sk_service *s =
+        add_service("g", SK_MODE_GLOBAL, 0, constrain_zone);
+    char id[SK_ID_SIZE];
+    memcpy(id, s->meta.id, SK_ID_SIZE);
+    settle();
+    assert_int_equal(count(id, NULL, SK_TASK_RUNNING, SK_TASK_RUNNING), 5);
+    edit_node("h4", label_rm_zone);
+    settle();
+    assert_int_equal(running_on(id, "h4"), 0);
+    assert_int_equal(count(id, NULL, SK_TASK_RUNNING, SK_TASK_RUNNING), 4);
+    assert_string_equal(shutdown_message(id, "h4"),
+                        "node h4 no longer satisfies node.labels.zone==eu");
+    edit_node("h4", label_eu);
+    settle();
+    assert_int_equal(running_on(id, "h4"), 1);
+}
+
+/* A node whose capacity shrinks below what its tasks reserve: the newest
+ * of them beyond its capacity stop, saying why, and run elsewhere. */
+static void shrunk_node_sheds_newest_tasks(void **state)
+{
+    add_node("h1", NULL, 1LL << 30);
+    add_node("h2", NULL, 1LL << 30);
+    add_node("h3", NULL, 1LL << 30);
+    const struct sk_service *s =
+        add_service("mem", SK_MODE_REPLICATED, 4, reserve_400m);
+    char id[SK_ID_SIZE];
+    memcpy(id, s->meta.id, SK_ID_SIZE);
+    settle();
+    const char *full = NULL;
+    for (int i = 0; i < 3; i++)
+        if (running_on(id, NODES[i]) == 2)
+            full = NODES[i];
+    assert_non_null(full);
+    /* The older task stays; the newer one moves. */
+    const struct sk_node *fn = sk_store_get_by_name(store, SK_KIND_NODE, full);
+    char full_id[SK_ID_SIZE];
+    memcpy(full_id, fn->meta.id, SK_ID_SIZE);
+    size_t k;
+    const void **tasks = sk_store_list(store, SK_KIND_TASK, &k);
+    const struct sk_task *older = NULL;
+    for (size_t i = 0; i < k; i++) {
+        const struct sk_task *t = tasks[i];
+        if (strcmp(t->node_id, full_id) == 0 &&
+            (!older || t->meta.created_at < older->meta.created_at ||
+             (t->meta.created_at == older->meta.created_at &&
+              strcmp(t->meta.id, older->meta.id) < 0)))
+            older = t;
+    }
+    free(tasks);
+    char older_id[SK_ID_SIZE];
+    memcpy(older_id, older->meta.id, SK_ID_SIZE);
+    edit_node(full, shrink_to_512m);
+    settle();
+    assert_int_equal(running_on(id, full), 1);
+    const struct sk_task *kept = sk_store_get(store, SK_KIND_TASK, older_id);
+    assert_int_equal(kept->status.state, SK_TASK_RUNNING);
+    assert_int_equal(kept->desired_state, SK_TASK_RUNNING);
+    assert_int_equal(count(id, NULL, SK_TASK_RUNNING, SK_TASK_RUNNING), 4);
+    char want[160];
+    snprintf(want, sizeof want,
+             "node %s has 512 MiB of memory, less than its tasks reserve "
+             "(800 MiB)",
+             full);
+    assert_string_equal(shutdown_message(id, full), want);
+}
+
+/* A global service whose reservation no longer fits a node stops there
+ * once, and is not started again while it does not fit (no churn). */
+static void global_reservation_beyond_shrunk_node(void **state)
+{
+    five_nodes();
+    const struct sk_service *s =
+        add_service("g", SK_MODE_GLOBAL, 0, reserve_400m);
+    char id[SK_ID_SIZE];
+    memcpy(id, s->meta.id, SK_ID_SIZE);
+    const struct sk_service *b =
+        add_service("b", SK_MODE_GLOBAL, 0, reserve_400m);
+    char bid[SK_ID_SIZE];
+    memcpy(bid, b->meta.id, SK_ID_SIZE);
+    settle();
+    assert_int_equal(running_on(id, "h3") + running_on(bid, "h3"), 2);
+    edit_node("h3", shrink_to_512m);
+    settle();
+    assert_int_equal(running_on(id, "h3") + running_on(bid, "h3"), 1);
+    assert_int_equal(count(NULL, NULL, -1, -1), 10);
+    now += 60000;
+    settle();
+    assert_int_equal(running_on(id, "h3") + running_on(bid, "h3"), 1);
+    assert_int_equal(count(NULL, NULL, -1, -1), 10);
+}
+
+static void labels_eu_on_h1_h2_h3(void)
+{
+    for (int i = 0; i < 3; i++)
+        edit_node(NODES[i], label_eu);
+}
+
+/* An update that adds a constraint replaces the tasks on the nodes that do
+ * not match at the update's pace, not all at once: a task is held to its
+ * own spec's constraints. */
+static void added_constraint_replaces_at_update_pace(void **state)
+{
+    five_nodes();
+    labels_eu_on_h1_h2_h3();
+    const struct sk_service *s =
+        add_service("web", SK_MODE_REPLICATED, 5, NULL);
+    char id[SK_ID_SIZE];
+    memcpy(id, s->meta.id, SK_ID_SIZE);
+    settle();
+    struct sk_service *u = sk_object_dup(
+        SK_KIND_SERVICE, sk_store_get(store, SK_KIND_SERVICE, id));
+    constrain_zone(u);
+    u->spec.update.parallelism = 1;
+    u->spec_version = 2;
+    u->update_status.state = SK_UPDATE_UPDATING;
+    u->update_status.started_at = now;
+    struct sk_txn *t = sk_txn_new();
+    sk_txn_update(t, SK_KIND_SERVICE, u, 0);
+    commit(t);
+    sk_object_free(SK_KIND_SERVICE, u);
+    now += 10;
+    round_once();
+    assert_true(count(id, NULL, -1, SK_TASK_SHUTDOWN) <= 1);
+    settle();
+    now += 5000;
+    settle();
+    assert_int_equal(running_on(id, "h4") + running_on(id, "h5"), 0);
+    assert_int_equal(count(id, NULL, SK_TASK_RUNNING, SK_TASK_RUNNING), 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1143,6 +1402,18 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(failure_after_monitor_does_not_count,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(promoted_node_loses_workers_only_tasks,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(label_removed_moves_tasks, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(global_leaves_unmatched_node, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(shrunk_node_sheds_newest_tasks, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(global_reservation_beyond_shrunk_node,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            added_constraint_replaces_at_update_pace, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
