@@ -311,8 +311,7 @@ static void impossible_constraint_stays_pending(void **state)
     size_t n = sk_schedule(store, alloc, 100, &d);
     assert_int_equal(n, 3);
     assert_string_equal(d[0].reason,
-                        "no node satisfies constraint node.labels.zone==eu: "
-                        "0 of 5 nodes");
+                        "5 nodes excluded by node.labels.zone==eu");
     assert_string_equal(d[0].node_id, "");
     free(d);
     /* The reason is in the task, for `service ps`. */
@@ -1368,6 +1367,124 @@ static void added_constraint_replaces_at_update_pace(void **state)
     assert_int_equal(count(id, NULL, SK_TASK_RUNNING, SK_TASK_RUNNING), 5);
 }
 
+/* ---- why a task is pending ---- */
+
+static void workers_on_8081(struct sk_service *s)
+{
+    publish_8080(s);
+    s->spec.endpoint.ports[0].published = 8081;
+    sk_strs_push(&s->spec.task.placement.constraints,
+                 &s->spec.task.placement.n_constraints, "node.role==worker");
+}
+
+static void reserve_2g(struct sk_service *s)
+{
+    s->spec.task.reservations.memory_bytes = 2LL << 30;
+}
+
+/* The reason of the first pending decision of the scheduler. */
+static void assert_reason(const char *want)
+{
+    struct sk_sched_decision *d;
+    size_t n = sk_schedule(store, alloc, 100, &d);
+    assert_true(n >= 1);
+    assert_string_equal(d[0].node_id, "");
+    assert_string_equal(d[0].reason, want);
+    free(d);
+}
+
+/* The reason counts every filter that excluded a node, each node under
+ * the first filter it fails, most nodes first, plurals right. */
+static void pending_reason_counts_every_filter(void **state)
+{
+    five_nodes();
+    edit_node("h1", promote);
+    edit_node("h2", promote);
+    set_node("h3", SK_NODE_READY, SK_AVAIL_DRAIN);
+    const struct sk_service *a =
+        add_service("a", SK_MODE_REPLICATED, 2, workers_on_8081);
+    char aid[SK_ID_SIZE];
+    memcpy(aid, a->meta.id, SK_ID_SIZE);
+    settle();
+    assert_int_equal(running_on(aid, "h4") + running_on(aid, "h5"), 2);
+    add_service("b", SK_MODE_REPLICATED, 1, workers_on_8081);
+    settle();
+    assert_reason("2 nodes excluded by node.role==worker; host port 8081/tcp "
+                  "is in use on 2 nodes; 1 node drained");
+    /* The reason is in the task, for `service ps`. */
+    const struct sk_service *b =
+        sk_store_get_by_name(store, SK_KIND_SERVICE, "b");
+    size_t k;
+    const void **tasks = sk_store_list(store, SK_KIND_TASK, &k);
+    for (size_t i = 0; i < k; i++) {
+        const struct sk_task *t = tasks[i];
+        if (strcmp(t->service_id, b->meta.id) == 0)
+            assert_string_equal(t->status.message,
+                                "2 nodes excluded by node.role==worker; host "
+                                "port 8081/tcp is in use on 2 nodes; 1 node "
+                                "drained");
+    }
+    free(tasks);
+}
+
+static void pending_reason_singular(void **state)
+{
+    add_node("h1", NULL, 1LL << 30);
+    add_node("h2", NULL, 1LL << 30);
+    set_node("h2", SK_NODE_DOWN, SK_AVAIL_ACTIVE);
+    add_service("big", SK_MODE_REPLICATED, 1, reserve_2g);
+    settle();
+    assert_reason(
+        "1 node not ready; insufficient memory on 1 node (needs 2048 MiB)");
+    set_node("h2", SK_NODE_READY, SK_AVAIL_PAUSE);
+    assert_reason(
+        "1 node paused; insufficient memory on 1 node (needs 2048 MiB)");
+}
+
+static const char *LONG_KEYS[] = {
+    "a-label-key-long-enough-to-fill-a-reason-quickly-1",
+    "a-label-key-long-enough-to-fill-a-reason-quickly-2",
+    "a-label-key-long-enough-to-fill-a-reason-quickly-3",
+    "a-label-key-long-enough-to-fill-a-reason-quickly-4",
+    "a-label-key-long-enough-to-fill-a-reason-quickly-5",
+};
+
+static void five_long_constraints(struct sk_service *s)
+{
+    for (int i = 0; i < 5; i++) {
+        char *c = sk_printf("node.labels.%s!=x", LONG_KEYS[i]);
+        sk_strs_push(&s->spec.task.placement.constraints,
+                     &s->spec.task.placement.n_constraints, c);
+        free(c);
+    }
+}
+
+/* A reason longer than its room ends in "; ..." after whole parts. */
+static void pending_reason_cut_after_whole_parts(void **state)
+{
+    for (int i = 0; i < 5; i++) {
+        const struct sk_node *n = add_node(NODES[i], NULL, 1LL << 30);
+        struct sk_node *u = sk_object_dup(SK_KIND_NODE, n);
+        sk_kv_set(&u->spec.labels, &u->spec.n_labels, LONG_KEYS[i], "x");
+        struct sk_txn *t = sk_txn_new();
+        sk_txn_update(t, SK_KIND_NODE, u, 0);
+        commit(t);
+        sk_object_free(SK_KIND_NODE, u);
+    }
+    add_service("picky", SK_MODE_REPLICATED, 1, five_long_constraints);
+    settle();
+    struct sk_sched_decision *d;
+    size_t n = sk_schedule(store, alloc, 100, &d);
+    assert_int_equal(n, 1);
+    const char *r = d[0].reason;
+    assert_true(strlen(r) < sizeof d[0].reason);
+    assert_non_null(strstr(r, "1 node excluded by node.labels."
+                              "a-label-key-long-enough-to-fill-a-reason-"
+                              "quickly-1!=x; 1 node excluded by"));
+    assert_string_equal(r + strlen(r) - 5, "; ...");
+    free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1414,6 +1531,12 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             added_constraint_replaces_at_update_pace, setup, teardown),
+        cmocka_unit_test_setup_teardown(pending_reason_counts_every_filter,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(pending_reason_singular, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(pending_reason_cut_after_whole_parts,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
