@@ -65,4 +65,15 @@ void sk_orchestrate(const struct sk_store *s, struct sk_allocator *alloc,
                     int64_t now_ms, size_t max_ops,
                     struct sk_orchestration *out);
 
+/* What `service ls` shows for a service: its tasks that run, of those it
+ * wants. Only tasks on ready nodes count as running (meant to run, and
+ * running): a node that is down or cut off runs nothing we can vouch for.
+ * A replicated service wants its replicas; a global one a task on every
+ * ready node that may hold it (not drained, matching its constraints). */
+struct sk_service_counts {
+    int64_t running, desired;
+};
+void sk_service_counts(const struct sk_store *s, const struct sk_service *svc,
+                       struct sk_service_counts *out);
+
 #endif

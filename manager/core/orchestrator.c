@@ -1008,3 +1008,47 @@ void sk_orchestrate(const struct sk_store *s, struct sk_allocator *alloc,
         out->txn = p.txn;
     }
 }
+
+/* ---- what `service ls` counts ---- */
+
+struct count_ctx {
+    const struct sk_store *s;
+    struct sk_service_counts *c;
+};
+
+static bool count_running(const void *obj, void *ctx)
+{
+    const struct sk_task *t = obj;
+    struct count_ctx *cc = ctx;
+    if (t->desired_state != SK_TASK_RUNNING ||
+        t->status.state != SK_TASK_RUNNING)
+        return true;
+    const struct sk_node *n = sk_store_get(cc->s, SK_KIND_NODE, t->node_id);
+    if (n && n->status.state == SK_NODE_READY)
+        cc->c->running++;
+    return true;
+}
+
+void sk_service_counts(const struct sk_store *s, const struct sk_service *svc,
+                       struct sk_service_counts *out)
+{
+    struct sk_service_counts c = {0};
+    struct count_ctx cc = {s, &c};
+    sk_store_each_task_of_service(s, svc->meta.id, count_running, &cc);
+    if (svc->spec.mode == SK_MODE_REPLICATED) {
+        c.desired = svc->spec.replicas;
+    } else {
+        const struct sk_placement_rules *rules =
+            sk_store_placement(s, svc->meta.id);
+        size_t n;
+        const void **nodes = sk_store_list(s, SK_KIND_NODE, &n);
+        for (size_t i = 0; i < n; i++) {
+            const struct sk_node *node = nodes[i];
+            bool for_new;
+            c.desired += node->status.state == SK_NODE_READY &&
+                         sk_node_eligible(node, rules, &for_new);
+        }
+        free(nodes);
+    }
+    *out = c;
+}

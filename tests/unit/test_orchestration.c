@@ -1485,6 +1485,62 @@ static void pending_reason_cut_after_whole_parts(void **state)
     free(d);
 }
 
+/* ---- what `service ls` counts ---- */
+
+static void assert_counts(const char *svc, int64_t running, int64_t desired)
+{
+    struct sk_service_counts c;
+    sk_service_counts(store, sk_store_get(store, SK_KIND_SERVICE, svc), &c);
+    if (c.running != running || c.desired != desired)
+        fail_msg("counts %lld/%lld, want %lld/%lld", (long long)c.running,
+                 (long long)c.desired, (long long)running, (long long)desired);
+}
+
+/* Only tasks on ready nodes run as far as `service ls` says; a global
+ * service wants the ready nodes that may hold its task. */
+static void service_counts_on_ready_nodes(void **state)
+{
+    five_nodes();
+    const struct sk_service *g = add_service("g", SK_MODE_GLOBAL, 0, NULL);
+    char gid[SK_ID_SIZE];
+    memcpy(gid, g->meta.id, SK_ID_SIZE);
+    const struct sk_service *r = add_service("r", SK_MODE_REPLICATED, 10, NULL);
+    char rid[SK_ID_SIZE];
+    memcpy(rid, r->meta.id, SK_ID_SIZE);
+    settle();
+    assert_counts(gid, 5, 5);
+    assert_counts(rid, 10, 10);
+
+    /* h2 goes down: before the orchestrator acts, and after. */
+    set_node("h2", SK_NODE_DOWN, SK_AVAIL_ACTIVE);
+    assert_counts(gid, 4, 4);
+    assert_counts(rid, 8, 10);
+    settle();
+    assert_counts(gid, 4, 4);
+    assert_counts(rid, 10, 10);
+
+    /* Paused keeps its task and counts; drained does not. */
+    set_node("h3", SK_NODE_READY, SK_AVAIL_PAUSE);
+    settle();
+    assert_counts(gid, 4, 4);
+    set_node("h3", SK_NODE_READY, SK_AVAIL_DRAIN);
+    settle();
+    assert_counts(gid, 3, 3);
+    set_node("h2", SK_NODE_READY, SK_AVAIL_ACTIVE);
+    settle();
+    assert_counts(gid, 4, 4);
+
+    /* A constraint: only the matching nodes are wanted. */
+    edit_node("h4", label_eu);
+    const struct sk_service *eu =
+        add_service("eu", SK_MODE_GLOBAL, 0, constrain_zone);
+    char eid[SK_ID_SIZE];
+    memcpy(eid, eu->meta.id, SK_ID_SIZE);
+    assert_counts(eid, 0, 1);
+    settle();
+    assert_counts(eid, 1, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1537,6 +1593,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(pending_reason_cut_after_whole_parts,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(service_counts_on_ready_nodes, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
