@@ -15,6 +15,7 @@
 #include "skiff/ipv4.h"
 #include "skiff/mem.h"
 #include "skiff/orchestrator.h"
+#include "skiff/reports.h"
 #include "skiff/scheduler.h"
 #include "skiff/store.h"
 
@@ -1541,6 +1542,67 @@ static void service_counts_on_ready_nodes(void **state)
     assert_counts(eid, 1, 1);
 }
 
+/* The agent's report that a task told to stop has stopped keeps the reason
+ * it was told as the task's message; other reports bring their own. */
+static void stop_report_keeps_the_reason(void **state)
+{
+    five_nodes();
+    const struct sk_service *s =
+        add_service("w", SK_MODE_REPLICATED, 5, workers_only_slow_restart);
+    char id[SK_ID_SIZE];
+    memcpy(id, s->meta.id, SK_ID_SIZE);
+    settle();
+    const struct sk_node *h1 = sk_store_get_by_name(store, SK_KIND_NODE, "h1");
+    char h1_id[SK_ID_SIZE], h2_id[SK_ID_SIZE];
+    memcpy(h1_id, h1->meta.id, SK_ID_SIZE);
+    memcpy(h2_id,
+           ((const struct sk_node *)sk_store_get_by_name(store, SK_KIND_NODE,
+                                                         "h2"))
+               ->meta.id,
+           SK_ID_SIZE);
+    edit_node("h1", promote);
+    now += 10;
+    round_once();
+    char told[SK_ID_SIZE] = "", other[SK_ID_SIZE] = "";
+    size_t k;
+    const void **tasks = sk_store_list(store, SK_KIND_TASK, &k);
+    for (size_t i = 0; i < k; i++) {
+        const struct sk_task *t = tasks[i];
+        if (strcmp(t->node_id, h1_id) == 0)
+            memcpy(told, t->meta.id, SK_ID_SIZE);
+        else if (strcmp(t->node_id, h2_id) == 0 &&
+                 t->status.state == SK_TASK_RUNNING)
+            memcpy(other, t->meta.id, SK_ID_SIZE);
+    }
+    free(tasks);
+    assert_true(*told && *other);
+
+    struct sk_map pending;
+    sk_map_init(&pending);
+    const char *ids[] = {told, other}, *nodes[] = {h1_id, h2_id};
+    int states[] = {SK_TASK_SHUTDOWN, SK_TASK_FAILED};
+    for (int i = 0; i < 2; i++) {
+        struct sk_pending_report *r = sk_calloc(1, sizeof *r);
+        memcpy(r->node_id, nodes[i], SK_ID_SIZE);
+        memcpy(r->report.id, ids[i], SK_ID_SIZE);
+        r->report.state = states[i];
+        r->report.timestamp = now;
+        r->report.message =
+            sk_strdup(i == 0 ? "stopped" : "exited with code 1");
+        sk_map_put(&pending, ids[i], r);
+    }
+    commit(sk_reports_txn(store, &pending, now));
+    assert_int_equal(sk_map_count(&pending), 0);
+    sk_map_clear(&pending);
+    const struct sk_task *t = sk_store_get(store, SK_KIND_TASK, told);
+    assert_int_equal(t->status.state, SK_TASK_SHUTDOWN);
+    assert_string_equal(t->status.message,
+                        "node h1 no longer satisfies node.role==worker");
+    t = sk_store_get(store, SK_KIND_TASK, other);
+    assert_int_equal(t->status.state, SK_TASK_FAILED);
+    assert_string_equal(t->status.message, "exited with code 1");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1594,6 +1656,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(pending_reason_cut_after_whole_parts,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(service_counts_on_ready_nodes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(stop_report_keeps_the_reason, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
