@@ -23,6 +23,14 @@ static char *bare(const char *addr)
     return slash ? sk_strndup(addr, (size_t)(slash - addr)) : sk_strdup(addr);
 }
 
+/* qsort, which must not be given a NULL array, even an empty one. */
+static void sort(void *v, size_t n, size_t size,
+                 int (*cmp)(const void *, const void *))
+{
+    if (n > 1)
+        qsort(v, n, size, cmp);
+}
+
 static int by_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -215,17 +223,17 @@ size_t sk_net_map(const struct sk_store *s, const char *node_id,
         sk_store_each(s, SK_KIND_SERVICE, service, &b);
         sk_store_each(s, SK_KIND_TASK, any_task, &b);
     }
-    qsort(b.v, b.n, sizeof *b.v, by_net);
+    sort(b.v, b.n, sizeof *b.v, by_net);
     for (size_t i = 0; i < b.n; i++) {
         struct sk_net_info *ni = &b.v[i];
-        qsort(ni->peers, ni->n_peers, sizeof *ni->peers, by_peer);
+        sort(ni->peers, ni->n_peers, sizeof *ni->peers, by_peer);
         for (size_t j = 0; j < ni->n_peers; j++)
-            qsort(ni->peers[j].addrs, ni->peers[j].n_addrs, sizeof(char *),
-                  by_str);
-        qsort(ni->services, ni->n_services, sizeof *ni->services, by_service);
+            sort(ni->peers[j].addrs, ni->peers[j].n_addrs, sizeof(char *),
+                 by_str);
+        sort(ni->services, ni->n_services, sizeof *ni->services, by_service);
         for (size_t j = 0; j < ni->n_services; j++)
-            qsort(ni->services[j].ready, ni->services[j].n_ready,
-                  sizeof(char *), by_str);
+            sort(ni->services[j].ready, ni->services[j].n_ready, sizeof(char *),
+                 by_str);
     }
     *out = b.v;
     return b.n;

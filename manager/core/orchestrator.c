@@ -390,7 +390,8 @@ static void shed_beyond_capacity(struct pass *p, const struct sk_node *n,
 {
     struct node_tasks nt = {.p = p, .node = n};
     sk_store_each_task_of_node(p->s, n->meta.id, collect_holder, &nt);
-    qsort(nt.tasks, nt.n, sizeof *nt.tasks, by_creation);
+    if (nt.n > 1)
+        qsort(nt.tasks, nt.n, sizeof *nt.tasks, by_creation);
     struct load kept = {0};
     char *why = NULL;
     for (size_t i = 0; i < nt.n; i++) {
