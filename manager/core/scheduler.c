@@ -261,10 +261,10 @@ enum filter {
  * the constraints): room for the reservations, the host ports, at most
  * max_replicas, an address on each network. *which_port gets the index of
  * the port in use; net_err, if not NULL, the network's message. */
-static enum filter room_filter(const struct plan *p, const struct group *g,
-                               const struct svc_state *st, size_t i,
-                               const struct sk_task *task, size_t *which_port,
-                               struct sk_err *net_err)
+static inline enum filter
+room_filter(const struct plan *p, const struct group *g,
+            const struct svc_state *st, size_t i, const struct sk_task *task,
+            size_t *which_port, struct sk_err *net_err)
 {
     const struct node_info *ni = &p->w.nodes[i];
     const struct sk_task_spec *spec = &g->svc->spec.task;
