@@ -209,12 +209,12 @@ sk service rm upd >/dev/null
 
 # --- host loss -----------------------------------------------------------
 sk service create --name hl --replicas 10 --init "$IMG" sleep 100000 >/dev/null
+wait_for 60 converged hl 10 || fail "hl did not converge"
+wait_for 20 check 'on_host h5 hl' -gt 0 || fail "no task of hl on h5: $(for h in $ALL h6; do printf '%s=%s ' $h $(on_host $h hl); done)"
 # A global service beside it: service ls counts only what runs on ready
 # nodes (issue 9); h6 is drained, so it wants h1..h5.
 sk service create --name gl --mode global --init "$IMG" sleep 100000 >/dev/null
-wait_for 60 converged hl 10 || fail "hl did not converge"
 wait_for 60 converged gl 5 || fail "gl did not reach 5/5: $(running gl)"
-wait_for 20 check 'on_host h5 hl' -gt 0 || fail "no task of hl on h5"
 old_on_h5=$(on_host h5 hl)
 t0=$(now_ms)
 "$LAB" cut h5
