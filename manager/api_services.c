@@ -8,32 +8,15 @@
 #include "manager_internal.h"
 #include "skiff/log.h"
 #include "skiff/mem.h"
+#include "skiff/orchestrator.h"
 
 /* ---- reading ---- */
-
-struct counts {
-    int64_t running, desired;
-};
-
-static bool count_task(const void *obj, void *ctx)
-{
-    const struct sk_task *t = obj;
-    struct counts *c = ctx;
-    if (t->desired_state == SK_TASK_RUNNING) {
-        c->desired++;
-        if (t->status.state == SK_TASK_RUNNING)
-            c->running++;
-    }
-    return true;
-}
 
 static json_t *service_json(struct sk_manager *m, const struct sk_service *s)
 {
     json_t *j = sk_schema_encode(&sk_service_schema, s, SK_VIEW_PUBLIC);
-    struct counts c = {0};
-    sk_store_each_task_of_service(m->store, s->meta.id, count_task, &c);
-    if (s->spec.mode == SK_MODE_REPLICATED)
-        c.desired = s->spec.replicas;
+    struct sk_service_counts c;
+    sk_service_counts(m->store, s, &c);
     json_object_set_new(j, "tasks",
                         json_pack("{s:I, s:I}", "running",
                                   (json_int_t)c.running, "desired",

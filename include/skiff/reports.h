@@ -21,7 +21,9 @@ void sk_pending_report_free(struct sk_pending_report *r);
 
 /* The pending reports (task id -> struct sk_pending_report *) as one
  * transaction of task status changes: a report applies to a task that is
- * still on the reporting node and that it moves forward. Reports written or
+ * still on the reporting node and that it moves forward; a task told to
+ * stop that reports it stopped keeps, as its message, the reason it was
+ * told (the orchestrator's), not the agent's. Reports written or
  * no longer applicable are removed from `pending` and freed; those beyond
  * the batch's size stay for the next call. NULL when nothing changes. */
 struct sk_txn *sk_reports_txn(const struct sk_store *s, struct sk_map *pending,

@@ -14,11 +14,15 @@
  * tasks overall, then the lowest node ID (so plans are deterministic).
  * Placing a task updates the counts for the next one, so a batch spreads.
  *
- * A task that fits nowhere stays pending with a reason that names the
- * filter, e.g. "no node satisfies constraint node.labels.zone==eu: 0 of 5
- * nodes", "insufficient memory on 3 nodes (needs 512 MiB)", "host port
- * 8080/tcp is in use on 5 nodes". A task that still lacks an address on
- * one of its networks is not placed (it keeps the allocator's message).
+ * A task that fits nowhere stays pending with a reason that counts every
+ * filter that excluded a node, each node under the first filter it fails
+ * (not ready, drained, paused, each constraint, memory, CPU, each host
+ * port, max replicas, networks), the filter excluding the most nodes
+ * first, e.g. "2 nodes excluded by node.role==worker; host port 8081/tcp
+ * is in use on 2 nodes; 1 node drained", "insufficient memory on 3 nodes
+ * (needs 512 MiB)"; one too long for its room ends in "; ...". A task
+ * that still lacks an address on one of its networks is not placed (it
+ * keeps the allocator's message).
  *
  * Pure: reads the store, returns decisions; the caller commits them (many
  * per Raft entry). */

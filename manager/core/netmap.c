@@ -23,6 +23,14 @@ static char *bare(const char *addr)
     return slash ? sk_strndup(addr, (size_t)(slash - addr)) : sk_strdup(addr);
 }
 
+/* qsort, which must not be given a NULL array, even an empty one. */
+static void sort(void *v, size_t n, size_t size,
+                 int (*cmp)(const void *, const void *))
+{
+    if (n > 1)
+        qsort(v, n, size, cmp);
+}
+
 static int by_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);

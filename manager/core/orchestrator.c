@@ -19,7 +19,15 @@ struct pass {
     int64_t wake_at;
     struct sk_map touched; /* task ids already in the txn */
     int64_t history;       /* cluster task history limit */
+    /* Resources reserved on each node by the tasks meant to run there
+     * (node id -> struct load; nodes with such tasks only), and the tasks
+     * beyond a node's capacity (task id -> message saying why they go). */
+    struct sk_map load;
+    struct sk_map evicted;
 };
+
+/* Room for a message naming a node and a constraint as written. */
+#define WHY_SIZE 768
 
 static bool room(const struct pass *p)
 {
@@ -31,6 +39,56 @@ static void wake(struct pass *p, int64_t at)
 {
     if (at > p->now && (!p->wake_at || at < p->wake_at))
         p->wake_at = at;
+}
+
+/* ---- resources: what the tasks meant to run on a node reserve ---- */
+
+struct load {
+    int64_t mem, cpu;
+};
+
+static struct load reservation(const struct sk_task_spec *spec)
+{
+    struct load l = {spec->reservations.memory_bytes,
+                     spec->reservations.nano_cpus};
+    return l;
+}
+
+/* Does `more` fit on node n beside what l holds? An unreported capacity
+ * (0) limits nothing, as in the scheduler. */
+static bool fits(const struct sk_node *n, const struct load *l,
+                 const struct load *more)
+{
+    int64_t mem = n->description.memory_bytes, cpu = n->description.nano_cpus;
+    return (mem <= 0 || l->mem + more->mem <= mem) &&
+           (cpu <= 0 || l->cpu + more->cpu <= cpu);
+}
+
+/* Does a new task of the spec fit on node n beside what runs there? */
+static bool room_on(const struct pass *p, const struct sk_node *n,
+                    const struct sk_task_spec *spec)
+{
+    struct load r = reservation(spec), none = {0};
+    if (!r.mem && !r.cpu)
+        return true;
+    const struct load *l = sk_map_get(&p->load, n->meta.id);
+    return fits(n, l ? l : &none, &r);
+}
+
+/* A task created on node n now holds its reservation there. */
+static void take_room(struct pass *p, const char *node_id,
+                      const struct sk_task_spec *spec)
+{
+    struct load r = reservation(spec);
+    if (!r.mem && !r.cpu)
+        return;
+    struct load *l = sk_map_get(&p->load, node_id);
+    if (!l) {
+        l = sk_calloc(1, sizeof *l);
+        sk_map_put(&p->load, node_id, l);
+    }
+    l->mem += r.mem;
+    l->cpu += r.cpu;
 }
 
 /* The tasks of one slot (replicated) or one node (global), newest
@@ -77,6 +135,8 @@ static struct sk_task *new_task(struct pass *p, const struct sk_service *svc,
 
 static void create(struct pass *p, struct sk_task *t)
 {
+    if (*t->node_id)
+        take_room(p, t->node_id, &t->spec);
     sk_txn_create(p->txn, SK_KIND_TASK, t);
     sk_map_put(&p->touched, t->meta.id, (void *)1);
     p->changes++;
@@ -117,27 +177,265 @@ static void delete_task(struct pass *p, const struct sk_task *t)
 
 /* ---- facts about tasks and nodes ---- */
 
-enum node_fate { NODE_OK, NODE_LOST, NODE_DRAINED };
+/* Is the task's node removed, or down (it hears nothing we say)? */
+static bool node_lost(const struct pass *p, const struct sk_task *t)
+{
+    if (!*t->node_id)
+        return false;
+    const struct sk_node *n = sk_store_get(p->s, SK_KIND_NODE, t->node_id);
+    return !n || n->status.state == SK_NODE_DOWN;
+}
 
-static enum node_fate fate_of(const struct pass *p, const struct sk_task *t,
-                              const char **why)
+static bool same_strs(char *const *a, size_t na, char *const *b, size_t nb)
+{
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (strcmp(a[i], b[i]) != 0)
+            return false;
+    return true;
+}
+
+/* The first of the task's own constraints (as written) that node n no
+ * longer satisfies, or NULL. A task is held to the spec it was made from,
+ * so that an update adding a constraint replaces tasks at the update's
+ * pace; while that spec's constraints are the service's (nearly always),
+ * the form the store parsed once serves. One that does not parse is
+ * skipped: it judges nothing. */
+static const char *unmet_constraint(const struct pass *p,
+                                    const struct sk_service *svc,
+                                    const struct sk_task *t,
+                                    const struct sk_node *n)
+{
+    const struct sk_placement *tp = &t->spec.placement;
+    if (tp->n_constraints == 0)
+        return NULL;
+    const struct sk_placement_rules *r =
+        svc ? sk_store_placement(p->s, svc->meta.id) : NULL;
+    bool parsed = r && !r->bad_constraint &&
+                  same_strs(tp->constraints, tp->n_constraints,
+                            svc->spec.task.placement.constraints,
+                            svc->spec.task.placement.n_constraints);
+    for (size_t i = 0; i < tp->n_constraints; i++) {
+        struct sk_constraint own;
+        const struct sk_constraint *c = &own;
+        if (parsed)
+            c = &r->constraints[i];
+        else if (sk_constraint_parse(tp->constraints[i], &own, NULL) != SK_OK)
+            continue;
+        if (!sk_constraint_match(c, n))
+            return tp->constraints[i];
+    }
+    return NULL;
+}
+
+enum node_fate { NODE_OK, NODE_LOST, NODE_DRAINED, NODE_UNFIT };
+
+/* Whether the task may stay on its node: lost (removed or down), drained,
+ * unfit (a constraint of its own no longer holds there, or it is beyond
+ * the node's capacity), or fine. Unless fine, why (WHY_SIZE bytes) says
+ * why, naming the node. */
+static enum node_fate fate_of(const struct pass *p,
+                              const struct sk_service *svc,
+                              const struct sk_task *t, char *why)
 {
     if (!*t->node_id)
         return NODE_OK;
     const struct sk_node *n = sk_store_get(p->s, SK_KIND_NODE, t->node_id);
     if (!n) {
-        *why = "its node was removed";
+        snprintf(why, WHY_SIZE, "its node was removed");
         return NODE_LOST;
     }
     if (n->status.state == SK_NODE_DOWN) {
-        *why = "its node is down";
+        snprintf(why, WHY_SIZE, "node %s is down", n->spec.name);
         return NODE_LOST;
     }
     if (n->spec.availability == SK_AVAIL_DRAIN) {
-        *why = "its node is drained";
+        snprintf(why, WHY_SIZE, "node %s is drained", n->spec.name);
         return NODE_DRAINED;
     }
+    const char *unmet = unmet_constraint(p, svc, t, n);
+    if (unmet) {
+        snprintf(why, WHY_SIZE, "node %s no longer satisfies %s", n->spec.name,
+                 unmet);
+        return NODE_UNFIT;
+    }
+    const char *evicted = sk_map_get(&p->evicted, t->meta.id);
+    if (evicted) {
+        snprintf(why, WHY_SIZE, "%s", evicted);
+        return NODE_UNFIT;
+    }
     return NODE_OK;
+}
+
+/* Why a global service does not want node n (its placement rules r say
+ * no), naming the node, in why (WHY_SIZE bytes). */
+static void unwanted_why(const struct sk_service *svc,
+                         const struct sk_placement_rules *r,
+                         const struct sk_node *n, char *why)
+{
+    if (!n) {
+        snprintf(why, WHY_SIZE, "its node was removed");
+        return;
+    }
+    if (n->spec.availability == SK_AVAIL_DRAIN) {
+        snprintf(why, WHY_SIZE, "node %s is drained", n->spec.name);
+        return;
+    }
+    if (r && r->bad_constraint) {
+        snprintf(why, WHY_SIZE, "the service has an invalid constraint");
+        return;
+    }
+    for (size_t i = 0; r && i < r->n_constraints; i++)
+        if (!sk_constraint_match(&r->constraints[i], n)) {
+            snprintf(why, WHY_SIZE, "node %s no longer satisfies %s",
+                     n->spec.name, svc->spec.task.placement.constraints[i]);
+            return;
+        }
+    snprintf(why, WHY_SIZE, "node no longer eligible");
+}
+
+/* ---- resources: shedding what a node can no longer hold ---- */
+
+/* Holds its node's resources, and is meant to: live, to run, reserving. */
+static bool holds_reservation(const struct sk_task *t)
+{
+    return *t->node_id && t->desired_state == SK_TASK_RUNNING &&
+           !sk_task_state_terminal(t->status.state) &&
+           (t->spec.reservations.memory_bytes > 0 ||
+            t->spec.reservations.nano_cpus > 0);
+}
+
+static bool add_load(const void *obj, void *ctx)
+{
+    const struct sk_task *t = obj;
+    struct pass *p = ctx;
+    if (!holds_reservation(t))
+        return true;
+    struct load *l = sk_map_get(&p->load, t->node_id);
+    if (!l) {
+        l = sk_calloc(1, sizeof *l);
+        sk_map_put(&p->load, t->node_id, l);
+    }
+    l->mem += t->spec.reservations.memory_bytes;
+    l->cpu += t->spec.reservations.nano_cpus;
+    return true;
+}
+
+struct node_tasks {
+    const struct pass *p;
+    const struct sk_node *node;
+    const struct sk_task **tasks;
+    size_t n, cap;
+};
+
+static bool collect_holder(const void *obj, void *ctx)
+{
+    const struct sk_task *t = obj;
+    struct node_tasks *nt = ctx;
+    if (!holds_reservation(t))
+        return true;
+    /* Going anyway: it leaves room for the others. */
+    const struct sk_service *svc =
+        sk_store_get(nt->p->s, SK_KIND_SERVICE, t->service_id);
+    if (!svc || unmet_constraint(nt->p, svc, t, nt->node))
+        return true;
+    if (nt->n == nt->cap) {
+        nt->cap = nt->cap ? nt->cap * 2 : 8;
+        nt->tasks = sk_realloc(nt->tasks, nt->cap * sizeof *nt->tasks);
+    }
+    nt->tasks[nt->n++] = t;
+    return true;
+}
+
+/* Oldest first. */
+static int by_creation(const void *a, const void *b)
+{
+    const struct sk_task *x = *(const struct sk_task *const *)a;
+    const struct sk_task *y = *(const struct sk_task *const *)b;
+    if (x->meta.created_at != y->meta.created_at)
+        return x->meta.created_at < y->meta.created_at ? -1 : 1;
+    return strcmp(x->meta.id, y->meta.id);
+}
+
+/* "node h1 has 512 MiB of memory, less than its tasks reserve (800 MiB)";
+ * CPU likewise, or both. */
+static char *overcommit_why(const struct sk_node *n, const struct load *l)
+{
+    int64_t mem = n->description.memory_bytes, cpu = n->description.nano_cpus;
+    bool mem_short = mem > 0 && l->mem > mem,
+         cpu_short = cpu > 0 && l->cpu > cpu;
+    char has[96] = "", reserve[96] = "";
+    if (mem_short) {
+        snprintf(has, sizeof has, "%lld MiB of memory", (long long)(mem >> 20));
+        snprintf(reserve, sizeof reserve, "%lld MiB",
+                 (long long)(l->mem >> 20));
+    }
+    if (cpu_short) {
+        size_t hl = strlen(has), rl = strlen(reserve);
+        snprintf(has + hl, sizeof has - hl, "%s%.2f CPUs",
+                 mem_short ? " and " : "", (double)cpu / 1e9);
+        snprintf(reserve + rl, sizeof reserve - rl, "%s%.2f CPUs",
+                 mem_short ? ", " : "", (double)l->cpu / 1e9);
+    }
+    return sk_printf("node %s has %s, less than its tasks reserve (%s)",
+                     n->spec.name, has, reserve);
+}
+
+/* A node whose capacity dropped below what its tasks reserve (it reported
+ * less, or reported it for the first time): its tasks, oldest first, keep
+ * their place while they fit; the newer ones beyond the capacity go. */
+static void shed_beyond_capacity(struct pass *p, const struct sk_node *n,
+                                 struct load *l)
+{
+    struct node_tasks nt = {.p = p, .node = n};
+    sk_store_each_task_of_node(p->s, n->meta.id, collect_holder, &nt);
+    if (nt.n > 1)
+        qsort(nt.tasks, nt.n, sizeof *nt.tasks, by_creation);
+    struct load kept = {0};
+    char *why = NULL;
+    for (size_t i = 0; i < nt.n; i++) {
+        struct load r = reservation(&nt.tasks[i]->spec);
+        if (fits(n, &kept, &r)) {
+            kept.mem += r.mem;
+            kept.cpu += r.cpu;
+            continue;
+        }
+        if (!why)
+            why = overcommit_why(n, l);
+        sk_map_put(&p->evicted, nt.tasks[i]->meta.id, sk_strdup(why));
+    }
+    free(why);
+    free(nt.tasks);
+    *l = kept;
+}
+
+/* Adds up the reservations on every node, then sheds what a node cannot
+ * hold. A node that is down or drained loses its tasks anyway. */
+static void check_capacity(struct pass *p)
+{
+    sk_store_each(p->s, SK_KIND_TASK, add_load, p);
+    struct sk_map_iter it;
+    const char *node_id;
+    void *v;
+    struct load none = {0};
+    sk_map_iter_init(&it, &p->load);
+    while (sk_map_iter_next(&it, &node_id, &v)) {
+        const struct sk_node *n = sk_store_get(p->s, SK_KIND_NODE, node_id);
+        if (n && n->status.state != SK_NODE_DOWN &&
+            n->spec.availability != SK_AVAIL_DRAIN && !fits(n, v, &none))
+            shed_beyond_capacity(p, n, v);
+    }
+}
+
+static void free_values(struct sk_map *m)
+{
+    struct sk_map_iter it;
+    void *v;
+    sk_map_iter_init(&it, m);
+    while (sk_map_iter_next(&it, NULL, &v))
+        free(v);
+    sk_map_clear(m);
 }
 
 static bool outdated(const struct sk_service *svc, const struct sk_task *t)
@@ -260,9 +558,7 @@ static void reap(struct pass *p, const struct slot *s)
         const struct sk_task *t = s->tasks[i];
         if (t->desired_state == SK_TASK_RUNNING)
             continue;
-        const char *why;
-        bool gone = sk_task_state_terminal(t->status.state) ||
-                    fate_of(p, t, &why) == NODE_LOST;
+        bool gone = sk_task_state_terminal(t->status.state) || node_lost(p, t);
         if (!gone)
             continue;
         if ((int64_t)kept < p->history) {
@@ -381,10 +677,11 @@ static void update_state(struct pass *p, const struct sk_service *svc,
     }
 }
 
-/* One slot (replicated) or one node (global) of a service. */
+/* One slot (replicated) or one node (global) of a service; `unwanted`
+ * says why, when it is not wanted. */
 static void tend_slot(struct pass *p, const struct sk_service *svc,
-                      const struct slot *s, bool wanted, bool can_create,
-                      struct update_state *u)
+                      const struct slot *s, bool wanted, const char *unwanted,
+                      bool can_create, struct update_state *u)
 {
     const struct sk_task_spec *ts = &svc->spec.task;
     const char *node_for_new =
@@ -412,25 +709,29 @@ static void tend_slot(struct pass *p, const struct sk_service *svc,
 
     if (!wanted) {
         if (newest->desired_state == SK_TASK_RUNNING)
-            set_desired(p, newest, SK_TASK_SHUTDOWN,
-                        svc->spec.mode == SK_MODE_GLOBAL
-                            ? "node no longer eligible"
-                            : "scaled down");
+            set_desired(p, newest, SK_TASK_SHUTDOWN, unwanted);
         reap(p, s);
         return;
     }
 
-    const char *why = NULL;
-    enum node_fate fate = fate_of(p, newest, &why);
+    char why[WHY_SIZE];
+    enum node_fate fate = fate_of(p, svc, newest, why);
     bool terminal = sk_task_state_terminal(newest->status.state);
+    /* A task that has ended is not moved for a node that stopped fitting
+     * it: its restart policy decides, and the scheduler places its
+     * successor where it fits. */
+    bool moves = fate == NODE_LOST || fate == NODE_DRAINED ||
+                 (fate == NODE_UNFIT && !terminal);
 
     if (newest->desired_state == SK_TASK_RUNNING) {
-        if (fate != NODE_OK && svc->spec.mode == SK_MODE_REPLICATED) {
+        if (moves && svc->spec.mode == SK_MODE_REPLICATED) {
             set_desired(p, newest, SK_TASK_SHUTDOWN, why);
             if (room(p))
                 create(p, new_task(p, svc, s, NULL, newest->restart_attempts,
                                    newest->restart_window_start, why));
-        } else if (fate == NODE_DRAINED) {
+        } else if (moves) {
+            /* Global: it cannot move; the node gets a new one once it fits
+             * again. */
             set_desired(p, newest, SK_TASK_SHUTDOWN, why);
         } else if (terminal) {
             int64_t attempts = 0, window = 0;
@@ -568,7 +869,7 @@ static void tend_service(struct pass *p, const struct sk_service *svc)
         for (size_t i = 0; i < st.n && room(p); i++) {
             bool wanted =
                 st.slots[i].number >= 1 && st.slots[i].number <= replicas;
-            tend_slot(p, svc, &st.slots[i], wanted, true, &u);
+            tend_slot(p, svc, &st.slots[i], wanted, "scaled down", true, &u);
         }
     } else {
         const struct sk_placement_rules *rules =
@@ -594,7 +895,12 @@ static void tend_service(struct pass *p, const struct sk_service *svc)
                 reap(p, s);
                 continue;
             }
-            tend_slot(p, svc, s, wanted, for_new, &u);
+            char why[WHY_SIZE] = "";
+            if (!wanted)
+                unwanted_why(svc, rules, node, why);
+            /* A new task only where its reservation fits. */
+            bool can_create = for_new && room_on(p, node, &svc->spec.task);
+            tend_slot(p, svc, s, wanted, why, can_create, &u);
         }
         free(nodes);
     }
@@ -646,9 +952,8 @@ static bool tend_orphan(const void *obj, void *ctx)
         return false;
     if (sk_store_get(p->s, SK_KIND_SERVICE, t->service_id))
         return true;
-    const char *why;
-    bool node_gone = *t->node_id && fate_of(p, t, &why) == NODE_LOST &&
-                     !sk_store_get(p->s, SK_KIND_NODE, t->node_id);
+    bool node_gone =
+        *t->node_id && !sk_store_get(p->s, SK_KIND_NODE, t->node_id);
     if (!*t->node_id || node_gone ||
         (t->desired_state == SK_TASK_REMOVE &&
          sk_task_state_terminal(t->status.state)))
@@ -676,6 +981,9 @@ void sk_orchestrate(const struct sk_store *s, struct sk_allocator *alloc,
                      .txn = sk_txn_new()};
     sk_allocator_sync(alloc, s);
     sk_map_init(&p.touched);
+    sk_map_init(&p.load);
+    sk_map_init(&p.evicted);
+    check_capacity(&p);
     const struct sk_cluster *c = sk_store_cluster(s);
     p.history = c ? c->spec.task_history_limit : SK_DEFAULT_TASK_HISTORY;
 
@@ -687,6 +995,8 @@ void sk_orchestrate(const struct sk_store *s, struct sk_allocator *alloc,
     free(services);
     sk_store_each(s, SK_KIND_TASK, tend_orphan, &p);
     sk_map_clear(&p.touched);
+    free_values(&p.load);
+    free_values(&p.evicted);
 
     out->changes = p.changes;
     out->wake_at_ms = p.wake_at;
@@ -696,4 +1006,48 @@ void sk_orchestrate(const struct sk_store *s, struct sk_allocator *alloc,
     } else {
         out->txn = p.txn;
     }
+}
+
+/* ---- what `service ls` counts ---- */
+
+struct count_ctx {
+    const struct sk_store *s;
+    struct sk_service_counts *c;
+};
+
+static bool count_running(const void *obj, void *ctx)
+{
+    const struct sk_task *t = obj;
+    struct count_ctx *cc = ctx;
+    if (t->desired_state != SK_TASK_RUNNING ||
+        t->status.state != SK_TASK_RUNNING)
+        return true;
+    const struct sk_node *n = sk_store_get(cc->s, SK_KIND_NODE, t->node_id);
+    if (n && n->status.state == SK_NODE_READY)
+        cc->c->running++;
+    return true;
+}
+
+void sk_service_counts(const struct sk_store *s, const struct sk_service *svc,
+                       struct sk_service_counts *out)
+{
+    struct sk_service_counts c = {0};
+    struct count_ctx cc = {s, &c};
+    sk_store_each_task_of_service(s, svc->meta.id, count_running, &cc);
+    if (svc->spec.mode == SK_MODE_REPLICATED) {
+        c.desired = svc->spec.replicas;
+    } else {
+        const struct sk_placement_rules *rules =
+            sk_store_placement(s, svc->meta.id);
+        size_t n;
+        const void **nodes = sk_store_list(s, SK_KIND_NODE, &n);
+        for (size_t i = 0; i < n; i++) {
+            const struct sk_node *node = nodes[i];
+            bool for_new;
+            c.desired += node->status.state == SK_NODE_READY &&
+                         sk_node_eligible(node, rules, &for_new);
+        }
+        free(nodes);
+    }
+    *out = c;
 }

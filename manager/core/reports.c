@@ -49,9 +49,17 @@ struct sk_txn *sk_reports_txn(const struct sk_store *s, struct sk_map *pending,
                 u->status.started_at = u->status.timestamp;
             u->status.exit_code = r->exit_code;
             u->status.healthy = healthy;
-            char *msg = dup_or_keep(r->message, NULL);
-            free(u->status.message);
-            u->status.message = msg;
+            /* A task told to stop keeps the reason it was told ("replaced",
+             * "node h1 no longer satisfies node.role==worker"): its state
+             * says it stopped, the message why. */
+            bool told = r->state == SK_TASK_SHUTDOWN &&
+                        cur->desired_state != SK_TASK_RUNNING &&
+                        cur->status.message && *cur->status.message;
+            if (!told) {
+                char *msg = dup_or_keep(r->message, NULL);
+                free(u->status.message);
+                u->status.message = msg;
+            }
             free(u->status.err);
             u->status.err = r->err ? sk_strdup(r->err) : NULL;
             char *cid = dup_or_keep(r->container_id, cur->status.container_id);

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Services on real Docker, end to end on the lab (issue 4): spread, scale,
-# removal, global services, constraints and preferences, restart policy,
-# host loss, manager loss, agent restarts, and bad input.
+# removal, global services, constraints and preferences (and nodes that stop
+# satisfying them: issue 9), restart policy, host loss (service ls counts
+# of a global service with a host down), manager loss, agent restarts, and
+# bad input.
 . "$(dirname "$0")/lib.sh"
 
 cleanup() {
@@ -89,7 +91,8 @@ sk service rm agent >/dev/null
 # --- constraints and preferences -----------------------------------------
 sk service create --name eu --replicas 3 --constraint node.labels.zone==eu \
     --init "$IMG" sleep 100000 >/dev/null
-pending_reason() { sk service ps eu | grep -q "no node satisfies constraint node.labels.zone==eu: 0 of 6 nodes"; }
+# h6 was drained above.
+pending_reason() { sk service ps eu | grep -q "5 nodes excluded by node.labels.zone==eu; 1 node drained"; }
 wait_for 20 pending_reason || { sk service ps eu >&2; fail "no pending reason for the impossible constraint"; }
 [ "$(total_on eu $ALL h6)" = 0 ] || fail "a task of eu runs although no node matches"
 pass "impossible constraint: tasks pending with the reason"
@@ -98,7 +101,49 @@ sk node update --label-add zone=eu h5 >/dev/null
 wait_for 60 converged eu 3 || fail "eu did not run on the labelled nodes"
 [ "$(total_on eu h4 h5)" = 3 ] || fail "eu runs outside the zone"
 pass "constraint: tasks only on the matching nodes"
+
+# A node that stops satisfying a constraint loses its tasks, which run where
+# it still holds (issue 9): a label removed, a worker promoted.
+# why_left SERVICE HOST: the messages of the tasks told to leave HOST.
+why_left() {
+    sk --format json service ps "$1" |
+        jq -r --arg h "$2" '.[] | select(.node_name == $h and .desired_state != "running") | .status.message' | sort -u
+}
+[ "$(on_host h4 eu)" -gt 0 ] || fail "no task of eu on h4 to move"
+t0=$(now_ms)
+sk node update --label-rm zone h4 >/dev/null
+left_h4() { [ "$(on_host h4 eu)" = 0 ] && [ "$(on_host h5 eu)" = 3 ] && converged eu 3; }
+wait_for 30 left_h4 || fail "eu's tasks stayed on h4 after its label went: h4=$(on_host h4 eu) h5=$(on_host h5 eu)"
+log "label removed: eu's tasks left h4 for h5 in $(elapsed_ms "$t0") ms"
+why=$(why_left eu h4)
+[ "$why" = "node h4 no longer satisfies node.labels.zone==eu" ] || fail "why eu's tasks left h4: \"$why\""
+pass "label removed: the tasks on h4 moved to h5, saying why"
 sk service rm eu >/dev/null
+
+sk service create --name wk --replicas 2 --constraint node.role==worker \
+    --init "$IMG" sleep 100000 >/dev/null
+wait_for 60 converged wk 2 || fail "wk did not converge"
+[ "$(on_host h4 wk)" = 1 ] && [ "$(on_host h5 wk)" = 1 ] ||
+    fail "wk is not one per worker: h4=$(on_host h4 wk) h5=$(on_host h5 wk)"
+t0=$(now_ms)
+sk node promote h5 >/dev/null
+left_h5() { [ "$(on_host h5 wk)" = 0 ] && [ "$(on_host h4 wk)" = 2 ] && converged wk 2; }
+wait_for 30 left_h5 || fail "wk's task stayed on h5 after its promotion: h4=$(on_host h4 wk) h5=$(on_host h5 wk)"
+log "promoted: wk's task left h5 for h4 in $(elapsed_ms "$t0") ms"
+why=$(why_left wk h5)
+[ "$why" = "node h5 no longer satisfies node.role==worker" ] || fail "why wk's task left h5: \"$why\""
+pass "node promote: the workers-only task on h5 moved to the worker h4, saying why"
+sk service rm wk >/dev/null
+# h5 a worker again, for what follows (three managers, two workers).
+voters() { sk --format json cluster info | jq '[.managers[] | select(.raft_member == "voter")] | length'; }
+wait_for 30 check voters = 4 || fail "h5 did not become a voter: $(voters) voters"
+sk node demote h5 >/dev/null
+demoted() {
+    [ "$(voters)" = 3 ] &&
+        [ "$(sk --format json node ls | jq -r '.[] | select(.spec.name == "h5") | .spec.role')" = worker ]
+}
+wait_for 30 demoted || fail "h5 not demoted back: $(voters) voters"
+wait_for 30 sh -c "$LAB skiff node ls | grep -q ' h5 .*Ready'" || fail "h5 not ready after its demotion"
 
 sk node update --label-add rack=a h1 >/dev/null
 for h in h2 h3 h4 h5; do sk node update --label-add rack=b "$h" >/dev/null; done
@@ -175,13 +220,19 @@ sk service rm upd >/dev/null
 # --- host loss -----------------------------------------------------------
 sk service create --name hl --replicas 10 --init "$IMG" sleep 100000 >/dev/null
 wait_for 60 converged hl 10 || fail "hl did not converge"
-wait_for 20 check 'on_host h5 hl' -gt 0 || fail "no task of hl on h5"
+wait_for 20 check 'on_host h5 hl' -gt 0 || fail "no task of hl on h5: $(for h in $ALL h6; do printf '%s=%s ' $h $(on_host $h hl); done)"
+# A global service beside it: service ls counts only what runs on ready
+# nodes (issue 9); h6 is drained, so it wants h1..h5.
+sk service create --name gl --mode global --init "$IMG" sleep 100000 >/dev/null
+wait_for 60 converged gl 5 || fail "gl did not reach 5/5: $(running gl)"
 old_on_h5=$(on_host h5 hl)
 t0=$(now_ms)
 "$LAB" cut h5
 back_elsewhere() { [ "$(total_on hl h1 h2 h3 h4 h6)" = 10 ]; }
 wait_for 60 back_elsewhere || fail "tasks of the cut host did not come back elsewhere"
 log "host loss: all 10 replicas running on the others after $(( $(now_ms) - t0 )) ms"
+wait_for 10 check 'running gl' = 4/4 || fail "global gl shows $(running gl) with h5 down, want 4/4"
+pass "service ls: a global service counts only ready nodes (4/4 with h5 down)"
 # h5's containers kept running, cut off.
 [ "$(on_host h5 hl)" = "$old_on_h5" ] || fail "h5's containers died while it was cut off"
 # Logs: the reachable nodes answer; the cut one is named, not waited on.
@@ -196,6 +247,9 @@ pass "service logs names the unreachable node h5 and returns ($(( $(now_ms) - t0
 wait_for 60 check 'on_host h5 hl' = 0 || fail "stale containers on h5 after heal: $(on_host h5 hl)"
 [ "$(total_on hl $ALL h6)" = 10 ] || fail "after heal, $(total_on hl $ALL h6) containers run (want 10)"
 pass "host loss: replaced elsewhere; after heal the stale containers were removed, none duplicated"
+wait_for 30 converged gl 5 || fail "gl shows $(running gl) after h5 came back, want 5/5"
+sk service rm gl >/dev/null
+wait_for 30 check 'total_on gl $ALL h6' = 0 || fail "gl's containers left after service rm"
 
 # --- managers stopped ----------------------------------------------------
 ids_before=$(for h in $ALL h6; do "$LAB" docker "$h" ps -q --filter label=skiff.task.id; done | sort)

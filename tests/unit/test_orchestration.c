@@ -15,6 +15,7 @@
 #include "skiff/ipv4.h"
 #include "skiff/mem.h"
 #include "skiff/orchestrator.h"
+#include "skiff/reports.h"
 #include "skiff/scheduler.h"
 #include "skiff/store.h"
 
@@ -311,8 +312,7 @@ static void impossible_constraint_stays_pending(void **state)
     size_t n = sk_schedule(store, alloc, 100, &d);
     assert_int_equal(n, 3);
     assert_string_equal(d[0].reason,
-                        "no node satisfies constraint node.labels.zone==eu: "
-                        "0 of 5 nodes");
+                        "5 nodes excluded by node.labels.zone==eu");
     assert_string_equal(d[0].node_id, "");
     free(d);
     /* The reason is in the task, for `service ps`. */
@@ -1113,6 +1113,500 @@ static void global_tasks_wait_for_addresses(void **state)
     assert_int_equal(check_addresses_unique(net_back), 4);
 }
 
+/* ---- nodes that stop satisfying what their tasks need ---- */
+
+/* Applies edit to node `name` and commits it. */
+static void edit_node(const char *name, void (*edit)(struct sk_node *))
+{
+    const struct sk_node *n = sk_store_get_by_name(store, SK_KIND_NODE, name);
+    struct sk_node *u = sk_object_dup(SK_KIND_NODE, n);
+    edit(u);
+    struct sk_txn *t = sk_txn_new();
+    sk_txn_update(t, SK_KIND_NODE, u, 0);
+    commit(t);
+    sk_object_free(SK_KIND_NODE, u);
+}
+
+static void promote(struct sk_node *n)
+{
+    n->spec.role = SK_ROLE_MANAGER;
+}
+
+static void label_eu(struct sk_node *n)
+{
+    sk_kv_set(&n->spec.labels, &n->spec.n_labels, "zone", "eu");
+}
+
+static void label_rm_zone(struct sk_node *n)
+{
+    sk_kv_del(&n->spec.labels, &n->spec.n_labels, "zone");
+}
+
+static void shrink_to_512m(struct sk_node *n)
+{
+    n->description.memory_bytes = 512LL << 20;
+}
+
+/* The message of the (one) task of svc on node `name` told to shut
+ * down, or NULL. */
+static const char *shutdown_message(const char *svc, const char *name)
+{
+    const struct sk_node *n = sk_store_get_by_name(store, SK_KIND_NODE, name);
+    size_t k;
+    const void **tasks = sk_store_list(store, SK_KIND_TASK, &k);
+    const char *msg = NULL;
+    for (size_t i = 0; i < k; i++) {
+        const struct sk_task *t = tasks[i];
+        if (strcmp(t->service_id, svc) == 0 &&
+            strcmp(t->node_id, n->meta.id) == 0 &&
+            t->desired_state == SK_TASK_SHUTDOWN)
+            msg = t->status.message;
+    }
+    free(tasks);
+    return msg;
+}
+
+static void workers_only_slow_restart(struct sk_service *s)
+{
+    sk_strs_push(&s->spec.task.placement.constraints,
+                 &s->spec.task.placement.n_constraints, "node.role==worker");
+    s->spec.task.restart.delay_ms = 60000;
+}
+
+/* `node promote h1` under a task of a workers-only service: the task is
+ * told to stop, saying why, and its replacement runs on a worker at once
+ * (no restart delay: the node, not the task, changed). */
+static void promoted_node_loses_workers_only_tasks(void **state)
+{
+    five_nodes();
+    const struct sk_service *s =
+        add_service("w", SK_MODE_REPLICATED, 5, workers_only_slow_restart);
+    char id[SK_ID_SIZE];
+    memcpy(id, s->meta.id, SK_ID_SIZE);
+    settle();
+    assert_int_equal(running_on(id, "h1"), 1);
+    int64_t t0 = now;
+    edit_node("h1", promote);
+    settle();
+    assert_true(now - t0 < 1000);
+    assert_int_equal(running_on(id, "h1"), 0);
+    assert_int_equal(count(id, NULL, SK_TASK_RUNNING, SK_TASK_RUNNING), 5);
+    assert_string_equal(shutdown_message(id, "h1"),
+                        "node h1 no longer satisfies node.role==worker");
+    /* A pause keeps the tasks where they are. */
+    int on_h2 = running_on(id, "h2");
+    assert_true(on_h2 >= 1);
+    set_node("h2", SK_NODE_READY, SK_AVAIL_PAUSE);
+    settle();
+    assert_int_equal(running_on(id, "h2"), on_h2);
+    /* A drain moves them, saying so. */
+    set_node("h2", SK_NODE_READY, SK_AVAIL_DRAIN);
+    settle();
+    assert_int_equal(running_on(id, "h2"), 0);
+    assert_int_equal(count(id, NULL, SK_TASK_RUNNING, SK_TASK_RUNNING), 5);
+    assert_string_equal(shutdown_message(id, "h2"), "node h2 is drained");
+}
+
+/* `node update --label-rm zone h4` under the tasks of a zone==eu service:
+ * they move to the other node of the zone; with no node left in it, they
+ * wait, pending, saying why. */
+static void label_removed_moves_tasks(void **state)
+{
+    five_nodes();
+    edit_node("h4", label_eu);
+    edit_node("h5", label_eu);
+    const struct sk_service *s =
+        add_service("eu", SK_MODE_REPLICATED, 4, constrain_zone);
+    char id[SK_ID_SIZE];
+    memcpy(id, s->meta.id, SK_ID_SIZE);
+    settle();
+    assert_int_equal(running_on(id, "h4"), 2);
+    assert_int_equal(running_on(id, "h5"), 2);
+    edit_node("h4", label_rm_zone);
+    settle();
+    assert_int_equal(running_on(id, "h4"), 0);
+    assert_int_equal(running_on(id, "h5"), 4);
+    assert_string_equal(shutdown_message(id, "h4"),
+                        "node h4 no longer satisfies node.labels.zone==eu");
+    edit_node("h5", label_rm_zone);
+    settle();
+    assert_int_equal(count(id, NULL, SK_TASK_RUNNING, -1), 0);
+    assert_int_equal(count(id, NULL, SK_TASK_PENDING, SK_TASK_RUNNING), 4);
+}
+
+/* A global service leaves a node that no longer matches, naming the
+ * constraint, and comes back when it matches again. */
+static void global_leaves_unmatched_node(void **state)
+{
+    five_nodes();
+    for (int i = 0; i < 5; i++)
+        edit_node(NODES[i], label_eu);
+    const struct sk_service *s =
+        add_service("g", SK_MODE_GLOBAL, 0, constrain_zone);
+    char id[SK_ID_SIZE];
+    memcpy(id, s->meta.id, SK_ID_SIZE);
+    settle();
+    assert_int_equal(count(id, NULL, SK_TASK_RUNNING, SK_TASK_RUNNING), 5);
+    edit_node("h4", label_rm_zone);
+    settle();
+    assert_int_equal(running_on(id, "h4"), 0);
+    assert_int_equal(count(id, NULL, SK_TASK_RUNNING, SK_TASK_RUNNING), 4);
+    assert_string_equal(shutdown_message(id, "h4"),
+                        "node h4 no longer satisfies node.labels.zone==eu");
+    edit_node("h4", label_eu);
+    settle();
+    assert_int_equal(running_on(id, "h4"), 1);
+}
+
+/* A node whose capacity shrinks below what its tasks reserve: the newest
+ * of them beyond its capacity stop, saying why, and run elsewhere. */
+static void shrunk_node_sheds_newest_tasks(void **state)
+{
+    add_node("h1", NULL, 1LL << 30);
+    add_node("h2", NULL, 1LL << 30);
+    add_node("h3", NULL, 1LL << 30);
+    const struct sk_service *s =
+        add_service("mem", SK_MODE_REPLICATED, 4, reserve_400m);
+    char id[SK_ID_SIZE];
+    memcpy(id, s->meta.id, SK_ID_SIZE);
+    settle();
+    const char *full = NULL;
+    for (int i = 0; i < 3; i++)
+        if (running_on(id, NODES[i]) == 2)
+            full = NODES[i];
+    assert_non_null(full);
+    /* The older task stays; the newer one moves. */
+    const struct sk_node *fn = sk_store_get_by_name(store, SK_KIND_NODE, full);
+    char full_id[SK_ID_SIZE];
+    memcpy(full_id, fn->meta.id, SK_ID_SIZE);
+    size_t k;
+    const void **tasks = sk_store_list(store, SK_KIND_TASK, &k);
+    const struct sk_task *older = NULL;
+    for (size_t i = 0; i < k; i++) {
+        const struct sk_task *t = tasks[i];
+        if (strcmp(t->node_id, full_id) == 0 &&
+            (!older || t->meta.created_at < older->meta.created_at ||
+             (t->meta.created_at == older->meta.created_at &&
+              strcmp(t->meta.id, older->meta.id) < 0)))
+            older = t;
+    }
+    free(tasks);
+    char older_id[SK_ID_SIZE];
+    memcpy(older_id, older->meta.id, SK_ID_SIZE);
+    edit_node(full, shrink_to_512m);
+    settle();
+    assert_int_equal(running_on(id, full), 1);
+    const struct sk_task *kept = sk_store_get(store, SK_KIND_TASK, older_id);
+    assert_int_equal(kept->status.state, SK_TASK_RUNNING);
+    assert_int_equal(kept->desired_state, SK_TASK_RUNNING);
+    assert_int_equal(count(id, NULL, SK_TASK_RUNNING, SK_TASK_RUNNING), 4);
+    char want[160];
+    snprintf(want, sizeof want,
+             "node %s has 512 MiB of memory, less than its tasks reserve "
+             "(800 MiB)",
+             full);
+    assert_string_equal(shutdown_message(id, full), want);
+}
+
+/* A global service whose reservation no longer fits a node stops there
+ * once, and is not started again while it does not fit (no churn). */
+static void global_reservation_beyond_shrunk_node(void **state)
+{
+    five_nodes();
+    const struct sk_service *s =
+        add_service("g", SK_MODE_GLOBAL, 0, reserve_400m);
+    char id[SK_ID_SIZE];
+    memcpy(id, s->meta.id, SK_ID_SIZE);
+    const struct sk_service *b =
+        add_service("b", SK_MODE_GLOBAL, 0, reserve_400m);
+    char bid[SK_ID_SIZE];
+    memcpy(bid, b->meta.id, SK_ID_SIZE);
+    settle();
+    assert_int_equal(running_on(id, "h3") + running_on(bid, "h3"), 2);
+    edit_node("h3", shrink_to_512m);
+    settle();
+    assert_int_equal(running_on(id, "h3") + running_on(bid, "h3"), 1);
+    assert_int_equal(count(NULL, NULL, -1, -1), 10);
+    now += 60000;
+    settle();
+    assert_int_equal(running_on(id, "h3") + running_on(bid, "h3"), 1);
+    assert_int_equal(count(NULL, NULL, -1, -1), 10);
+}
+
+static void labels_eu_on_h1_h2_h3(void)
+{
+    for (int i = 0; i < 3; i++)
+        edit_node(NODES[i], label_eu);
+}
+
+/* An update that adds a constraint replaces the tasks on the nodes that do
+ * not match at the update's pace, not all at once: a task is held to its
+ * own spec's constraints. */
+static void added_constraint_replaces_at_update_pace(void **state)
+{
+    five_nodes();
+    labels_eu_on_h1_h2_h3();
+    const struct sk_service *s =
+        add_service("web", SK_MODE_REPLICATED, 5, NULL);
+    char id[SK_ID_SIZE];
+    memcpy(id, s->meta.id, SK_ID_SIZE);
+    settle();
+    struct sk_service *u = sk_object_dup(
+        SK_KIND_SERVICE, sk_store_get(store, SK_KIND_SERVICE, id));
+    constrain_zone(u);
+    u->spec.update.parallelism = 1;
+    u->spec_version = 2;
+    u->update_status.state = SK_UPDATE_UPDATING;
+    u->update_status.started_at = now;
+    struct sk_txn *t = sk_txn_new();
+    sk_txn_update(t, SK_KIND_SERVICE, u, 0);
+    commit(t);
+    sk_object_free(SK_KIND_SERVICE, u);
+    now += 10;
+    round_once();
+    assert_true(count(id, NULL, -1, SK_TASK_SHUTDOWN) <= 1);
+    settle();
+    now += 5000;
+    settle();
+    assert_int_equal(running_on(id, "h4") + running_on(id, "h5"), 0);
+    assert_int_equal(count(id, NULL, SK_TASK_RUNNING, SK_TASK_RUNNING), 5);
+}
+
+/* ---- why a task is pending ---- */
+
+static void workers_on_8081(struct sk_service *s)
+{
+    publish_8080(s);
+    s->spec.endpoint.ports[0].published = 8081;
+    sk_strs_push(&s->spec.task.placement.constraints,
+                 &s->spec.task.placement.n_constraints, "node.role==worker");
+}
+
+static void reserve_2g(struct sk_service *s)
+{
+    s->spec.task.reservations.memory_bytes = 2LL << 30;
+}
+
+/* The reason of the first pending decision of the scheduler. */
+static void assert_reason(const char *want)
+{
+    struct sk_sched_decision *d;
+    size_t n = sk_schedule(store, alloc, 100, &d);
+    assert_true(n >= 1);
+    assert_string_equal(d[0].node_id, "");
+    assert_string_equal(d[0].reason, want);
+    free(d);
+}
+
+/* The reason counts every filter that excluded a node, each node under
+ * the first filter it fails, most nodes first, plurals right. */
+static void pending_reason_counts_every_filter(void **state)
+{
+    five_nodes();
+    edit_node("h1", promote);
+    edit_node("h2", promote);
+    set_node("h3", SK_NODE_READY, SK_AVAIL_DRAIN);
+    const struct sk_service *a =
+        add_service("a", SK_MODE_REPLICATED, 2, workers_on_8081);
+    char aid[SK_ID_SIZE];
+    memcpy(aid, a->meta.id, SK_ID_SIZE);
+    settle();
+    assert_int_equal(running_on(aid, "h4") + running_on(aid, "h5"), 2);
+    add_service("b", SK_MODE_REPLICATED, 1, workers_on_8081);
+    settle();
+    assert_reason("2 nodes excluded by node.role==worker; host port 8081/tcp "
+                  "is in use on 2 nodes; 1 node drained");
+    /* The reason is in the task, for `service ps`. */
+    const struct sk_service *b =
+        sk_store_get_by_name(store, SK_KIND_SERVICE, "b");
+    size_t k;
+    const void **tasks = sk_store_list(store, SK_KIND_TASK, &k);
+    for (size_t i = 0; i < k; i++) {
+        const struct sk_task *t = tasks[i];
+        if (strcmp(t->service_id, b->meta.id) == 0)
+            assert_string_equal(t->status.message,
+                                "2 nodes excluded by node.role==worker; host "
+                                "port 8081/tcp is in use on 2 nodes; 1 node "
+                                "drained");
+    }
+    free(tasks);
+}
+
+static void pending_reason_singular(void **state)
+{
+    add_node("h1", NULL, 1LL << 30);
+    add_node("h2", NULL, 1LL << 30);
+    set_node("h2", SK_NODE_DOWN, SK_AVAIL_ACTIVE);
+    add_service("big", SK_MODE_REPLICATED, 1, reserve_2g);
+    settle();
+    assert_reason(
+        "1 node not ready; insufficient memory on 1 node (needs 2048 MiB)");
+    set_node("h2", SK_NODE_READY, SK_AVAIL_PAUSE);
+    assert_reason(
+        "1 node paused; insufficient memory on 1 node (needs 2048 MiB)");
+}
+
+static const char *LONG_KEYS[] = {
+    "a-label-key-long-enough-to-fill-a-reason-quickly-1",
+    "a-label-key-long-enough-to-fill-a-reason-quickly-2",
+    "a-label-key-long-enough-to-fill-a-reason-quickly-3",
+    "a-label-key-long-enough-to-fill-a-reason-quickly-4",
+    "a-label-key-long-enough-to-fill-a-reason-quickly-5",
+};
+
+static void five_long_constraints(struct sk_service *s)
+{
+    for (int i = 0; i < 5; i++) {
+        char *c = sk_printf("node.labels.%s!=x", LONG_KEYS[i]);
+        sk_strs_push(&s->spec.task.placement.constraints,
+                     &s->spec.task.placement.n_constraints, c);
+        free(c);
+    }
+}
+
+/* A reason longer than its room ends in "; ..." after whole parts. */
+static void pending_reason_cut_after_whole_parts(void **state)
+{
+    for (int i = 0; i < 5; i++) {
+        const struct sk_node *n = add_node(NODES[i], NULL, 1LL << 30);
+        struct sk_node *u = sk_object_dup(SK_KIND_NODE, n);
+        sk_kv_set(&u->spec.labels, &u->spec.n_labels, LONG_KEYS[i], "x");
+        struct sk_txn *t = sk_txn_new();
+        sk_txn_update(t, SK_KIND_NODE, u, 0);
+        commit(t);
+        sk_object_free(SK_KIND_NODE, u);
+    }
+    add_service("picky", SK_MODE_REPLICATED, 1, five_long_constraints);
+    settle();
+    struct sk_sched_decision *d;
+    size_t n = sk_schedule(store, alloc, 100, &d);
+    assert_int_equal(n, 1);
+    const char *r = d[0].reason;
+    assert_true(strlen(r) < sizeof d[0].reason);
+    assert_non_null(strstr(r, "1 node excluded by node.labels."
+                              "a-label-key-long-enough-to-fill-a-reason-"
+                              "quickly-1!=x; 1 node excluded by"));
+    assert_string_equal(r + strlen(r) - 5, "; ...");
+    free(d);
+}
+
+/* ---- what `service ls` counts ---- */
+
+static void assert_counts(const char *svc, int64_t running, int64_t desired)
+{
+    struct sk_service_counts c;
+    sk_service_counts(store, sk_store_get(store, SK_KIND_SERVICE, svc), &c);
+    if (c.running != running || c.desired != desired)
+        fail_msg("counts %lld/%lld, want %lld/%lld", (long long)c.running,
+                 (long long)c.desired, (long long)running, (long long)desired);
+}
+
+/* Only tasks on ready nodes run as far as `service ls` says; a global
+ * service wants the ready nodes that may hold its task. */
+static void service_counts_on_ready_nodes(void **state)
+{
+    five_nodes();
+    const struct sk_service *g = add_service("g", SK_MODE_GLOBAL, 0, NULL);
+    char gid[SK_ID_SIZE];
+    memcpy(gid, g->meta.id, SK_ID_SIZE);
+    const struct sk_service *r = add_service("r", SK_MODE_REPLICATED, 10, NULL);
+    char rid[SK_ID_SIZE];
+    memcpy(rid, r->meta.id, SK_ID_SIZE);
+    settle();
+    assert_counts(gid, 5, 5);
+    assert_counts(rid, 10, 10);
+
+    /* h2 goes down: before the orchestrator acts, and after. */
+    set_node("h2", SK_NODE_DOWN, SK_AVAIL_ACTIVE);
+    assert_counts(gid, 4, 4);
+    assert_counts(rid, 8, 10);
+    settle();
+    assert_counts(gid, 4, 4);
+    assert_counts(rid, 10, 10);
+
+    /* Paused keeps its task and counts; drained does not. */
+    set_node("h3", SK_NODE_READY, SK_AVAIL_PAUSE);
+    settle();
+    assert_counts(gid, 4, 4);
+    set_node("h3", SK_NODE_READY, SK_AVAIL_DRAIN);
+    settle();
+    assert_counts(gid, 3, 3);
+    set_node("h2", SK_NODE_READY, SK_AVAIL_ACTIVE);
+    settle();
+    assert_counts(gid, 4, 4);
+
+    /* A constraint: only the matching nodes are wanted. */
+    edit_node("h4", label_eu);
+    const struct sk_service *eu =
+        add_service("eu", SK_MODE_GLOBAL, 0, constrain_zone);
+    char eid[SK_ID_SIZE];
+    memcpy(eid, eu->meta.id, SK_ID_SIZE);
+    assert_counts(eid, 0, 1);
+    settle();
+    assert_counts(eid, 1, 1);
+}
+
+/* The agent's report that a task told to stop has stopped keeps the reason
+ * it was told as the task's message; other reports bring their own. */
+static void stop_report_keeps_the_reason(void **state)
+{
+    five_nodes();
+    const struct sk_service *s =
+        add_service("w", SK_MODE_REPLICATED, 5, workers_only_slow_restart);
+    char id[SK_ID_SIZE];
+    memcpy(id, s->meta.id, SK_ID_SIZE);
+    settle();
+    const struct sk_node *h1 = sk_store_get_by_name(store, SK_KIND_NODE, "h1");
+    char h1_id[SK_ID_SIZE], h2_id[SK_ID_SIZE];
+    memcpy(h1_id, h1->meta.id, SK_ID_SIZE);
+    memcpy(h2_id,
+           ((const struct sk_node *)sk_store_get_by_name(store, SK_KIND_NODE,
+                                                         "h2"))
+               ->meta.id,
+           SK_ID_SIZE);
+    edit_node("h1", promote);
+    now += 10;
+    round_once();
+    char told[SK_ID_SIZE] = "", other[SK_ID_SIZE] = "";
+    size_t k;
+    const void **tasks = sk_store_list(store, SK_KIND_TASK, &k);
+    for (size_t i = 0; i < k; i++) {
+        const struct sk_task *t = tasks[i];
+        if (strcmp(t->node_id, h1_id) == 0)
+            memcpy(told, t->meta.id, SK_ID_SIZE);
+        else if (strcmp(t->node_id, h2_id) == 0 &&
+                 t->status.state == SK_TASK_RUNNING)
+            memcpy(other, t->meta.id, SK_ID_SIZE);
+    }
+    free(tasks);
+    assert_true(*told && *other);
+
+    struct sk_map pending;
+    sk_map_init(&pending);
+    const char *ids[] = {told, other}, *nodes[] = {h1_id, h2_id};
+    int states[] = {SK_TASK_SHUTDOWN, SK_TASK_FAILED};
+    for (int i = 0; i < 2; i++) {
+        struct sk_pending_report *r = sk_calloc(1, sizeof *r);
+        memcpy(r->node_id, nodes[i], SK_ID_SIZE);
+        memcpy(r->report.id, ids[i], SK_ID_SIZE);
+        r->report.state = states[i];
+        r->report.timestamp = now;
+        r->report.message =
+            sk_strdup(i == 0 ? "stopped" : "exited with code 1");
+        sk_map_put(&pending, ids[i], r);
+    }
+    commit(sk_reports_txn(store, &pending, now));
+    assert_int_equal(sk_map_count(&pending), 0);
+    sk_map_clear(&pending);
+    const struct sk_task *t = sk_store_get(store, SK_KIND_TASK, told);
+    assert_int_equal(t->status.state, SK_TASK_SHUTDOWN);
+    assert_string_equal(t->status.message,
+                        "node h1 no longer satisfies node.role==worker");
+    t = sk_store_get(store, SK_KIND_TASK, other);
+    assert_int_equal(t->status.state, SK_TASK_FAILED);
+    assert_string_equal(t->status.message, "exited with code 1");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1147,6 +1641,28 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(failure_after_monitor_does_not_count,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(promoted_node_loses_workers_only_tasks,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(label_removed_moves_tasks, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(global_leaves_unmatched_node, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(shrunk_node_sheds_newest_tasks, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(global_reservation_beyond_shrunk_node,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            added_constraint_replaces_at_update_pace, setup, teardown),
+        cmocka_unit_test_setup_teardown(pending_reason_counts_every_filter,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(pending_reason_singular, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(pending_reason_cut_after_whole_parts,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(service_counts_on_ready_nodes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(stop_report_keeps_the_reason, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
