@@ -201,8 +201,8 @@ static void load_seen_index(void)
     unsigned long long v = 0;
     char cluster[64] = "";
     if (f) {
-        if (fscanf(f, "%63s %llu", cluster, &v) != 2 ||
-            !cli.creds.cluster_id || strcmp(cluster, cli.creds.cluster_id))
+        if (fscanf(f, "%63s %llu", cluster, &v) != 2 || !cli.creds.cluster_id ||
+            strcmp(cluster, cli.creds.cluster_id))
             v = 0;
         fclose(f);
     }

@@ -195,14 +195,6 @@ static bool any_task(const void *obj, void *ctx)
     return true;
 }
 
-/* qsort, which must not be given NULL even for no elements. */
-static void sort(void *base, size_t n, size_t size,
-                 int (*cmp)(const void *, const void *))
-{
-    if (n > 1)
-        qsort(base, n, size, cmp);
-}
-
 static int by_net(const void *a, const void *b)
 {
     return strcmp(((const struct sk_net_info *)a)->id,
