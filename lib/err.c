@@ -23,6 +23,7 @@ static const struct {
     [SK_EIO] = {"io", 500},
     [SK_ECANCELED] = {"canceled", 503},
     [SK_ENOSPC] = {"exhausted", 409},
+    [SK_EMETHOD] = {"method_not_allowed", 405},
     [SK_EINTERNAL] = {"internal", 500},
 };
 

@@ -412,24 +412,40 @@ void router_handle(struct sk_http_req *req)
     c->req = req;
     m->requests++;
     const struct route *r = NULL;
-    bool path_known = false;
+    bool path_known = false, public_path = false;
+    char allow[64] = "";
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (!match(routes[i].pattern, req->path, c))
             continue;
         path_known = true;
+        public_path |= routes[i].auth == AUTH_NONE;
         if (strcmp(routes[i].method, req->method) == 0) {
             r = &routes[i];
             break;
         }
+        size_t at = strlen(allow);
+        snprintf(allow + at, sizeof allow - at, "%s%s", at ? ", " : "",
+                 routes[i].method);
+    }
+    /* Strangers learn nothing about the API -- which paths exist, which
+     * methods they take -- beyond its public calls. */
+    if (!req->peer->authenticated && !public_path &&
+        (!r || r->auth != AUTH_NONE)) {
+        m->refused++;
+        call_errorf(c, SK_EAUTH,
+                    "a client certificate of this cluster is required (use "
+                    "the admin credentials from `skiffd --init`)");
+        return;
     }
     if (!r) {
-        /* Strangers learn nothing about the API, not even its methods. */
-        if (path_known && authorise(c, AUTH_ADMIN, false))
-            call_errorf(c, SK_EINVAL, "%s is not allowed on %s", req->method,
-                        req->path);
-        else if (!path_known)
+        if (path_known) {
+            sk_http_add_header(req, "Allow", allow);
+            call_errorf(c, SK_EMETHOD, "%s is not allowed on %s (allowed: %s)",
+                        req->method, req->path, allow);
+        } else {
             call_errorf(c, SK_ENOTFOUND, "no such endpoint: %s %s", req->method,
                         req->path);
+        }
         return;
     }
     bool want_consistent = query_flag(req, "consistent");

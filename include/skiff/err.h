@@ -29,6 +29,7 @@ enum sk_rc {
     SK_EIO,       /* file system or socket error */
     SK_ECANCELED, /* the operation was stopped by a close */
     SK_ENOSPC,    /* a pool ran out (addresses, subnets, VNIs) */
+    SK_EMETHOD,   /* the path exists, not with this method (HTTP 405) */
     SK_EINTERNAL, /* a bug: an invariant did not hold */
     SK_RC_COUNT
 };

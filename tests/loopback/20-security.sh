@@ -189,3 +189,20 @@ contains "$OUT" "--token is visible to every local user" "a join with --token"
 bad=$(find "$(dir m1)" "$(dir w2)" -perm -o=r -type f | head -3)
 [ -z "$bad" ] || fail "world-readable files in a data dir: $bad"
 ok "join tokens: --token-file and \$SKIFF_JOIN_TOKEN work, no token in any log or command line, --token warns, no world-readable file in data dirs"
+
+# ---- nothing is mapped before authentication; wrong methods say so ----
+for path in /v1/nodes /v1/no-such-thing /v1/services/x/logs /metrics; do
+    r=$(https GET "https://$(api m1)$path" -)
+    eq "${r%% *}" 401 "GET $path without a certificate: HTTP status"
+done
+r=$(https GET "https://$(api m1)/v1/health" -)
+eq "${r%% *}" 200 "GET /v1/health without a certificate: HTTP status"
+cred_files "$ADMIN" "$TEST_DIR/admin"
+r=$(https GET "https://$(api m1)/v1/no-such-thing" "$TEST_DIR/admin")
+eq "${r%% *}" 404 "an unknown path with the admin certificate: HTTP status"
+code=$(curl -sS --max-time 5 -X DELETE --cacert "$TEST_DIR/admin-ca.pem" --cert "$TEST_DIR/admin-cert.pem" \
+    --key "$TEST_DIR/admin-key.pem" -D "$TEST_DIR/hdr" -o /dev/null -w '%{http_code}' \
+    "https://$(api m1)/v1/nodes")
+eq "$code" 405 "DELETE /v1/nodes: HTTP status"
+grep -qi '^allow: GET' "$TEST_DIR/hdr" || fail "DELETE /v1/nodes: no Allow header: $(cat "$TEST_DIR/hdr")"
+ok "no certificate: 401 on every path but the public ones, existing or not; a wrong method: 405 with Allow"
