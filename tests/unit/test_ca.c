@@ -516,8 +516,9 @@ static void principals_round_trip(void **state)
         "node abc  worker 01 12",
         "node a/b worker 01 12",
         "node abc worker 01 99999999999999999999999",
-        "node abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijkl "
-        "worker 01 12",
+        ("node "
+         "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijkl "
+         "worker 01 12"),
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (sk_principal_parse(bad[i], &q, &err) == SK_OK)
